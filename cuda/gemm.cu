@@ -1,0 +1,63 @@
+// f32 GEMM through cuBLASLt (row-major, computed as the column-major transpose).
+#include "common.cuh"
+
+#ifdef DECOFLOW_HAVE_CUBLASLT
+#include <cublasLt.h>
+#endif
+
+namespace dfcuda {
+
+#ifdef DECOFLOW_HAVE_CUBLASLT
+
+namespace {
+
+#define DF_LT_TRY(call)                                                                         \
+  do {                                                                                          \
+    cublasStatus_t st_ = (call);                                                                \
+    if (st_ != CUBLAS_STATUS_SUCCESS)                                                           \
+      return set_error(st_ == CUBLAS_STATUS_ALLOC_FAILED ? DF_CUDA_OUT_OF_MEMORY : DF_CUDA_ERROR, \
+                       std::string(#call) + " failed with cuBLAS status " + std::to_string(int(st_))); \
+  } while (0)
+
+cublasLtHandle_t handle_for(int device) {
+  static cublasLtHandle_t handles[64] = {};
+  if (!handles[device]) cublasLtCreate(&handles[device]);
+  return handles[device];
+}
+
+}  // namespace
+
+int sgemm(int device, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cudaStream_t stream = stream_for(device);
+  cublasLtHandle_t lt = handle_for(device);
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
+  cublasLtMatmulDesc_t op;
+  DF_LT_TRY(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opb, sizeof opb);
+  cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa);
+  cublasLtMatrixLayout_t lb, la, lc;
+  DF_LT_TRY(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, tb ? k : n, tb ? n : k, ldb));
+  DF_LT_TRY(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, ta ? m : k, ta ? k : m, lda));
+  DF_LT_TRY(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, n, m, ldc));
+  cublasStatus_t st = cublasLtMatmul(lt, op, &alpha, b, lb, a, la, &beta, c, lc, c, lc, nullptr, nullptr, 0, stream);
+  cublasLtMatrixLayoutDestroy(lb);
+  cublasLtMatrixLayoutDestroy(la);
+  cublasLtMatrixLayoutDestroy(lc);
+  cublasLtMatmulDescDestroy(op);
+  if (st != CUBLAS_STATUS_SUCCESS)
+    return set_error(DF_CUDA_ERROR, "cublasLtMatmul failed with cuBLAS status " + std::to_string(int(st)));
+  return DF_CUDA_OK;
+}
+
+#else
+
+int sgemm(int, int, int, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
+          float*, int64_t) {
+  return set_error(DF_CUDA_ERROR, "this CUDA backend was built without cuBLASLt, so matmul has no CUDA kernel");
+}
+
+#endif
+
+}  // namespace dfcuda

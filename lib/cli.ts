@@ -1,0 +1,39 @@
+// The `decoflow` command line. Exit codes: 0 ok, 1 failure at run time, 2 bad usage.
+import { info } from './runtime';
+
+const USAGE = `usage: decoflow <command> [options]
+
+commands:
+  info        version, backends, BLAS and threads
+  help        this text
+`;
+
+function printInfo(): void {
+  const i = info();
+  console.log(`decoflow ${i.version} (node ${i.node})`);
+  console.log(`threads: ${i.threads} of ${i.hardwareThreads} hardware threads${i.nativeArch ? ', built for this CPU' : ''}`);
+  console.log(`BLAS: ${i.blas} (gemm: ${i.gemm})`);
+  console.log('backends:');
+  for (const b of i.backends) {
+    const state = b.available ? `available, ${b.devices} device(s)${b.detail ? `: ${b.detail}` : ''}` : `unavailable: ${b.reason}`;
+    console.log(`  ${b.name.padEnd(5)} ${state}`);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command] = argv;
+  switch (command) {
+    case 'info':
+      printInfo();
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`decoflow: unknown command '${command}'\n${USAGE}`);
+      return 2;
+  }
+}

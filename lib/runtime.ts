@@ -1,0 +1,64 @@
+// Backends, threads, memory accounting and build information.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { NativeBackend } from '../types/native';
+import { native, root } from './native';
+
+export type Backend = NativeBackend;
+
+/** Every backend this build knows, whether it is usable, and if not, why. */
+export function backends(): Backend[] {
+  return native.backends();
+}
+
+export interface Info {
+  version: string;
+  node: string;
+  backends: Backend[];
+  blas: string;
+  gemm: 'auto' | 'blas' | 'builtin';
+  threads: number;
+  hardwareThreads: number;
+  nativeArch: boolean;
+}
+
+export function info(): Info {
+  const version: string = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version;
+  const b = native.buildInfo();
+  return {
+    version,
+    node: process.version,
+    backends: backends(),
+    blas: b.blas,
+    gemm: native.getGemm(),
+    threads: b.threads,
+    hardwareThreads: b.hardwareThreads,
+    nativeArch: b.nativeArch,
+  };
+}
+
+/** Sets the number of CPU threads decoflow's kernels (and OpenBLAS) use; 0 means every core. */
+export function setThreads(n: number): void {
+  native.setThreads(n);
+}
+
+export function getThreads(): number {
+  return native.getThreads();
+}
+
+export interface DeviceMemory {
+  /** Live tensor storages (views share one). */
+  tensors: number;
+  bytes: number;
+  /** The most bytes live at once since the last resetPeakMemory(). */
+  peakBytes: number;
+}
+
+/** Live tensors and bytes per device ('cpu', 'cuda:0', ...). */
+export function memory(): Record<string, DeviceMemory> {
+  return native.memory();
+}
+
+export function resetPeakMemory(device: string = 'cpu'): void {
+  native.resetPeakMemory(device);
+}

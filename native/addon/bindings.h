@@ -1,0 +1,10 @@
+// One init function per binding file; addon.cpp calls them all.
+#pragma once
+#include <napi.h>
+
+namespace df::addon {
+
+void init_runtime(Napi::Env env, Napi::Object exports);
+void init_gemm(Napi::Env env, Napi::Object exports);
+
+}  // namespace df::addon

@@ -1,0 +1,133 @@
+#include "backend.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <mutex>
+
+#include "error.h"
+
+namespace df {
+
+namespace {
+std::mutex g_load_mutex;
+}
+
+std::string module_directory() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&module_directory), &info) == 0 || !info.dli_fname) return ".";
+  std::string path = info.dli_fname;
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+CudaBackend& cuda_backend() {
+  static CudaBackend backend;
+  return backend;
+}
+
+void CudaBackend::load() {
+  std::lock_guard<std::mutex> lock(g_load_mutex);
+  if (loaded_) return;
+  loaded_ = true;
+  const char* env = std::getenv("DECOFLOW_CUDA_LIBRARY");
+  std::string path = env && *env ? env : module_directory() + "/libdecoflow_cuda.so";
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char* why = dlerror();
+    reason_ = "the CUDA backend library could not be loaded (" + path + "): " +
+              (why ? why : "unknown error") +
+              ". It is built only where nvcc was found at install time (see README, 'CUDA backend')";
+    return;
+  }
+  auto fn = reinterpret_cast<DfCudaApiFn>(dlsym(handle, "decoflow_cuda_api"));
+  const DfCudaApi* api = fn ? fn() : nullptr;
+  if (!api || api->abi_version != DF_CUDA_ABI_VERSION) {
+    reason_ = "the CUDA backend library at " + path + " does not match this addon (ABI version)";
+    return;
+  }
+  int count = 0;
+  int status = api->device_count(&count);
+  if (status == DF_CUDA_NO_DRIVER) {
+    reason_ = std::string("no NVIDIA driver: ") + api->last_error();
+    return;
+  }
+  if (status != DF_CUDA_OK || count == 0) {
+    reason_ = status == DF_CUDA_OK ? "no CUDA device found" : std::string("no CUDA device: ") + api->last_error();
+    return;
+  }
+  api_ = api;
+  count_ = count;
+}
+
+bool CudaBackend::available() {
+  load();
+  return api_ != nullptr;
+}
+
+const std::string& CudaBackend::reason() {
+  load();
+  return reason_;
+}
+
+int CudaBackend::device_count() { return available() ? count_ : 0; }
+
+std::string CudaBackend::device_name(int index) {
+  char name[256] = {0};
+  check(api().device_name(index, name, sizeof name), "cudaGetDeviceProperties");
+  return name;
+}
+
+const DfCudaApi& CudaBackend::api() {
+  if (!available()) fail(Code::Device, "device 'cuda' is not available: " + reason_);
+  return *api_;
+}
+
+void CudaBackend::require(Device d) {
+  const DfCudaApi& a = api();
+  (void)a;
+  if (d.index < 0 || d.index >= count_)
+    fail(Code::Device, "device '" + d.name() + "' does not exist: " + std::to_string(count_) +
+                           " CUDA device(s) found");
+}
+
+void CudaBackend::check(int status, const char* what) {
+  if (status == DF_CUDA_OK) return;
+  std::string msg = std::string(what) + " failed: " + (api_ ? api_->last_error() : "backend unavailable");
+  if (status == DF_CUDA_OUT_OF_MEMORY) fail(Code::OutOfMemory, msg);
+  if (status == DF_CUDA_INVALID) fail(Code::ArgValue, msg);
+  fail(Code::Backend, msg);
+}
+
+void* CudaBackend::alloc(Device d, size_t bytes) {
+  require(d);
+  void* p = nullptr;
+  check(api_->alloc(d.index, bytes, &p), "CUDA allocation");
+  return p;
+}
+
+void CudaBackend::free(Device d, void* p) {
+  if (api_) api_->free(d.index, p);  // never throws: called from destructors
+}
+
+void CudaBackend::copy_to_device(Device d, void* dst, const void* src, size_t bytes) {
+  require(d);
+  check(api_->copy_to_device(d.index, dst, src, bytes), "copy to CUDA device");
+}
+
+void CudaBackend::copy_to_host(Device d, void* dst, const void* src, size_t bytes) {
+  require(d);
+  check(api_->copy_to_host(d.index, dst, src, bytes), "copy from CUDA device");
+}
+
+void CudaBackend::copy_on_device(Device d, void* dst, const void* src, size_t bytes) {
+  require(d);
+  check(api_->copy_on_device(d.index, dst, src, bytes), "copy on CUDA device");
+}
+
+void CudaBackend::synchronize(Device d) {
+  require(d);
+  check(api_->synchronize(d.index), "CUDA synchronize");
+}
+
+}  // namespace df

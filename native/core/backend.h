@@ -1,0 +1,51 @@
+// The CUDA backend as the core sees it: loaded lazily with dlopen, so a CPU-only machine never
+// touches CUDA. When it is unusable every call throws Code::Device with the reason.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "cuda_api.h"
+#include "device.h"
+
+namespace df {
+
+struct BackendInfo {
+  std::string name;      // "cpu" or "cuda"
+  bool available = false;
+  std::string reason;    // why not, when unavailable
+  std::string detail;    // e.g. device names, BLAS in use
+};
+
+class CudaBackend {
+ public:
+  // Loads the library on first use; cheap afterwards.
+  bool available();
+  const std::string& reason();  // why it is unavailable ("" when available)
+  int device_count();
+  std::string device_name(int index);
+
+  void* alloc(Device d, size_t bytes);
+  void free(Device d, void* p);
+  void copy_to_device(Device d, void* dst, const void* src, size_t bytes);
+  void copy_to_host(Device d, void* dst, const void* src, size_t bytes);
+  void copy_on_device(Device d, void* dst, const void* src, size_t bytes);
+  void synchronize(Device d);
+  const DfCudaApi& api();  // throws when unavailable; for ops with CUDA kernels
+  void check(int status, const char* what);  // turns a status into a df::Error
+
+ private:
+  void load();
+  void require(Device d);
+  bool loaded_ = false;
+  const DfCudaApi* api_ = nullptr;
+  std::string reason_;
+  int count_ = 0;
+};
+
+CudaBackend& cuda_backend();
+
+// Directory of the loaded addon (where libdecoflow_cuda.so is looked for).
+std::string module_directory();
+
+}  // namespace df
