@@ -7,3 +7,7 @@ export { matmul, matmulSync, setGemm, getGemm } from './gemm';
 export type { MatmulOptions } from './gemm';
 export { decoflowError } from './errors';
 export type { DecoflowError, ErrorCode } from './errors';
+export { shapesDataset, tensorDataset, fashionMnist, imageFolder, loadDataset, BatchLoader, FASHION_MNIST_DIR } from './data';
+export type { Batch, Dataset } from './data';
+export { grid, saveGrid, saveImages, readImage, toPixels, writeFileAtomic } from './image';
+export type { GridOptions } from './image';
