@@ -7,3 +7,18 @@ export { matmul, matmulSync, setGemm, getGemm } from './gemm';
 export type { MatmulOptions } from './gemm';
 export { decoflowError } from './errors';
 export type { DecoflowError, ErrorCode } from './errors';
+export { Model } from './model';
+export type {
+  ModelConfig,
+  ModelOptions,
+  ModelInputs,
+  ModelBatch,
+  OptimizerOptions,
+  LossResult,
+  StepResult,
+  TrainStepResult,
+  ParameterInfo,
+  SaveOptions,
+} from './model';
+export { readSafetensors, writeSafetensors } from './safetensors';
+export type { SafetensorsContents } from './safetensors';

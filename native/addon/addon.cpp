@@ -14,6 +14,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   NativeTensor::init(env, exports);
   init_runtime(env, exports);
   init_gemm(env, exports);
+  init_model(env, exports);
+  init_safetensors(env, exports);
   return exports;
 }
 
