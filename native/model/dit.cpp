@@ -46,25 +46,18 @@ void split_heads_backward(const float* dq, const float* dk, const float* dv, flo
   });
 }
 
-// o [B, H, N, hd] -> [B, N, H * hd] (heads concatenated per token), and back (`inverse`).
+// o [B, H, N, hd] -> [B, N, H * hd] (heads concatenated per token); `inverse` goes back.
 void merge_heads(const float* src, float* dst, int64_t B, int64_t N, int64_t H, int64_t hd, bool inverse) {
   const int64_t D = H * hd;
   parallel_for(B * N, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
       int64_t b = r / N, n = r % N;
       for (int64_t h = 0; h < H; h++) {
-        float* head = const_cast<float*>(inverse ? dst : src) + ((b * H + h) * N + n) * hd;
-        float* tok = const_cast<float*>(inverse ? src : dst) + r * D + h * hd;
-        if (inverse) std::memcpy(head, tok, size_t(hd) * sizeof(float));
-        else std::memcpy(tok, head, size_t(hd) * sizeof(float));
+        int64_t head = ((b * H + h) * N + n) * hd, tok = r * D + h * hd;
+        if (inverse) std::memcpy(dst + head, src + tok, size_t(hd) * sizeof(float));
+        else std::memcpy(dst + tok, src + head, size_t(hd) * sizeof(float));
       }
     }
-  });
-}
-
-void add_into(float* dst, const float* src, int64_t n) {
-  parallel_for(n, 1 << 14, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; i++) dst[i] += src[i];
   });
 }
 
