@@ -11,3 +11,18 @@ export { shapesDataset, tensorDataset, fashionMnist, imageFolder, loadDataset, B
 export type { Batch, Dataset } from './data';
 export { grid, saveGrid, saveImages, readImage, toPixels, writeFileAtomic } from './image';
 export type { GridOptions } from './image';
+export { Model } from './model';
+export type {
+  ModelConfig,
+  ModelOptions,
+  ModelInputs,
+  ModelBatch,
+  OptimizerOptions,
+  LossResult,
+  StepResult,
+  TrainStepResult,
+  ParameterInfo,
+  SaveOptions,
+} from './model';
+export { readSafetensors, writeSafetensors } from './safetensors';
+export type { SafetensorsContents } from './safetensors';

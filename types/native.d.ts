@@ -61,6 +61,53 @@ export interface NativeBinding {
   matmul(a: NativeTensor, b: NativeTensor, options?: { onProgress?: (p: NativeProgress) => void }): Promise<NativeTensor>;
   setGemm(impl: 'auto' | 'blas' | 'builtin'): void;
   getGemm(): 'auto' | 'blas' | 'builtin';
+
+  // The DiT model (native/addon/model_binding.cpp).
+  modelCreate(configJson: string, options: object): NativeModelHandle;
+  modelLoad(path: string, options: object): NativeModelHandle;
+  modelInfo(model: NativeModelHandle): NativeModelInfo;
+  modelGet(model: NativeModelHandle, which: string, name: string): NativeTensor;
+  modelSetParameter(model: NativeModelHandle, name: string, value: NativeTensor): void;
+  modelForwardSync(model: NativeModelHandle, batch: object): NativeTensor[];
+  modelLossSync(model: NativeModelHandle, batch: object): NativeLossResult;
+  modelLossAndGradSync(model: NativeModelHandle, batch: object): NativeLossResult;
+  modelLossAndGrad(model: NativeModelHandle, batch: object): Promise<NativeLossResult>;
+  modelTrainStepSync(model: NativeModelHandle, batch: object): NativeLossResult & NativeStepResult;
+  modelTrainStep(model: NativeModelHandle, batch: object): Promise<NativeLossResult & NativeStepResult>;
+  modelStepSync(model: NativeModelHandle): NativeStepResult;
+  modelSetOptimizer(model: NativeModelHandle, options: object): void;
+  modelSave(model: NativeModelHandle, path: string, options: object): void;
+  modelDispose(model: NativeModelHandle): void;
+
+  readSafetensors(path: string): { tensors: Record<string, NativeTensor>; metadata: Record<string, string> };
+  writeSafetensors(path: string, tensors: Record<string, NativeTensor>, metadata: Record<string, string>): void;
+}
+
+/** An opaque handle (an N-API External) to a native model. */
+export interface NativeModelHandle {
+  readonly __nativeModel: unique symbol;
+}
+
+export interface NativeModelInfo {
+  config: string;
+  maxBatch: number;
+  numParameters: number;
+  step: number;
+  optimizer: string;
+  parameters: { name: string; shape: number[] }[];
+}
+
+export interface NativeLossResult {
+  loss: number;
+  stageLosses: number[];
+  step: number;
+}
+
+export interface NativeStepResult {
+  lr: number;
+  gradNorm: number;
+  clipScale: number;
+  step: number;
 }
 
 export interface NativeShapesRequest {

@@ -1,0 +1,34 @@
+// A small JSON reader and string escaper for safetensors headers and model configs. The reader
+// is strict (RFC 8259, no trailing commas or comments), bounds its nesting depth, and reports a
+// malformed document as Code::Format with the byte offset: file contents never crash it.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace df::json {
+
+struct Value {
+  enum class Kind { Null, Bool, Number, String, Array, Object } kind = Kind::Null;
+  bool boolean = false;
+  double number = 0;
+  std::string string;
+  std::vector<Value> array;
+  std::vector<std::pair<std::string, Value>> object;  // in document order
+
+  bool is_object() const { return kind == Kind::Object; }
+  bool is_array() const { return kind == Kind::Array; }
+  bool is_string() const { return kind == Kind::String; }
+  bool is_number() const { return kind == Kind::Number; }
+  // The member `key` of an object, or null when absent (or not an object).
+  const Value* find(const std::string& key) const;
+};
+
+// Parses `text`; `what` names the document in error messages (e.g. "safetensors header of x.st").
+Value parse(const std::string& text, const std::string& what);
+
+std::string quote(const std::string& s);  // a JSON string literal
+
+}  // namespace df::json

@@ -1,0 +1,153 @@
+#include "training.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "../core/error.h"
+#include "../io/json.h"
+#include "../io/safetensors.h"
+
+namespace df {
+
+DiTOptimizer::DiTOptimizer(const DiT& model, const AdamWOptions& options) : options_(options), n_(model.num_params()) {
+  validate(options_, "optimizer");
+  m_ = Tensor::zeros({n_}, DType::F32);
+  v_ = Tensor::zeros({n_}, DType::F32);
+  ema_ = Tensor({n_}, DType::F32);
+  std::memcpy(ema_.raw(), model.param_data(), size_t(n_) * sizeof(float));
+}
+
+void DiTOptimizer::set_options(const AdamWOptions& o) {
+  validate(o, "optimizer");
+  options_ = o;
+}
+
+OptimizerStepStats DiTOptimizer::step(DiT& model) {
+  if (model.num_params() != n_) fail(Code::Internal, "optimizer: the model does not match its optimizer");
+  OptimizerStepStats st;
+  st.grad_norm = global_grad_norm(model.grad_data(), n_);
+  if (!std::isfinite(st.grad_norm))
+    fail(Code::NonFinite, "optimizer: the gradient norm is not finite (" + std::to_string(st.grad_norm) +
+                              "); the step was skipped");
+  float scale = clip_scale(st.grad_norm, options_.grad_clip);
+  st.clip_scale = scale;
+  step_++;
+  st.lr = scheduled_lr(options_, step_);
+  adamw_update(model.param_data(), model.grad_data(), m(), v(), n_, step_, st.lr, options_, scale);
+  ema_update(ema(), model.param_data(), n_, options_.ema_decay);
+  return st;
+}
+
+namespace {
+std::string num(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  return buf;
+}
+}  // namespace
+
+std::string adamw_options_json(const AdamWOptions& o) {
+  return "{\"lr\":" + num(o.lr) + ",\"beta1\":" + num(o.beta1) + ",\"beta2\":" + num(o.beta2) + ",\"eps\":" + num(o.eps) +
+         ",\"weightDecay\":" + num(o.weight_decay) + ",\"warmupSteps\":" + std::to_string(o.warmup_steps) +
+         ",\"gradClip\":" + num(o.grad_clip) + ",\"emaDecay\":" + num(o.ema_decay) + "}";
+}
+
+void save_checkpoint(const std::string& path, const DiT& model, DiTOptimizer* opt, const CheckpointParts& parts) {
+  std::vector<SafetensorsTensor> tensors;
+  for (const auto& p : model.params()) tensors.push_back({p.name, p.shape, DType::F32, model.param_data() + p.offset});
+  std::map<std::string, std::string> meta;
+  meta["format"] = "decoflow-dit/1";
+  meta["config"] = model.config().to_json();
+  if (opt && parts.ema)
+    for (const auto& p : model.params()) tensors.push_back({"ema." + p.name, p.shape, DType::F32, opt->ema() + p.offset});
+  if (opt && parts.optimizer) {
+    for (const auto& p : model.params()) tensors.push_back({"adam.m." + p.name, p.shape, DType::F32, opt->m() + p.offset});
+    for (const auto& p : model.params()) tensors.push_back({"adam.v." + p.name, p.shape, DType::F32, opt->v() + p.offset});
+    meta["optimizer"] = adamw_options_json(opt->options());
+    meta["step"] = std::to_string(opt->steps());
+  }
+  write_safetensors(path, tensors, meta);
+}
+
+namespace {
+
+AdamWOptions parse_options(const std::string& text, const std::string& path) {
+  json::Value v = json::parse(text, "checkpoint " + path + ": optimizer metadata");
+  AdamWOptions o;
+  auto get = [&](const char* key, double& out) {
+    const json::Value* f = v.find(key);
+    if (!f || !f->is_number()) fail(Code::Format, "checkpoint " + path + ": optimizer metadata: " + key + " missing");
+    out = f->number;
+  };
+  double warmup = 0;
+  get("lr", o.lr);
+  get("beta1", o.beta1);
+  get("beta2", o.beta2);
+  get("eps", o.eps);
+  get("weightDecay", o.weight_decay);
+  get("warmupSteps", warmup);
+  get("gradClip", o.grad_clip);
+  get("emaDecay", o.ema_decay);
+  if (!(warmup >= 0 && warmup < 1e15)) fail(Code::Format, "checkpoint " + path + ": warmupSteps out of range");
+  o.warmup_steps = int64_t(warmup);
+  validate(o, ("checkpoint " + path + ": optimizer").c_str());
+  return o;
+}
+
+// Copies the tensor `name` into dst after checking it exists as F32 with the expected shape.
+bool copy_tensor(const SafetensorsFile& f, const std::string& name, const Shape& shape, float* dst, bool required) {
+  const SafetensorsEntry* e = f.find(name);
+  if (!e) {
+    if (required) fail(Code::Format, "checkpoint " + f.path() + ": tensor '" + name + "' is missing");
+    return false;
+  }
+  if (e->dtype != DType::F32) fail(Code::Format, "checkpoint " + f.path() + ": tensor '" + name + "' is not F32");
+  if (e->shape != shape)
+    fail(Code::Format, "checkpoint " + f.path() + ": tensor '" + name + "' has shape " + shape_str(e->shape) +
+                           ", the config needs " + shape_str(shape));
+  std::memcpy(dst, f.bytes(*e), size_t(e->end - e->begin));
+  return true;
+}
+
+}  // namespace
+
+LoadedCheckpoint load_checkpoint(const std::string& path, int64_t max_batch, const AdamWOptions& fallback,
+                                 const DiTConfig* expect) {
+  SafetensorsFile f = SafetensorsFile::read(path);
+  auto cfg_it = f.metadata().find("config");
+  if (cfg_it == f.metadata().end()) fail(Code::Format, "checkpoint " + path + ": no 'config' in the metadata");
+  DiTConfig cfg = DiTConfig::from_json(cfg_it->second);
+  if (expect && !(*expect == cfg))
+    fail(Code::Config, "checkpoint " + path + ": its config " + cfg.to_json() + " differs from the expected " +
+                           expect->to_json());
+  LoadedCheckpoint out;
+  out.model = std::make_unique<DiT>(cfg, max_batch);
+  DiT& m = *out.model;
+  for (const auto& p : m.params()) copy_tensor(f, p.name, p.shape, m.param_data() + p.offset, true);
+  auto opt_it = f.metadata().find("optimizer");
+  AdamWOptions opts = opt_it != f.metadata().end() ? parse_options(opt_it->second, path) : fallback;
+  out.optimizer = std::make_unique<DiTOptimizer>(m, opts);
+  DiTOptimizer& o = *out.optimizer;
+  const auto& ps = m.params();
+  if (!ps.empty() && f.find("ema." + ps[0].name)) {
+    for (const auto& p : ps) copy_tensor(f, "ema." + p.name, p.shape, o.ema() + p.offset, true);
+    out.had_ema = true;
+  }
+  if (!ps.empty() && f.find("adam.m." + ps[0].name)) {
+    for (const auto& p : ps) {
+      copy_tensor(f, "adam.m." + p.name, p.shape, o.m() + p.offset, true);
+      copy_tensor(f, "adam.v." + p.name, p.shape, o.v() + p.offset, true);
+    }
+    auto step_it = f.metadata().find("step");
+    if (step_it == f.metadata().end()) fail(Code::Format, "checkpoint " + path + ": optimizer state without 'step'");
+    char* end = nullptr;
+    long long s = std::strtoll(step_it->second.c_str(), &end, 10);
+    if (step_it->second.empty() || *end != '\0' || s < 0) fail(Code::Format, "checkpoint " + path + ": bad 'step'");
+    o.set_steps(int64_t(s));
+    out.had_optimizer = true;
+  }
+  return out;
+}
+
+}  // namespace df

@@ -1,0 +1,90 @@
+#include "optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../core/error.h"
+#include "../core/threadpool.h"
+
+namespace df {
+
+namespace {
+constexpr int64_t kGrain = 1 << 14;
+
+void check_field(bool ok, const char* ctx, const char* field, double value, const char* expected) {
+  if (!ok)
+    fail(Code::ArgValue, std::string(ctx) + ": " + field + ": expected " + expected + ", got " + std::to_string(value));
+}
+}  // namespace
+
+void validate(const AdamWOptions& o, const char* ctx) {
+  auto finite = [](double x) { return std::isfinite(x); };
+  check_field(finite(o.lr) && o.lr >= 0, ctx, "lr", o.lr, "a finite number >= 0");
+  check_field(finite(o.beta1) && o.beta1 >= 0 && o.beta1 < 1, ctx, "beta1", o.beta1, "a number in [0, 1)");
+  check_field(finite(o.beta2) && o.beta2 >= 0 && o.beta2 < 1, ctx, "beta2", o.beta2, "a number in [0, 1)");
+  check_field(finite(o.eps) && o.eps > 0, ctx, "eps", o.eps, "a finite number > 0");
+  check_field(finite(o.weight_decay) && o.weight_decay >= 0, ctx, "weightDecay", o.weight_decay, "a finite number >= 0");
+  check_field(o.warmup_steps >= 0, ctx, "warmupSteps", double(o.warmup_steps), "an integer >= 0");
+  check_field(finite(o.grad_clip) && o.grad_clip >= 0, ctx, "gradClip", o.grad_clip, "a finite number >= 0 (0: off)");
+  check_field(finite(o.ema_decay) && o.ema_decay >= 0 && o.ema_decay <= 1, ctx, "emaDecay", o.ema_decay,
+              "a number in [0, 1]");
+}
+
+double scheduled_lr(const AdamWOptions& o, int64_t step) {
+  if (o.warmup_steps <= 0) return o.lr;
+  return o.lr * std::min(1.0, double(step) / double(o.warmup_steps));
+}
+
+double global_grad_norm(const float* g, int64_t n) {
+  const int64_t blocks = (n + kGrain - 1) / kGrain;
+  std::vector<double> partial(size_t(blocks), 0.0);
+  parallel_for(blocks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t blk = lo; blk < hi; blk++) {
+      int64_t i0 = blk * kGrain, i1 = std::min(n, i0 + kGrain);
+      double acc = 0.0;
+      for (int64_t i = i0; i < i1; i++) acc += double(g[i]) * double(g[i]);
+      partial[size_t(blk)] = acc;
+    }
+  });
+  double total = 0.0;
+  for (double x : partial) total += x;
+  return std::sqrt(total);
+}
+
+float clip_scale(double norm, double max_norm) {
+  if (max_norm <= 0) return 1.f;
+  return float(std::min(1.0, max_norm / (norm + 1e-6)));
+}
+
+void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, int64_t step, double lr,
+                  const AdamWOptions& o, float grad_scale) {
+  const float b1 = float(o.beta1), b2 = float(o.beta2), eps = float(o.eps);
+  const float decay = float(1.0 - lr * o.weight_decay);
+  const double bc1 = 1.0 - std::pow(o.beta1, double(step));
+  const double bc2 = 1.0 - std::pow(o.beta2, double(step));
+  const float step_size = float(lr / bc1);
+  const float sqrt_bc2 = float(std::sqrt(bc2));
+  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
+      float gi = g[i] * grad_scale;
+      float mi = b1 * m[i] + (1.f - b1) * gi;
+      float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      // The same operation order as torch.optim.AdamW (single-tensor path).
+      float denom = std::sqrt(vi) / sqrt_bc2 + eps;
+      p[i] = p[i] * decay - step_size * (mi / denom);
+    }
+  });
+}
+
+void ema_update(float* ema, const float* p, int64_t n, double decay) {
+  const float d = float(decay), r = float(1.0 - decay);
+  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) ema[i] = d * ema[i] + r * p[i];
+  });
+}
+
+}  // namespace df
