@@ -15,6 +15,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_runtime(env, exports);
   init_gemm(env, exports);
   init_data(env, exports);
+  init_dfm(env, exports);
   init_model(env, exports);
   init_safetensors(env, exports);
   return exports;

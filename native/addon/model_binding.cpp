@@ -10,44 +10,12 @@
 #include "addon_data.h"
 #include "async_job.h"
 #include "bindings.h"
+#include "model_handle.h"
 #include "tensor_binding.h"
 
 namespace df::addon {
 
 namespace {
-
-struct ModelHandle {
-  std::unique_ptr<DiT> model;
-  std::unique_ptr<DiTOptimizer> optimizer;
-  std::atomic<bool> busy{false};
-};
-using ModelPtr = std::shared_ptr<ModelHandle>;
-struct ModelBox {
-  ModelPtr ptr;
-};
-
-// Marks the model busy for the lifetime of the guard; a second user gets an error.
-class BusyGuard {
- public:
-  BusyGuard(ModelPtr m, const char* fn) : m_(std::move(m)) {
-    bool expected = false;
-    if (!m_->busy.compare_exchange_strong(expected, true))
-      fail(Code::ArgValue, std::string(fn) + ": the model is busy with another call (await it first)");
-  }
-  ~BusyGuard() { m_->busy = false; }
-  BusyGuard(const BusyGuard&) = delete;
-  BusyGuard& operator=(const BusyGuard&) = delete;
-
- private:
-  ModelPtr m_;
-};
-
-ModelPtr& model_of(const Napi::Value& v, const char* fn) {
-  if (!v.IsExternal()) fail(Code::ArgType, std::string(fn) + ": model: expected a model handle");
-  ModelBox* box = v.As<Napi::External<ModelBox>>().Data();
-  if (!box || !box->ptr) fail(Code::Disposed, std::string(fn) + ": the model has been disposed");
-  return box->ptr;
-}
 
 Napi::Value wrap_model(Napi::Env env, std::unique_ptr<DiT> model, std::unique_ptr<DiTOptimizer> opt) {
   auto h = std::make_shared<ModelHandle>();

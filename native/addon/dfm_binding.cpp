@@ -1,0 +1,306 @@
+// The DFM trainer and sampler over a Model handle, and the sampling schedule. A trainer keeps the
+// model handle alive and takes the model's busy flag for each step, so a step never races another
+// call on the same model.
+#include <memory>
+
+#include "../dfm/dit_sampler.h"
+#include "../dfm/schedule.h"
+#include "../dfm/trainer.h"
+#include "addon_data.h"
+#include "async_job.h"
+#include "bindings.h"
+#include "model_handle.h"
+#include "tensor_binding.h"
+
+namespace df::addon {
+
+namespace {
+
+struct TrainerHandle {
+  ModelPtr model;
+  std::unique_ptr<Trainer> trainer;
+};
+struct TrainerBox {
+  std::shared_ptr<TrainerHandle> ptr;
+};
+
+std::shared_ptr<TrainerHandle>& trainer_of(const Napi::Value& v, const char* fn) {
+  if (!v.IsExternal()) fail(Code::ArgType, std::string(fn) + ": trainer: expected a trainer handle");
+  TrainerBox* box = v.As<Napi::External<TrainerBox>>().Data();
+  if (!box || !box->ptr) fail(Code::Disposed, std::string(fn) + ": the trainer has been disposed");
+  return box->ptr;
+}
+
+std::vector<double> read_numbers(const Napi::Value& v, const std::string& name) {
+  if (!v.IsArray()) fail(Code::Config, name + ": expected an array of numbers");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<double> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value x = a.Get(i);
+    if (!x.IsNumber()) fail(Code::Config, name + "[" + std::to_string(i) + "]: expected a number");
+    out.push_back(x.As<Napi::Number>().DoubleValue());
+  }
+  return out;
+}
+
+std::vector<int> read_ints(const Napi::Value& v, const std::string& name) {
+  std::vector<int> out;
+  for (double d : read_numbers(v, name)) {
+    if (d != double(int(d))) fail(Code::Config, name + ": expected integers, got " + std::to_string(d));
+    out.push_back(int(d));
+  }
+  return out;
+}
+
+TrainerOptions read_trainer_options(const Napi::Value& v) {
+  const std::string ctx = "Trainer: options";
+  Napi::Object o = arg_object(v, ctx, true);
+  TrainerOptions r;
+  r.decomposition = parse_pyramid_kind(opt_string(o, "decomposition", "laplacian", ctx), "Trainer: options.decomposition");
+  if (has_option(o, "stageProbs")) r.batch.stage_probs = read_numbers(o.Get("stageProbs"), ctx + ".stageProbs");
+  r.batch.time_loc = opt_number(o, "timeLocation", r.batch.time_loc, ctx);
+  r.batch.time_scale = opt_number(o, "timeScale", r.batch.time_scale, ctx);
+  r.batch.prior_loc = opt_number(o, "priorLocation", r.batch.prior_loc, ctx);
+  r.batch.prior_scale = opt_number(o, "priorScale", r.batch.prior_scale, ctx);
+  r.batch.label_dropout = opt_number(o, "labelDropout", r.batch.label_dropout, ctx);
+  r.seed = uint64_t(opt_int(o, "seed", 0, 0, (int64_t(1) << 53) - 1, ctx));
+  return r;
+}
+
+Napi::Value trainer_create(const Napi::CallbackInfo& info) {
+  ModelPtr model = model_of(info[0], "Trainer");
+  TrainerOptions opts = read_trainer_options(info[1]);
+  BusyGuard busy(model, "Trainer");
+  auto h = std::make_shared<TrainerHandle>();
+  h->model = model;
+  h->trainer = std::make_unique<Trainer>(*model->model, *model->optimizer, opts);
+  return Napi::External<TrainerBox>::New(info.Env(), new TrainerBox{h}, [](Napi::Env, TrainerBox* b) { delete b; });
+}
+
+Napi::Value trainer_options(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const TrainerOptions& o = trainer_of(info[0], "Trainer.options")->trainer->options();
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("decomposition", pyramid_kind_name(o.decomposition));
+  Napi::Array probs = Napi::Array::New(env, o.batch.stage_probs.size());
+  for (size_t i = 0; i < o.batch.stage_probs.size(); i++) probs.Set(uint32_t(i), o.batch.stage_probs[i]);
+  r.Set("stageProbs", probs);
+  r.Set("timeLocation", o.batch.time_loc);
+  r.Set("timeScale", o.batch.time_scale);
+  r.Set("priorLocation", o.batch.prior_loc);
+  r.Set("priorScale", o.batch.prior_scale);
+  r.Set("labelDropout", o.batch.label_dropout);
+  r.Set("seed", double(o.seed));
+  return r;
+}
+
+// The inputs of a step, held by value so the async job keeps them alive.
+struct StepInputs {
+  Tensor images, labels;
+};
+
+StepInputs read_step(const Napi::CallbackInfo& info, const DiTConfig& c) {
+  StepInputs in;
+  in.images = unwrap_tensor(info[1], "trainer.step: images");
+  expect_dtype(in.images, DType::F32, "trainer.step: images");
+  if (!in.images.device().is_cpu()) fail(Code::Device, "trainer.step: images: expected a cpu tensor");
+  Shape want = {in.images.shape().empty() ? 0 : in.images.dim(0), c.channels, c.height, c.width};
+  if (in.images.shape() != want)
+    fail(Code::Shape, "trainer.step: images: expected [B, " + std::to_string(c.channels) + ", " + std::to_string(c.height) + ", " +
+                          std::to_string(c.width) + "], got " + shape_str(in.images.shape()));
+  if (c.num_classes > 0) {
+    in.labels = unwrap_tensor(info[2], "trainer.step: labels");
+    expect_dtype(in.labels, DType::I32, "trainer.step: labels");
+    if (in.labels.shape() != Shape{in.images.dim(0)})
+      fail(Code::Shape, "trainer.step: labels: expected [" + std::to_string(in.images.dim(0)) + "], got " + shape_str(in.labels.shape()));
+  }
+  return in;
+}
+
+Napi::Object stats_to_js(Napi::Env env, const TrainStepStats& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("step", double(s.step));
+  o.Set("activeStage", s.active_stage);
+  o.Set("loss", s.loss);
+  Napi::Array per = Napi::Array::New(env, s.stage_loss.size());
+  for (size_t i = 0; i < s.stage_loss.size(); i++) per.Set(uint32_t(i), s.stage_loss[i]);
+  o.Set("stageLoss", per);
+  o.Set("gradNorm", s.grad_norm);
+  o.Set("lr", s.lr);
+  return o;
+}
+
+TrainStepStats run_step(TrainerHandle& h, const StepInputs& in) {
+  BusyGuard busy(h.model, "trainer.step");
+  return h.trainer->step(in.images.data<float>(), in.labels.defined() ? in.labels.data<int32_t>() : nullptr, in.images.dim(0));
+}
+
+Napi::Value trainer_step_sync(const Napi::CallbackInfo& info) {
+  auto h = trainer_of(info[0], "trainer.stepSync");
+  StepInputs in = read_step(info, h->trainer->model().config());
+  return stats_to_js(info.Env(), run_step(*h, in));
+}
+
+Napi::Value trainer_step(const Napi::CallbackInfo& info) {
+  auto h = trainer_of(info[0], "trainer.step");
+  StepInputs in = read_step(info, h->trainer->model().config());
+  auto stats = std::make_shared<TrainStepStats>();
+  return start_job(info.Env(), [h, in, stats](JobContext&) { *stats = run_step(*h, in); },
+                   [stats](Napi::Env env) { return stats_to_js(env, *stats); }, info.Env().Undefined());
+}
+
+Napi::Value trainer_dispose(const Napi::CallbackInfo& info) {
+  if (info[0].IsExternal()) {
+    TrainerBox* box = info[0].As<Napi::External<TrainerBox>>().Data();
+    if (box) box->ptr.reset();
+  }
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sampling from a model: its EMA weights (default) or its raw parameters.
+
+SampleRequest read_sample_request(const Napi::Value& v, const DiTConfig& c) {
+  const std::string ctx = "sample: options";
+  Napi::Object o = arg_object(v, ctx, true);
+  SampleRequest r;
+  r.options = default_sampler_options(int(c.stages));
+  r.count = opt_int(o, "n", 1, 1, 65536, ctx);
+  if (has_option(o, "stepsPerStage")) r.options.steps = read_ints(o.Get("stepsPerStage"), "sample: stepsPerStage");
+  if (has_option(o, "thresholds")) r.options.thresholds = read_numbers(o.Get("thresholds"), "sample: thresholds");
+  std::string solver = opt_string(o, "solver", "euler", ctx);
+  if (solver == "euler") r.options.solver = Solver::Euler;
+  else if (solver == "heun") r.options.solver = Solver::Heun;
+  else if (solver == "midpoint") r.options.solver = Solver::Midpoint;
+  else fail(Code::Config, "sample: solver: expected 'euler', 'heun' or 'midpoint', got '" + solver + "'");
+  r.options.cfg = float(opt_number(o, "cfg", 1.0, ctx));
+  if (has_option(o, "guidanceInterval")) {
+    std::vector<double> gi = read_numbers(o.Get("guidanceInterval"), "sample: guidanceInterval");
+    if (gi.size() != 2) fail(Code::Config, "sample: guidanceInterval: expected [lo, hi]");
+    r.options.guidance_lo = gi[0];
+    r.options.guidance_hi = gi[1];
+  }
+  r.options.seed = uint64_t(opt_int(o, "seed", 0, 0, (int64_t(1) << 53) - 1, ctx));
+  if (has_option(o, "labels")) {
+    for (double d : read_numbers(o.Get("labels"), "sample: labels")) {
+      if (d != double(int32_t(d))) fail(Code::ArgValue, "sample: labels: expected integers");
+      r.labels.push_back(int32_t(d));
+    }
+  }
+  r.decomposition = parse_pyramid_kind(opt_string(o, "decomposition", "laplacian", ctx), "sample: options.decomposition");
+  r.previews = opt_bool(o, "previews", false, ctx);
+  r.intermediates = opt_bool(o, "intermediates", false, ctx);
+  validate_sample_request(c, r);
+  return r;
+}
+
+Napi::Value result_to_js(Napi::Env env, const SampleResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("images", wrap_tensor(env, r.images));
+  auto list = [&](const std::vector<Tensor>& ts) {
+    Napi::Array a = Napi::Array::New(env, ts.size());
+    for (size_t i = 0; i < ts.size(); i++) a.Set(uint32_t(i), wrap_tensor(env, ts[i]));
+    return a;
+  };
+  o.Set("levels", list(r.levels));
+  o.Set("previews", list(r.previews));
+  o.Set("intermediates", list(r.intermediates));
+  return o;
+}
+
+struct CancelBox {
+  std::shared_ptr<std::atomic<bool>> flag;
+};
+
+// sample(model, options, onProgress) -> { promise, cancel }: cancel is a handle for cancelJob().
+Napi::Value model_sample(const Napi::CallbackInfo& info) {
+  ModelPtr m = model_of(info[0], "sample");
+  const DiTConfig cfg = m->model->config();
+  SampleRequest req = read_sample_request(info[1], cfg);
+  Napi::Object o = arg_object(info[1], "sample: options", true);
+  bool use_ema = opt_bool(o, "ema", true, "sample: options");
+  // Snapshot the weights now (on the main thread): training may continue while sampling runs.
+  auto weights = std::make_shared<std::vector<float>>();
+  {
+    BusyGuard busy(m, "sample");
+    const float* src = use_ema ? m->optimizer->ema() : m->model->param_data();
+    weights->assign(src, src + m->model->num_params());
+  }
+  Napi::Value on_progress = info[2].IsFunction() ? info[2] : info.Env().Undefined();
+  auto result = std::make_shared<SampleResult>();
+  std::shared_ptr<std::atomic<bool>> cancel;
+  Napi::Promise p = start_job(
+      info.Env(),
+      [cfg, weights, req, result](JobContext& ctx) {
+        SamplerHooks hooks;
+        hooks.progress = [&ctx](int step, int total) { ctx.report(Progress{step, total, {}}); };
+        hooks.check_cancelled = [&ctx] { ctx.check_cancelled(); };
+        *result = sample_images(cfg, weights->data(), req, hooks);
+      },
+      [result](Napi::Env env) { return result_to_js(env, *result); }, on_progress, &cancel);
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("promise", p);
+  out.Set("cancel", Napi::External<CancelBox>::New(info.Env(), new CancelBox{cancel}, [](Napi::Env, CancelBox* b) { delete b; }));
+  return out;
+}
+
+Napi::Value cancel_job(const Napi::CallbackInfo& info) {
+  if (!info[0].IsExternal()) fail(Code::ArgType, "cancelJob: expected a cancel handle");
+  CancelBox* box = info[0].As<Napi::External<CancelBox>>().Data();
+  if (box && box->flag) box->flag->store(true);
+  return info.Env().Undefined();
+}
+
+// flowSchedule(stages, stepsPerStage, thresholds) -> { times: number[][], newestStage: number[] }
+Napi::Value flow_schedule(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int stages = int(arg_int(info[0], "schedule: stages", 1, 8));
+  std::vector<int> steps = read_ints(info[1], "schedule: stepsPerStage");
+  std::vector<double> taus = info[2].IsUndefined() ? std::vector<double>{} : read_numbers(info[2], "schedule: thresholds");
+  SamplingSchedule s = make_sampling_schedule(stages, steps, taus);
+  Napi::Array times = Napi::Array::New(env, size_t(s.total_steps + 1));
+  for (int i = 0; i <= s.total_steps; i++) {
+    Napi::Array row = Napi::Array::New(env, size_t(stages));
+    for (int k = 0; k < stages; k++) row.Set(uint32_t(k), s.t(i, k));
+    times.Set(uint32_t(i), row);
+  }
+  Napi::Array newest = Napi::Array::New(env, s.newest.size());
+  for (size_t i = 0; i < s.newest.size(); i++) newest.Set(uint32_t(i), s.newest[i]);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("times", times);
+  o.Set("newestStage", newest);
+  return o;
+}
+
+Napi::Value sampler_defaults(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SamplerOptions d = default_sampler_options(int(arg_int(info[0], "sampler defaults: stages", 1, 8)));
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Array steps = Napi::Array::New(env, d.steps.size());
+  for (size_t i = 0; i < d.steps.size(); i++) steps.Set(uint32_t(i), d.steps[i]);
+  Napi::Array taus = Napi::Array::New(env, d.thresholds.size());
+  for (size_t i = 0; i < d.thresholds.size(); i++) taus.Set(uint32_t(i), d.thresholds[i]);
+  o.Set("stepsPerStage", steps);
+  o.Set("thresholds", taus);
+  Napi::Array probs = Napi::Array::New(env);
+  std::vector<double> p = default_stage_probs(int(d.steps.size()));
+  for (size_t i = 0; i < p.size(); i++) probs.Set(uint32_t(i), p[i]);
+  o.Set("stageProbs", probs);
+  return o;
+}
+
+}  // namespace
+
+void init_dfm(Napi::Env env, Napi::Object exports) {
+  exports.Set("trainerCreate", Napi::Function::New<guarded<trainer_create>>(env, "trainerCreate"));
+  exports.Set("trainerOptions", Napi::Function::New<guarded<trainer_options>>(env, "trainerOptions"));
+  exports.Set("trainerStep", Napi::Function::New<guarded<trainer_step>>(env, "trainerStep"));
+  exports.Set("trainerStepSync", Napi::Function::New<guarded<trainer_step_sync>>(env, "trainerStepSync"));
+  exports.Set("trainerDispose", Napi::Function::New<guarded<trainer_dispose>>(env, "trainerDispose"));
+  exports.Set("modelSample", Napi::Function::New<guarded<model_sample>>(env, "modelSample"));
+  exports.Set("cancelJob", Napi::Function::New<guarded<cancel_job>>(env, "cancelJob"));
+  exports.Set("flowSchedule", Napi::Function::New<guarded<flow_schedule>>(env, "flowSchedule"));
+  exports.Set("samplerDefaults", Napi::Function::New<guarded<sampler_defaults>>(env, "samplerDefaults"));
+}
+
+}  // namespace df::addon
