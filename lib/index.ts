@@ -7,3 +7,6 @@ export { matmul, matmulSync, setGemm, getGemm } from './gemm';
 export type { MatmulOptions } from './gemm';
 export { decoflowError } from './errors';
 export type { DecoflowError, ErrorCode } from './errors';
+export { pyramid } from './pyramid';
+export type { PyramidKind, PyramidOptions, DecomposeOptions } from './pyramid';
+export { benchCopy } from './runtime';

@@ -10,12 +10,13 @@
 //              mean, in the units of that level's LL). The map x -> stages preserves energy.
 //
 // Every level pair is one fused pass: decompose reads the finer image once and writes the coarser
-// image and the detail together (the upsampled image never exists in memory); recompose reads the
-// coarser image and the detail once and writes the finer image.
+// image and the detail together (the upsampled image never exists in memory, only a few of its
+// rows in cache); recompose reads the coarser image and the detail once and writes the finer image.
 //
-// The trainer and the sampler call the raw-pointer forms (no allocation: buffers and workspace
-// are theirs); users go through the Tensor forms, which check everything and allocate. A CUDA
-// twin (cuda/pyramid.cu) will implement the same Decomposition interface.
+// The trainer and the sampler call the raw-pointer forms: buffers and workspace are theirs, and
+// once each pool thread's scratch rows (8 x the widest coarse row) have grown, calls never allocate.
+// Users go through the Tensor forms, which check everything and allocate. A CUDA twin
+// (cuda/pyramid.cu) will implement the same Decomposition interface.
 #pragma once
 #include <cstdint>
 #include <string>
