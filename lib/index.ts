@@ -26,3 +26,6 @@ export type {
 } from './model';
 export { readSafetensors, writeSafetensors } from './safetensors';
 export type { SafetensorsContents } from './safetensors';
+export { pyramid } from './pyramid';
+export type { PyramidKind, PyramidOptions, DecomposeOptions } from './pyramid';
+export { benchCopy } from './runtime';

@@ -62,3 +62,11 @@ export function memory(): Record<string, DeviceMemory> {
 export function resetPeakMemory(device: string = 'cpu'): void {
   native.resetPeakMemory(device);
 }
+
+/**
+ * Median milliseconds of a multithreaded native memcpy of `bytes` bytes (`reps` runs): the
+ * memory-bandwidth yardstick the benchmarks compare memory-bound kernels with.
+ */
+export function benchCopy(bytes: number, reps: number = 20): number {
+  return native.benchCopy(bytes, reps);
+}

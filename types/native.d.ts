@@ -124,4 +124,16 @@ export interface NativeBinding {
   shapeClasses(): string[];
   gatherRowsSync(source: NativeTensor, indices: NativeTensor): NativeTensor;
   gatherRows(source: NativeTensor, indices: NativeTensor): Promise<NativeTensor>;
+  pyramidDecomposeSync(x: NativeTensor, options?: NativePyramidOptions): NativeTensor[];
+  pyramidDecompose(x: NativeTensor, options?: NativePyramidOptions): Promise<NativeTensor[]>;
+  pyramidRecomposeSync(levels: NativeTensor[], options?: NativePyramidOptions): NativeTensor;
+  pyramidRecompose(levels: NativeTensor[], options?: NativePyramidOptions): Promise<NativeTensor>;
+  pyramidPreviewSync(levels: NativeTensor[], upTo: number, options?: NativePyramidOptions): NativeTensor;
+  pyramidPreview(levels: NativeTensor[], upTo: number, options?: NativePyramidOptions): Promise<NativeTensor>;
+  /** Median ms of a multithreaded memcpy of `bytes` over `reps` runs (a bandwidth yardstick). */
+  benchCopy(bytes: number, reps: number): number;
+
+export interface NativePyramidOptions {
+  stages?: number;
+  kind?: 'laplacian' | 'haar';
 }

@@ -18,6 +18,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_dfm(env, exports);
   init_model(env, exports);
   init_safetensors(env, exports);
+  init_pyramid(env, exports);
   return exports;
 }
 

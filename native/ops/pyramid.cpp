@@ -1,0 +1,385 @@
+// CPU pyramids. A kind is three small row kernels: `down` (two fine rows -> one coarse row),
+// `hup` (a coarse row upsampled along the row to fine width) and `vertical` (the blend of the two
+// nearest upsampled rows that gives one fine row). One generic driver turns them into fused
+// level-pair passes, parallel over planes and rows at once.
+//
+// Why upsample along rows first: each coarse row is upsampled once into a small ring of rows
+// (fine width, in cache) that serves the four fine rows around it, and every fine row is then a
+// contiguous blend of two ring rows with the fine input or detail row: no interleaving shuffles
+// in the per-pixel loop. It is also the order PyTorch's bilinear kernel uses.
+#include "pyramid.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+#include "../core/error.h"
+#include "../core/threadpool.h"
+
+namespace df {
+
+namespace {
+
+// ---- row kernels -------------------------------------------------------------------------------
+
+// Bilinear with half-pixel centres (PyTorch's align_corners=False): fine column 2l sits 1/4 of the
+// way from coarse column l to l-1, so it takes 3/4 of l and 1/4 of l-1, and a neighbour beyond
+// the edge is clamped to the edge pixel itself; rows likewise. The 2x down is the mean of each 2x2
+// block (bilinear at exactly half scale, no antialiasing).
+struct LaplacianRows {
+  static constexpr bool kNeighbours = true;  // `vertical` reads the next-nearest row
+
+  static void down(const float* __restrict f0, const float* __restrict f1, float* __restrict c, int64_t wc) {
+    for (int64_t l = 0; l < wc; l++) c[l] = 0.25f * ((f0[2 * l] + f0[2 * l + 1]) + (f1[2 * l] + f1[2 * l + 1]));
+  }
+
+  static void hup(const float* __restrict c, float* __restrict h, int64_t wc) {
+    h[0] = c[0];
+    for (int64_t l = 0; l + 1 < wc; l++) {
+      h[2 * l + 1] = 0.75f * c[l] + 0.25f * c[l + 1];
+      h[2 * l + 2] = 0.25f * c[l] + 0.75f * c[l + 1];
+    }
+    h[2 * wc - 1] = c[wc - 1];
+  }
+
+  static float vertical(float near, float far) { return 0.75f * near + 0.25f * far; }
+};
+
+// Orthonormal Haar: LL = (a + b + c + d) / 2 per 2x2 block; synthesis from LL alone puts LL / 2 on
+// each of the block's four pixels, so the detail of a block is each pixel minus the block mean.
+struct HaarRows {
+  static constexpr bool kNeighbours = false;
+
+  static void down(const float* __restrict f0, const float* __restrict f1, float* __restrict c, int64_t wc) {
+    for (int64_t l = 0; l < wc; l++) c[l] = 0.5f * ((f0[2 * l] + f0[2 * l + 1]) + (f1[2 * l] + f1[2 * l + 1]));
+  }
+
+  static void hup(const float* __restrict c, float* __restrict h, int64_t wc) {
+    for (int64_t l = 0; l < wc; l++) h[2 * l] = h[2 * l + 1] = 0.5f * c[l];
+  }
+
+  static float vertical(float near, float /*far*/) { return near; }
+};
+
+// detail = fine - upsampled, for one fine row whose nearest upsampled row is `hn` and next-nearest `hf`.
+template <class Rows>
+void detail_row(const float* __restrict fine, const float* __restrict hn, const float* __restrict hf,
+                float* __restrict out, int64_t n) {
+  for (int64_t x = 0; x < n; x++) out[x] = fine[x] - Rows::vertical(hn[x], hf[x]);
+}
+
+// fine = upsampled + detail (or the upsampled row alone when there is no detail: previews).
+template <class Rows>
+void upsampled_row(const float* __restrict hn, const float* __restrict hf, const float* __restrict detail,
+                   float* __restrict out, int64_t n) {
+  if (detail)
+    for (int64_t x = 0; x < n; x++) out[x] = Rows::vertical(hn[x], hf[x]) + detail[x];
+  else
+    for (int64_t x = 0; x < n; x++) out[x] = Rows::vertical(hn[x], hf[x]);
+}
+
+// ---- per-thread scratch ------------------------------------------------------------------------
+
+// A thread's scratch rows: grows to the widest level it has seen and is then reused, so steady-state
+// calls (the trainer's, the sampler's) never allocate.
+float* thread_scratch(size_t floats) {
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < floats) scratch.resize(floats);
+  return scratch.data();
+}
+
+// The upsampled coarse rows of one plane, three at a time: fine row 2k+1 needs coarse rows k and
+// k+1, fine row 2k rows k and k-1 (clamped at the edges). Rows are made on first use, and as fine
+// rows go down the plane each coarse row is upsampled once.
+template <class Rows>
+class UpsampledRing {
+ public:
+  UpsampledRing(float* storage, int64_t hc, int64_t wc) : storage_(storage), hc_(hc), wc_(wc) {}
+
+  // `coarse(k)` returns coarse row k (0 <= k < hc) and is only called for rows not in the ring.
+  template <class Coarse>
+  const float* get(int64_t k, const Coarse& coarse) {
+    k = std::clamp<int64_t>(k, 0, hc_ - 1);
+    const int slot = int(k % 3);
+    float* row = storage_ + slot * 2 * wc_;
+    if (held_[slot] != k) {
+      Rows::hup(coarse(k), row, wc_);
+      held_[slot] = k;
+    }
+    return row;
+  }
+
+ private:
+  float* storage_;
+  int64_t hc_, wc_;
+  int64_t held_[3] = {-1, -1, -1};
+};
+
+// ---- parallel driver ---------------------------------------------------------------------------
+
+// Runs fn(begin, end) over [0, n) split into at most num_threads() contiguous ranges of at least
+// `min_items` items each (fewer ranges when n is small; one range runs on the caller).
+template <class Fn>
+void parallel_ranges(int64_t n, int64_t min_items, const Fn& fn) {
+  if (n <= 0) return;
+  int64_t chunks = std::clamp<int64_t>(n / std::max<int64_t>(min_items, 1), 1, num_threads());
+  if (chunks == 1) {
+    fn(int64_t(0), n);
+    return;
+  }
+  parallel_tasks(chunks, [&](int64_t c) { fn(c * n / chunks, (c + 1) * n / chunks); });
+}
+
+// Work per range: about this many fine pixels, so tiny levels don't pay for waking threads.
+constexpr int64_t kDefaultRangePixels = 16384;
+std::atomic<int64_t> g_range_pixels{kDefaultRangePixels};
+
+// Calls segment(plane, first, end) for the part of each plane that the flattened row range
+// [begin, end) covers (rows per plane: `rows`).
+template <class Fn>
+void for_plane_segments(int64_t begin, int64_t end, int64_t rows, const Fn& segment) {
+  for (int64_t p = begin / rows; p * rows < end; p++)
+    segment(p, std::max<int64_t>(begin - p * rows, 0), std::min<int64_t>(end - p * rows, rows));
+}
+
+// fine [planes, 2hc, 2wc] -> coarse [planes, hc, wc] and detail [planes, 2hc, 2wc], in one pass.
+//
+// The flattened coarse rows of all planes are split into ranges, so small batches still use every
+// thread. Within a plane's segment [j0, j1) of coarse rows, coarse row k+1 is made, then the fine
+// rows 2k and 2k+1 become detail while they are still in cache. The detail of fine rows 2 j0 and
+// 2 j1 - 1 also needs coarse rows j0 - 1 and j1, which belong to a neighbouring range and may not
+// exist yet: the segment makes its own copies (same kernel, same bits) in scratch.
+template <class Rows>
+void decompose_pair(const float* fine, float* coarse, float* detail, int64_t planes, int64_t hc, int64_t wc) {
+  const int64_t wf = 2 * wc;
+  const int64_t min_rows = std::max<int64_t>(1, g_range_pixels.load() / (4 * wc));
+  parallel_ranges(planes * hc, min_rows, [&](int64_t begin, int64_t end) {
+    float* scratch = thread_scratch(size_t(3 * wf + 2 * wc));
+    float* above = scratch + 3 * wf;  // coarse row j0 - 1
+    float* below = above + wc;        // coarse row j1
+    for_plane_segments(begin, end, hc, [&](int64_t p, int64_t j0, int64_t j1) {
+      const float* f = fine + p * 2 * hc * wf;
+      float* c = coarse + p * hc * wc;
+      float* d = detail + p * 2 * hc * wf;
+      if (Rows::kNeighbours && j0 > 0) Rows::down(f + (2 * j0 - 2) * wf, f + (2 * j0 - 1) * wf, above, wc);
+      if (Rows::kNeighbours && j1 < hc) Rows::down(f + 2 * j1 * wf, f + (2 * j1 + 1) * wf, below, wc);
+      auto coarse_row = [&](int64_t k) -> const float* { return k < j0 ? above : k >= j1 ? below : c + k * wc; };
+      UpsampledRing<Rows> ring(scratch, hc, wc);
+      auto emit_pair = [&](int64_t k) {
+        const float* mid = ring.get(k, coarse_row);
+        const float* up = Rows::kNeighbours ? ring.get(k - 1, coarse_row) : mid;
+        const float* down = Rows::kNeighbours ? ring.get(k + 1, coarse_row) : mid;
+        detail_row<Rows>(f + 2 * k * wf, mid, up, d + 2 * k * wf, wf);
+        detail_row<Rows>(f + (2 * k + 1) * wf, mid, down, d + (2 * k + 1) * wf, wf);
+      };
+      for (int64_t k = j0; k < j1; k++) {
+        Rows::down(f + 2 * k * wf, f + (2 * k + 1) * wf, c + k * wc, wc);
+        if (k > j0) emit_pair(k - 1);
+      }
+      emit_pair(j1 - 1);
+    });
+  });
+}
+
+// coarse [planes, hc, wc] (+ detail [planes, 2hc, 2wc], or none) -> fine [planes, 2hc, 2wc], in one
+// pass: every fine row depends only on inputs, so any split of the rows works.
+template <class Rows>
+void recompose_pair(const float* coarse, const float* detail, float* fine, int64_t planes, int64_t hc, int64_t wc) {
+  const int64_t wf = 2 * wc;
+  parallel_ranges(planes * 2 * hc, std::max<int64_t>(1, g_range_pixels.load() / wf), [&](int64_t begin, int64_t end) {
+    float* scratch = thread_scratch(size_t(3 * wf));
+    for_plane_segments(begin, end, 2 * hc, [&](int64_t p, int64_t i0, int64_t i1) {
+      const float* c = coarse + p * hc * wc;
+      auto coarse_row = [&](int64_t k) { return c + k * wc; };
+      UpsampledRing<Rows> ring(scratch, hc, wc);
+      for (int64_t i = i0; i < i1; i++) {
+        const int64_t k = i / 2;
+        const float* near = ring.get(k, coarse_row);
+        const float* far = Rows::kNeighbours ? ring.get(i % 2 ? k + 1 : k - 1, coarse_row) : near;
+        const int64_t r = p * 2 * hc + i;
+        upsampled_row<Rows>(near, far, detail ? detail + r * wf : nullptr, fine + r * wf, wf);
+      }
+    });
+  });
+}
+
+// Where the intermediate image of stage s (1 <= s <= S-2) lives in the workspace.
+float* workspace_slot(float* workspace, const PyramidShape& s, int stage) {
+  int64_t offset = 0;
+  for (int t = 1; t < stage; t++) offset += s.level_numel(t);
+  return workspace + offset;
+}
+
+template <class Rows>
+class CpuPyramid final : public Decomposition {
+ public:
+  explicit CpuPyramid(PyramidKind kind) : kind_(kind) {}
+  PyramidKind kind() const override { return kind_; }
+
+  // Stage S-1 is the detail of the image itself; the reduced image goes to the workspace (or, at
+  // the last pair, straight into stage 0) and is reduced again.
+  void decompose(const float* image, float* const* levels, float* workspace, const PyramidShape& s) const override {
+    const int S = s.stages;
+    if (S == 1) return parallel_copy(levels[0], image, size_t(s.level_numel(0)) * sizeof(float));
+    const float* fine = image;
+    for (int t = S - 1; t >= 1; t--) {
+      float* coarse = t == 1 ? levels[0] : workspace_slot(workspace, s, t - 1);
+      decompose_pair<Rows>(fine, coarse, levels[t], s.planes(), s.level_height(t - 1), s.level_width(t - 1));
+      fine = coarse;
+    }
+  }
+
+  void recompose(const float* const* levels, float* image, float* workspace, const PyramidShape& s) const override {
+    preview(levels, s.stages, image, workspace, s);
+  }
+
+  void preview(const float* const* levels, int up_to, float* image, float* workspace,
+               const PyramidShape& s) const override {
+    const int S = s.stages;
+    if (S == 1) return parallel_copy(image, levels[0], size_t(s.level_numel(0)) * sizeof(float));
+    const float* coarse = levels[0];
+    for (int t = 1; t < S; t++) {
+      float* fine = t == S - 1 ? image : workspace_slot(workspace, s, t);
+      recompose_pair<Rows>(coarse, t < up_to ? levels[t] : nullptr, fine, s.planes(), s.level_height(t - 1),
+                           s.level_width(t - 1));
+      coarse = fine;
+    }
+  }
+
+ private:
+  PyramidKind kind_;
+};
+
+// Undefined (null data) when the pyramid needs no workspace.
+Tensor make_workspace(const PyramidShape& s) {
+  const int64_t n = s.workspace_floats();
+  return n > 0 ? Tensor({n}, DType::F32) : Tensor();
+}
+
+void check_cpu_f32(const Tensor& t, const std::string& arg) {
+  expect_defined(t, arg.c_str());
+  expect_dtype(t, DType::F32, arg.c_str());
+  if (!t.device().is_cpu())
+    fail(Code::Device, arg + ": expected a cpu tensor (the CUDA pyramid is not built yet), got " + t.device().name());
+}
+
+}  // namespace
+
+int64_t PyramidShape::workspace_floats() const {
+  int64_t n = 0;
+  for (int t = 1; t + 1 < stages; t++) n += level_numel(t);
+  return n;
+}
+
+PyramidShape pyramid_shape(const Shape& image, int64_t stages, const std::string& fn) {
+  if (stages < 1 || stages > kMaxPyramidStages)
+    fail(Code::ArgValue, fn + ": stages: expected an integer from 1 to " + std::to_string(kMaxPyramidStages) +
+                             ", got " + std::to_string(stages));
+  if (image.size() != 4)
+    fail(Code::Shape, fn + ": x: expected a [batch, channels, height, width] tensor (rank 4), got shape " +
+                          shape_str(image));
+  const int64_t factor = int64_t(1) << (stages - 1);
+  if (image[2] % factor != 0 || image[3] % factor != 0)
+    fail(Code::Shape, fn + ": x: " + std::to_string(stages) + " stages need height and width divisible by " +
+                          std::to_string(factor) + " (2^(stages-1)), got shape " + shape_str(image));
+  PyramidShape s;
+  s.batch = image[0];
+  s.channels = image[1];
+  s.height = image[2];
+  s.width = image[3];
+  s.stages = int(stages);
+  return s;
+}
+
+PyramidShape pyramid_shape_of_levels(const std::vector<Shape>& levels, const std::string& fn) {
+  if (levels.empty()) fail(Code::ArgValue, fn + ": levels: expected at least one level, got none");
+  if (levels.size() > size_t(kMaxPyramidStages))
+    fail(Code::ArgValue, fn + ": levels: expected at most " + std::to_string(kMaxPyramidStages) + " levels, got " +
+                             std::to_string(levels.size()));
+  for (size_t i = 0; i < levels.size(); i++) {
+    const std::string arg = fn + ": levels[" + std::to_string(i) + "]";
+    if (levels[i].size() != 4)
+      fail(Code::Shape, arg + ": expected a [batch, channels, height, width] tensor (rank 4), got shape " +
+                            shape_str(levels[i]));
+    if (i == 0) continue;
+    const Shape& prev = levels[i - 1];
+    Shape want = {prev[0], prev[1], 2 * prev[2], 2 * prev[3]};
+    if (levels[i] != want)
+      fail(Code::Shape, arg + ": expected shape " + shape_str(want) + " (levels[" + std::to_string(i - 1) + "] " +
+                            shape_str(prev) + " at twice the height and width), got " + shape_str(levels[i]));
+  }
+  const Shape& fine = levels.back();
+  return pyramid_shape(fine, int64_t(levels.size()), fn);
+}
+
+PyramidKind parse_pyramid_kind(const std::string& name, const char* arg) {
+  if (name == "laplacian") return PyramidKind::Laplacian;
+  if (name == "haar") return PyramidKind::Haar;
+  fail(Code::ArgValue, std::string(arg) + ": expected 'laplacian' or 'haar', got '" + name + "'");
+}
+
+const char* pyramid_kind_name(PyramidKind kind) { return kind == PyramidKind::Haar ? "haar" : "laplacian"; }
+
+const Decomposition& cpu_decomposition(PyramidKind kind) {
+  static const CpuPyramid<LaplacianRows> laplacian(PyramidKind::Laplacian);
+  static const CpuPyramid<HaarRows> haar(PyramidKind::Haar);
+  return kind == PyramidKind::Haar ? static_cast<const Decomposition&>(haar) : laplacian;
+}
+
+std::vector<Tensor> Decomposition::decompose(const Tensor& image, int64_t stages, const std::string& fn) const {
+  check_cpu_f32(image, fn + ": x");
+  const PyramidShape s = pyramid_shape(image.shape(), stages, fn);
+  std::vector<Tensor> levels;
+  std::vector<float*> ptrs;
+  for (int t = 0; t < s.stages; t++) {
+    levels.emplace_back(s.level_shape(t), DType::F32);
+    ptrs.push_back(levels.back().data<float>());
+  }
+  Tensor workspace = make_workspace(s);
+  decompose(image.data<float>(), ptrs.data(), workspace.data<float>(), s);
+  return levels;
+}
+
+namespace {
+
+PyramidShape checked_levels(const std::vector<Tensor>& levels, const std::string& fn, std::vector<const float*>& ptrs) {
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < levels.size(); i++) {
+    check_cpu_f32(levels[i], fn + ": levels[" + std::to_string(i) + "]");
+    shapes.push_back(levels[i].shape());
+    ptrs.push_back(levels[i].data<float>());
+  }
+  return pyramid_shape_of_levels(shapes, fn);
+}
+
+}  // namespace
+
+Tensor Decomposition::recompose(const std::vector<Tensor>& levels, const std::string& fn) const {
+  return preview(levels, int64_t(levels.size()), fn);
+}
+
+Tensor Decomposition::preview(const std::vector<Tensor>& levels, int64_t up_to, const std::string& fn) const {
+  std::vector<const float*> ptrs;
+  const PyramidShape s = checked_levels(levels, fn, ptrs);
+  if (up_to < 1 || up_to > s.stages)
+    fail(Code::ArgValue, fn + ": upTo: expected an integer from 1 to " + std::to_string(s.stages) +
+                             " (the number of levels), got " + std::to_string(up_to));
+  Tensor image(s.image_shape(), DType::F32);
+  Tensor workspace = make_workspace(s);
+  preview(ptrs.data(), int(up_to), image.data<float>(), workspace.data<float>(), s);
+  return image;
+}
+
+void set_pyramid_range_pixels(int64_t pixels) { g_range_pixels = pixels > 0 ? pixels : kDefaultRangePixels; }
+
+void parallel_copy(void* dst, const void* src, size_t bytes) {
+  constexpr int64_t kBlock = 1 << 16;  // copy in 64 KiB blocks, so the ranges split evenly
+  const int64_t blocks = int64_t((bytes + kBlock - 1) / kBlock);
+  parallel_ranges(blocks, 4, [&](int64_t begin, int64_t end) {
+    size_t from = size_t(begin) * kBlock, to = std::min(bytes, size_t(end) * kBlock);
+    std::memcpy(static_cast<char*>(dst) + from, static_cast<const char*>(src) + from, to - from);
+  });
+}
+
+}  // namespace df
