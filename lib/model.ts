@@ -141,6 +141,11 @@ export class Model {
     return this.#handle;
   }
 
+  /** @internal The native handle, for the trainer and the sampler. */
+  get nativeHandle(): NativeModelHandle {
+    return this.#live;
+  }
+
   /** Names (those of the PyTorch reference's state_dict) and shapes, in buffer order. */
   parameters(): ParameterInfo[] {
     return native.modelInfo(this.#live).parameters;

@@ -132,8 +132,44 @@ export interface NativeBinding {
   pyramidPreview(levels: NativeTensor[], upTo: number, options?: NativePyramidOptions): Promise<NativeTensor>;
   /** Median ms of a multithreaded memcpy of `bytes` over `reps` runs (a bandwidth yardstick). */
   benchCopy(bytes: number, reps: number): number;
+}
 
 export interface NativePyramidOptions {
   stages?: number;
   kind?: 'laplacian' | 'haar';
+}
+
+export type NativeTrainerHandle = { readonly __trainer: unique symbol };
+export type NativeCancelHandle = { readonly __cancel: unique symbol };
+
+export interface NativeTrainStats {
+  step: number;
+  activeStage: number;
+  loss: number;
+  stageLoss: number[];
+  gradNorm: number;
+  lr: number;
+}
+
+export interface NativeSampleResult {
+  images: NativeTensor;
+  levels: NativeTensor[];
+  previews: NativeTensor[];
+  intermediates: NativeTensor[];
+}
+
+export interface NativeBinding {
+  trainerCreate(model: NativeModelHandle, options: object): NativeTrainerHandle;
+  trainerOptions(trainer: NativeTrainerHandle): Record<string, unknown>;
+  trainerStep(trainer: NativeTrainerHandle, images: NativeTensor, labels?: NativeTensor): Promise<NativeTrainStats>;
+  trainerStepSync(trainer: NativeTrainerHandle, images: NativeTensor, labels?: NativeTensor): NativeTrainStats;
+  trainerDispose(trainer: NativeTrainerHandle): void;
+  modelSample(
+    model: NativeModelHandle,
+    options: object,
+    onProgress?: (p: NativeProgress) => void,
+  ): { promise: Promise<NativeSampleResult>; cancel: NativeCancelHandle };
+  cancelJob(cancel: NativeCancelHandle): void;
+  flowSchedule(stages: number, stepsPerStage: number[], thresholds: number[]): { times: number[][]; newestStage: number[] };
+  samplerDefaults(stages: number): { stepsPerStage: number[]; thresholds: number[]; stageProbs: number[] };
 }

@@ -62,7 +62,7 @@ TrainStepStats Trainer::step(const float* images, const int32_t* labels, int64_t
   const int S = int(c.stages);
   StageLayout l = layout_of(c, batch);
   PyramidShape ps = pyramid_of(c, batch);
-  std::vector<float*> levels(size_t(S));
+  std::vector<float*> levels(static_cast<size_t>(S));
   for (int s = 0; s < S; s++) levels[size_t(s)] = clean_.data() + l.offset(s);
   decomposition_->decompose(images, levels.data(), workspace_.data(), ps);
 
@@ -80,7 +80,7 @@ TrainStepStats Trainer::step(const float* images, const int32_t* labels, int64_t
                                          target_.data(), t_.data(), mask_.data(), labels ? labels_.data() : nullptr);
   DiTBatch b;
   b.batch = batch;
-  std::vector<const float*> targets(size_t(S));
+  std::vector<const float*> targets(static_cast<size_t>(S));
   for (int s = 0; s < S; s++) {
     b.x.push_back(noisy_.data() + l.offset(s));
     targets[size_t(s)] = target_.data() + l.offset(s);

@@ -1,0 +1,79 @@
+// The DFM training step (the paper's Algorithm 1) over a Model: decompose, draw the active stage,
+// the times and the noise, forward, masked per-stage loss, backward, clipping, AdamW and EMA, all in
+// one native call that runs off the event loop.
+import type { NativeTrainerHandle } from '../types/native';
+import { decoflowError } from './errors';
+import type { Batch } from './data';
+import { Model } from './model';
+import { native } from './native';
+import { nativeOf, Tensor } from './tensor';
+
+export type DecompositionKind = 'laplacian' | 'haar';
+
+export interface TrainerOptions {
+  /** The pyramid (default 'laplacian'). */
+  decomposition?: DecompositionKind;
+  /** p_q: the probability that each stage is the active one (default: the paper's [0.9, 0.1] for 2 stages). */
+  stageProbs?: number[];
+  /** t of the active stage ~ LogitNormal(timeLocation, timeScale) (default 0, 1). */
+  timeLocation?: number;
+  timeScale?: number;
+  /** t of earlier stages ~ LogitNormal(priorLocation, priorScale) (default 1.5, 1; the authors' code uses 2). */
+  priorLocation?: number;
+  priorScale?: number;
+  /** Probability that a label is replaced by the null class (default 0.1). */
+  labelDropout?: number;
+  /** Seed of the data-side randomness (times, noise, dropout); the step number is the counter. */
+  seed?: number;
+}
+
+export interface TrainStepStats {
+  /** Optimizer steps taken so far (after this one). */
+  step: number;
+  /** The active stage Q of this batch (0-based, coarse to fine). */
+  activeStage: number;
+  /** Sum over active stages of their mean squared velocity errors. */
+  loss: number;
+  stageLoss: number[];
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  lr: number;
+}
+
+export class Trainer {
+  #handle: NativeTrainerHandle | null;
+  readonly model: Model;
+
+  constructor(model: Model, options: TrainerOptions = {}) {
+    if (!(model instanceof Model)) throw decoflowError('ERR_DECOFLOW_ARG_TYPE', 'Trainer: model: expected a Model');
+    this.model = model;
+    this.#handle = native.trainerCreate(model.nativeHandle, options);
+  }
+
+  get #live(): NativeTrainerHandle {
+    if (this.#handle === null) throw decoflowError('ERR_DECOFLOW_DISPOSED', 'Trainer: the trainer has been disposed');
+    return this.#handle;
+  }
+
+  /** The options in effect (defaults filled in). */
+  get options(): Required<TrainerOptions> {
+    return native.trainerOptions(this.#live) as Required<TrainerOptions>;
+  }
+
+  /** One training step on images [B, C, H, W] in [-1, 1] and labels i32 [B] (for class-conditional models). */
+  step(images: Tensor | Batch, labels?: Tensor): Promise<TrainStepStats> {
+    const [im, lb] = images instanceof Tensor ? [images, labels] : [images.images, images.labels];
+    return native.trainerStep(this.#live, nativeOf(im, 'trainer.step: images'), lb ? nativeOf(lb, 'trainer.step: labels') : undefined);
+  }
+
+  stepSync(images: Tensor | Batch, labels?: Tensor): TrainStepStats {
+    const [im, lb] = images instanceof Tensor ? [images, labels] : [images.images, images.labels];
+    return native.trainerStepSync(this.#live, nativeOf(im, 'trainer.stepSync: images'), lb ? nativeOf(lb, 'trainer.stepSync: labels') : undefined);
+  }
+
+  /** Releases the trainer's buffers (not the model). */
+  dispose(): void {
+    if (this.#handle !== null) native.trainerDispose(this.#handle);
+    this.#handle = null;
+  }
+}
