@@ -30,6 +30,6 @@ export { pyramid } from './pyramid';
 export type { PyramidKind, PyramidOptions, DecomposeOptions } from './pyramid';
 export { benchCopy } from './runtime';
 export { Trainer } from './trainer';
-export type { TrainerOptions, TrainStepStats, DecompositionKind } from './trainer';
+export type { TrainerOptions, TrainStepStats, TrainingDraws, DecompositionKind } from './trainer';
 export { Sampler, flowSchedule } from './sampler';
 export type { SampleOptions, SampleResult, Schedule, Solver } from './sampler';

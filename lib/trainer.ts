@@ -40,6 +40,15 @@ export interface TrainStepStats {
   lr: number;
 }
 
+export interface TrainingDraws {
+  levels: Tensor[];
+  noise: Tensor[];
+  t: Tensor;
+  mask: Tensor;
+  labels: Tensor;
+  activeStage: number;
+}
+
 export class Trainer {
   #handle: NativeTrainerHandle | null;
   readonly model: Model;
@@ -69,6 +78,29 @@ export class Trainer {
   stepSync(images: Tensor | Batch, labels?: Tensor): TrainStepStats {
     const [im, lb] = images instanceof Tensor ? [images, labels] : [images.images, images.labels];
     return native.trainerStepSync(this.#live, nativeOf(im, 'trainer.stepSync: images'), lb ? nativeOf(lb, 'trainer.stepSync: labels') : undefined);
+  }
+
+  /**
+   * The random draws this trainer makes at optimizer step `step` for these images: the clean
+   * pyramid levels, the noise of each stage (zero for masked stages), the times and mask [B, S], the
+   * labels after dropout and the active stage. For inspection and for checking against a reference.
+   */
+  draws(step: number, images: Tensor, labels?: Tensor): TrainingDraws {
+    const r = native.dfmTrainingBatch(
+      this.model.nativeHandle,
+      this.options,
+      step,
+      nativeOf(images, 'trainer.draws: images'),
+      labels ? nativeOf(labels, 'trainer.draws: labels') : undefined,
+    );
+    return {
+      levels: r.levels.map((t) => new Tensor(t)),
+      noise: r.noise.map((t) => new Tensor(t)),
+      t: new Tensor(r.t),
+      mask: new Tensor(r.mask),
+      labels: new Tensor(r.labels),
+      activeStage: r.activeStage,
+    };
   }
 
   /** Releases the trainer's buffers (not the model). */

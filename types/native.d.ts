@@ -170,6 +170,13 @@ export interface NativeBinding {
     onProgress?: (p: NativeProgress) => void,
   ): { promise: Promise<NativeSampleResult>; cancel: NativeCancelHandle };
   cancelJob(cancel: NativeCancelHandle): void;
+  dfmTrainingBatch(
+    model: NativeModelHandle,
+    options: object,
+    step: number,
+    images: NativeTensor,
+    labels?: NativeTensor,
+  ): { levels: NativeTensor[]; noise: NativeTensor[]; t: NativeTensor; mask: NativeTensor; labels: NativeTensor; activeStage: number };
   flowSchedule(stages: number, stepsPerStage: number[], thresholds: number[]): { times: number[][]; newestStage: number[] };
   samplerDefaults(stages: number): { stepsPerStage: number[]; thresholds: number[]; stageProbs: number[] };
 }

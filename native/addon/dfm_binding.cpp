@@ -1,6 +1,7 @@
 // The DFM trainer and sampler over a Model handle, and the sampling schedule. A trainer keeps the
 // model handle alive and takes the model's busy flag for each step, so a step never races another
 // call on the same model.
+#include <algorithm>
 #include <memory>
 
 #include "../dfm/dit_sampler.h"
@@ -157,6 +158,69 @@ Napi::Value trainer_dispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// dfmTrainingBatch(model, options, step, images, labels?): the draws a trainer with these options
+// makes at `step` (for tests and for users who inspect training): clean levels, noise, times,
+// mask, labels after dropout, the active stage. Uses the trainer's own code path.
+Napi::Value dfm_training_batch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ModelPtr m = model_of(info[0], "dfmTrainingBatch");
+  const DiTConfig& c = m->model->config();
+  TrainerOptions opts = read_trainer_options(info[1]);
+  if (opts.batch.stage_probs.empty()) opts.batch.stage_probs = default_stage_probs(int(c.stages));
+  opts.batch.null_label = c.num_classes > 0 ? int32_t(c.num_classes) : -1;
+  validate_batch_config(opts.batch, int(c.stages));
+  uint64_t step = uint64_t(arg_int(info[2], "dfmTrainingBatch: step", 0, (int64_t(1) << 53) - 1));
+  Tensor images = unwrap_tensor(info[3], "dfmTrainingBatch: images");
+  expect_dtype(images, DType::F32, "dfmTrainingBatch: images");
+  PyramidShape ps = pyramid_shape(images.shape(), c.stages, "dfmTrainingBatch");
+  if (ps.channels != c.channels || ps.height != c.height || ps.width != c.width)
+    fail(Code::Shape, "dfmTrainingBatch: images: expected the model's [B, C, H, W]");
+  const int S = int(c.stages);
+  const int64_t B = ps.batch;
+  StageLayout l;
+  l.batch = B;
+  for (int s = 0; s < S; s++) l.per_sample.push_back(c.stage_numel(s));
+  std::vector<float> clean(size_t(l.total())), noisy(clean.size()), target(clean.size()), t(size_t(B * S)), mask(t.size());
+  std::vector<float> ws(size_t(std::max<int64_t>(ps.workspace_floats(), 1)));
+  std::vector<float*> lv;
+  for (int s = 0; s < S; s++) lv.push_back(clean.data() + l.offset(s));
+  cpu_decomposition(opts.decomposition).decompose(images.data<float>(), lv.data(), ws.data(), ps);
+  std::vector<int32_t> labels(size_t(B), 0);
+  if (c.num_classes > 0) {
+    Tensor lt = unwrap_tensor(info[4], "dfmTrainingBatch: labels");
+    expect_dtype(lt, DType::I32, "dfmTrainingBatch: labels");
+    if (lt.numel() != B) fail(Code::Shape, "dfmTrainingBatch: labels: expected one per image");
+    std::copy(lt.data<int32_t>(), lt.data<int32_t>() + B, labels.begin());
+  }
+  int q = prepare_dfm_batch(l, opts.batch, opts.seed, step, clean.data(), noisy.data(), target.data(), t.data(), mask.data(),
+                            c.num_classes > 0 ? labels.data() : nullptr);
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Array levels = Napi::Array::New(env, size_t(S)), noise = Napi::Array::New(env, size_t(S));
+  for (int s = 0; s < S; s++) {
+    Tensor level(ps.level_shape(s), DType::F32), n(ps.level_shape(s), DType::F32);
+    const float* cs = clean.data() + l.offset(s);
+    const float* vs = target.data() + l.offset(s);
+    std::copy(cs, cs + l.stage_size(s), level.data<float>());
+    for (int64_t i = 0; i < l.stage_size(s); i++) n.data<float>()[i] = s <= q ? cs[i] - vs[i] : 0.f;  // N = X - v
+    levels.Set(uint32_t(s), wrap_tensor(env, level));
+    noise.Set(uint32_t(s), wrap_tensor(env, n));
+  }
+  auto to_tensor = [&](const std::vector<float>& v, const Shape& shape) {
+    Tensor x(shape, DType::F32);
+    std::copy(v.begin(), v.end(), x.data<float>());
+    return wrap_tensor(env, x);
+  };
+  Tensor lab({B}, DType::I32);
+  std::copy(labels.begin(), labels.end(), lab.data<int32_t>());
+  o.Set("levels", levels);
+  o.Set("noise", noise);
+  o.Set("t", to_tensor(t, {B, S}));
+  o.Set("mask", to_tensor(mask, {B, S}));
+  o.Set("labels", wrap_tensor(env, lab));
+  o.Set("activeStage", q);
+  return o;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sampling from a model: its EMA weights (default) or its raw parameters.
 
@@ -297,6 +361,7 @@ void init_dfm(Napi::Env env, Napi::Object exports) {
   exports.Set("trainerStep", Napi::Function::New<guarded<trainer_step>>(env, "trainerStep"));
   exports.Set("trainerStepSync", Napi::Function::New<guarded<trainer_step_sync>>(env, "trainerStepSync"));
   exports.Set("trainerDispose", Napi::Function::New<guarded<trainer_dispose>>(env, "trainerDispose"));
+  exports.Set("dfmTrainingBatch", Napi::Function::New<guarded<dfm_training_batch>>(env, "dfmTrainingBatch"));
   exports.Set("modelSample", Napi::Function::New<guarded<model_sample>>(env, "modelSample"));
   exports.Set("cancelJob", Napi::Function::New<guarded<cancel_job>>(env, "cancelJob"));
   exports.Set("flowSchedule", Napi::Function::New<guarded<flow_schedule>>(env, "flowSchedule"));

@@ -1,0 +1,163 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BatchLoader, Model, readSafetensors, shapesDataset, Tensor, Trainer, writeSafetensors } from '../lib';
+import type { ModelConfig, TrainerOptions } from '../lib';
+import { caught, caughtAsync } from './helpers';
+
+const PYTHON = '/usr/bin/python3';
+const REFERENCE = path.join(__dirname, 'reference', 'dfm_reference.py');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'decoflow-trainer-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function randomImages(b: number, c: number, h: number, w: number, seed: number): Tensor {
+  // smooth images plus detail, in [-1, 1]
+  const x = Tensor.randn([b, c, h, w], { seed }).dataSync() as Float32Array;
+  for (let i = 0; i < x.length; i++) x[i] = Math.tanh(0.5 * x[i] + Math.sin(i * 0.05));
+  return Tensor.from(x, [b, c, h, w]);
+}
+
+const cases: Array<{ name: string; config: ModelConfig; trainer: TrainerOptions; batch: number }> = [
+  {
+    name: 'S=1 plain flow matching, unconditional',
+    config: { stages: 1, channels: 3, height: 8, width: 8, patchSizes: [2], hidden: 32, depth: 2, heads: 4, freqDim: 32 },
+    trainer: { seed: 5 },
+    batch: 4,
+  },
+  {
+    name: 'S=2 with classes and label dropout',
+    config: { stages: 2, channels: 2, height: 16, width: 16, patchSizes: [2, 4], hidden: 48, depth: 2, heads: 3, numClasses: 5, stageEmbedding: true, freqDim: 24 },
+    trainer: { stageProbs: [0.5, 0.5], labelDropout: 0.5, seed: 9 },
+    batch: 4,
+  },
+  {
+    name: 'S=3, three stage probabilities, non-default times',
+    config: { stages: 3, channels: 1, height: 16, width: 16, patchSizes: [1, 2, 4], hidden: 32, depth: 2, heads: 2, numClasses: 3, freqDim: 16 },
+    trainer: { stageProbs: [0.2, 0.3, 0.5], timeLocation: 0.3, priorLocation: 2.0, seed: 2 },
+    batch: 3,
+  },
+];
+
+describe.each(cases)('the DFM loss of a training step matches the PyTorch reference: $name', ({ config, trainer: opts, batch }) => {
+  test('loss <= 1e-4 relative, over steps with different active stages', () => {
+    const model = Model.create(config, { maxBatch: batch, seed: 3, optimizer: { lr: 1e-2, emaDecay: 0.9 } });
+    const trainer = new Trainer(model, opts);
+    const images = randomImages(batch, config.channels, config.height, config.width, 11);
+    const labels = config.numClasses ? Tensor.from(Int32Array.from({ length: batch }, (_, i) => i % config.numClasses!), [batch], { dtype: 'i32' }) : undefined;
+    for (let i = 0; i < 3; i++) trainer.stepSync(images, labels); // move every weight away from adaLN-Zero's zeros
+    const seen = new Set<number>();
+    for (let step = 3; step < 3 + 2 * config.stages; step++) {
+      const ckpt = path.join(tmp, `ckpt-${config.stages}-${step}.safetensors`);
+      model.save(ckpt, { optimizer: false, ema: false });
+      const d = trainer.draws(step, images, labels);
+      const inputs: Record<string, Tensor> = { images, t: d.t, mask: d.mask, labels: d.labels };
+      d.noise.forEach((n, s) => (inputs[`noise.${s}`] = n));
+      const inFile = path.join(tmp, `inputs-${config.stages}-${step}.safetensors`);
+      writeSafetensors(inFile, inputs);
+      const stats = trainer.stepSync(images, labels);
+      expect(stats.activeStage).toBe(d.activeStage);
+      seen.add(d.activeStage);
+      const out = path.join(tmp, `ref-${config.stages}-${step}.safetensors`);
+      execFileSync(PYTHON, [REFERENCE, 'loss', ckpt, inFile, out], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const ref = readSafetensors(out).tensors;
+      const refLoss = ref.loss.dataSync()[0];
+      expect(Math.abs(stats.loss - refLoss) / refLoss).toBeLessThan(1e-4);
+      // the trainer's pyramid is the reference's F.interpolate pyramid
+      d.levels.forEach((lv, s) => {
+        const a = lv.dataSync();
+        const b = ref[`level.${s}`].dataSync();
+        let err = 0;
+        let big = 0;
+        for (let i = 0; i < a.length; i++) {
+          err = Math.max(err, Math.abs(a[i] - b[i]));
+          big = Math.max(big, Math.abs(b[i]));
+        }
+        expect(err / big).toBeLessThan(1e-5);
+      });
+      // masked (later) stages have zero noise and t = 0
+      const t = d.t.dataSync();
+      const mask = d.mask.dataSync();
+      for (let b = 0; b < batch; b++)
+        for (let s = 0; s < config.stages; s++) {
+          expect(mask[b * config.stages + s]).toBe(s <= d.activeStage ? 1 : 0);
+          if (s > d.activeStage) expect(t[b * config.stages + s]).toBe(0);
+        }
+    }
+    if (config.stages > 1) expect(seen.size).toBeGreaterThan(1);
+    trainer.dispose();
+    model.dispose();
+  });
+});
+
+const small: ModelConfig = { stages: 2, channels: 3, height: 16, width: 16, patchSizes: [2, 4], hidden: 48, depth: 2, heads: 4, numClasses: 8 };
+
+async function run(model: Model, steps: number, skip = 0): Promise<number[]> {
+  const trainer = new Trainer(model, { stageProbs: [0.5, 0.5], seed: 4 });
+  const loader = new BatchLoader(shapesDataset({ seed: 1, imageSize: 16, size: 256 }), 8, 2);
+  loader.skip(skip);
+  const losses: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const b = await loader.next();
+    losses.push((await trainer.step(b)).loss);
+    b.images.dispose();
+    b.labels.dispose();
+  }
+  trainer.dispose();
+  return losses;
+}
+
+test('a short training run lowers the loss clearly', async () => {
+  const model = Model.create(small, { maxBatch: 8, seed: 1, optimizer: { lr: 2e-3, warmupSteps: 5 } });
+  const losses = await run(model, 80);
+  const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+  expect(mean(losses.slice(-20))).toBeLessThan(0.8 * mean(losses.slice(0, 20)));
+  model.dispose();
+});
+
+test('resuming from a checkpoint continues with bit-identical losses', async () => {
+  const options = { maxBatch: 8, seed: 2, optimizer: { lr: 1e-3, warmupSteps: 2, emaDecay: 0.9 } };
+  const straight = Model.create(small, options);
+  const all = await run(straight, 6);
+  const first = Model.create(small, options);
+  const head = await run(first, 3);
+  const ckpt = path.join(tmp, 'resume.safetensors');
+  first.save(ckpt);
+  const resumed = Model.load(ckpt, { maxBatch: 8 });
+  expect(resumed.step).toBe(3);
+  const tail = await run(resumed, 3, 3);
+  expect([...head, ...tail]).toEqual(all);
+  for (const m of [straight, first, resumed]) m.dispose();
+});
+
+describe('bad trainer input', () => {
+  const model = Model.create(small, { maxBatch: 4 });
+  afterAll(() => model.dispose());
+  test.each([
+    [{ stageProbs: [0.9, 0.2] }, /sum/],
+    [{ stageProbs: [1] }, /2 probabilities/],
+    [{ stageProbs: [1.5, -0.5] }, /probability/],
+    [{ timeScale: 0 }, /timeScale/],
+    [{ labelDropout: 2 }, /labelDropout/],
+    [{ decomposition: 'dct' }, /decomposition/],
+  ])('%j', (opts, message) => {
+    const e = caught(() => new Trainer(model, opts as TrainerOptions));
+    expect(e.code).toMatch(/ERR_DECOFLOW_(CONFIG|ARG_VALUE)/);
+    expect(e.message).toMatch(message);
+  });
+
+  test('images and labels of the wrong size, type or range', async () => {
+    const trainer = new Trainer(model);
+    const labels = Tensor.from(Int32Array.from([0, 1]), [2], { dtype: 'i32' });
+    expect((await caughtAsync(() => trainer.step(Tensor.zeros([2, 3, 32, 32]), labels))).code).toBe('ERR_DECOFLOW_SHAPE');
+    expect((await caughtAsync(() => trainer.step(Tensor.zeros([5, 3, 16, 16]), labels))).code).toBe('ERR_DECOFLOW_SHAPE');
+    const bad = Tensor.from(Int32Array.from([0, 8]), [2], { dtype: 'i32' });
+    const e = await caughtAsync(() => trainer.step(Tensor.randn([2, 3, 16, 16], { seed: 1 }), bad));
+    expect(e.code).toBe('ERR_DECOFLOW_ARG_VALUE');
+    expect(e.message).toMatch(/labels\[1\] = 8/);
+    expect((await caughtAsync(() => trainer.step(Tensor.randn([2, 3, 16, 16]), undefined))).code).toBe('ERR_DECOFLOW_ARG_TYPE');
+    expect(caught(() => trainer.stepSync('x' as never)).code).toBe('ERR_DECOFLOW_ARG_TYPE');
+    trainer.dispose();
+    expect(caught(() => trainer.stepSync(Tensor.zeros([1, 3, 16, 16]), labels)).code).toBe('ERR_DECOFLOW_DISPOSED');
+  });
+});
