@@ -1,11 +1,18 @@
 // The `decoflow` command line. Exit codes: 0 ok, 1 failure at run time, 2 bad usage.
+import { UsageError } from './cli/args';
+import { sample } from './cli/sample';
+import { train } from './cli/train';
 import { info } from './runtime';
 
 const USAGE = `usage: decoflow <command> [options]
 
 commands:
+  train       train a DFM model (or plain flow matching with --stages 1)
+  sample      generate images from a checkpoint
   info        version, backends, BLAS and threads
   help        this text
+
+'decoflow <command> --help' lists a command's options.
 `;
 
 function printInfo(): void {
@@ -21,19 +28,30 @@ function printInfo(): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [command] = argv;
-  switch (command) {
-    case 'info':
-      printInfo();
-      return 0;
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(USAGE);
-      return command === undefined ? 2 : 0;
-    default:
-      process.stderr.write(`decoflow: unknown command '${command}'\n${USAGE}`);
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'info':
+        printInfo();
+        return 0;
+      case 'train':
+        return await train(rest);
+      case 'sample':
+        return await sample(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command '${command}'`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`decoflow: ${e.message}\n${USAGE}`);
       return 2;
+    }
+    throw e;
   }
 }

@@ -1,0 +1,164 @@
+// decoflow train: trains a DFM (or, with --stages 1, a plain flow-matching) model and writes
+// checkpoints, run.json and sample grids to --out. --resume continues a run bit for bit.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BatchLoader, loadDataset } from '../data';
+import { decoflowError } from '../errors';
+import { writeFileAtomic } from '../image';
+import { Model, type ModelConfig } from '../model';
+import { modelConfig, MODEL_SIZES } from '../presets';
+import { setThreads } from '../runtime';
+import { writeSampleGrid } from '../samples';
+import { Trainer, type TrainerOptions } from '../trainer';
+import { parseArgs, usage, UsageError, type FlagSpec } from './args';
+import { formatSeconds, ProgressBar } from './progress';
+
+export const TRAIN_FLAGS: Record<string, FlagSpec> = {
+  data: { kind: 'string', help: "'shapes' (embedded), 'fashion-mnist[:DIR]' or a folder of images", default: 'shapes' },
+  'image-size': { kind: 'int', help: 'image size in pixels', default: 32 },
+  model: { kind: 'string', help: `model size: ${Object.keys(MODEL_SIZES).join(', ')}`, default: 'tiny' },
+  stages: { kind: 'int', help: 'pyramid stages (1 = plain flow matching)', default: 2 },
+  grid: { kind: 'int', help: 'token grid per side (sets the patch sizes)', default: 8 },
+  steps: { kind: 'int', help: 'training steps', default: 2000 },
+  batch: { kind: 'int', help: 'batch size', default: 32 },
+  lr: { kind: 'number', help: 'learning rate', default: 1e-3 },
+  warmup: { kind: 'int', help: 'linear warm-up steps', default: 100 },
+  'weight-decay': { kind: 'number', help: 'AdamW weight decay', default: 0.01 },
+  'ema-decay': { kind: 'number', help: 'EMA decay of the weights', default: 0.999 },
+  'stage-probs': { kind: 'list', help: 'probability of each stage being the active one (default: 0.9, 0.1 for 2 stages)' },
+  'prior-location': { kind: 'number', help: 'logit-normal location of earlier stages', default: 1.5 },
+  'label-dropout': { kind: 'number', help: 'probability of dropping a label (for guidance)', default: 0.1 },
+  decomposition: { kind: 'string', help: "'laplacian' or 'haar'", default: 'laplacian' },
+  seed: { kind: 'int', help: 'seed of the initialisation, the data order and the noise', default: 0 },
+  out: { kind: 'string', help: 'output folder', default: 'decoflow-run' },
+  'checkpoint-every': { kind: 'int', help: 'steps between checkpoints (0: only at the end)', default: 500 },
+  'sample-every': { kind: 'int', help: 'steps between sample grids (0: only at the end)', default: 0 },
+  'time-limit': { kind: 'number', help: 'stop (and save) after this many seconds' },
+  threads: { kind: 'int', help: 'CPU threads (default: all cores)' },
+  resume: { kind: 'bool', help: 'continue the run in --out from its checkpoint' },
+  help: { kind: 'bool', help: 'this text' },
+};
+
+interface RunFile {
+  config: ModelConfig;
+  trainer: TrainerOptions;
+  data: string;
+  imageSize: number;
+  batch: number;
+  seed: number;
+  steps: number;
+}
+
+export async function train(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, TRAIN_FLAGS);
+  if (a.help) {
+    process.stdout.write(usage('train', 'Trains a DFM model; writes checkpoint.safetensors, run.json and samples to --out.', TRAIN_FLAGS));
+    return 0;
+  }
+  const positive = (name: string) => {
+    const v = a[name] as number;
+    if (!(v >= 1)) throw new UsageError(`--${name}: expected a positive integer, got ${v}`);
+  };
+  ['steps', 'batch', 'stages', 'grid', 'image-size'].forEach(positive);
+  if (a.threads !== undefined) setThreads(a.threads as number);
+  const out = a.out as string;
+  const ckpt = path.join(out, 'checkpoint.safetensors');
+  const runFile = path.join(out, 'run.json');
+
+  let run: RunFile;
+  let model: Model;
+  if (a.resume) {
+    if (!fs.existsSync(ckpt) || !fs.existsSync(runFile))
+      throw decoflowError('ERR_DECOFLOW_IO', `--resume: no checkpoint.safetensors and run.json in ${out}`);
+    run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as RunFile;
+    run.steps = a.steps as number;
+    model = Model.load(ckpt, { maxBatch: run.batch, expectConfig: run.config });
+  } else {
+    const dataset = await loadDataset(a.data as string, { imageSize: a['image-size'] as number, seed: a.seed as number });
+    const config = modelConfig({
+      size: a.model as string,
+      stages: a.stages as number,
+      channels: dataset.channels,
+      imageSize: dataset.imageSize,
+      numClasses: dataset.numClasses,
+      grid: a.grid as number,
+    });
+    dataset.dispose();
+    run = {
+      config,
+      trainer: {
+        decomposition: a.decomposition as 'laplacian' | 'haar',
+        stageProbs: a['stage-probs'] as number[] | undefined,
+        priorLocation: a['prior-location'] as number,
+        labelDropout: a['label-dropout'] as number,
+        seed: a.seed as number,
+      },
+      data: a.data as string,
+      imageSize: a['image-size'] as number,
+      batch: a.batch as number,
+      seed: a.seed as number,
+      steps: a.steps as number,
+    };
+    model = Model.create(config, {
+      maxBatch: run.batch,
+      seed: run.seed,
+      optimizer: {
+        lr: a.lr as number,
+        warmupSteps: a.warmup as number,
+        weightDecay: a['weight-decay'] as number,
+        emaDecay: a['ema-decay'] as number,
+      },
+    });
+  }
+  const dataset = await loadDataset(run.data, { imageSize: run.imageSize, seed: run.seed });
+  const trainer = new Trainer(model, run.trainer);
+  run.trainer = trainer.options;
+  const loader = new BatchLoader(dataset, run.batch, run.seed);
+  loader.skip(model.step);
+  await fs.promises.mkdir(out, { recursive: true });
+
+  const save = async () => {
+    model.save(ckpt);
+    await writeFileAtomic(runFile, Buffer.from(JSON.stringify({ ...run, step: model.step }, null, 2)));
+  };
+  const samples = async (name: string) =>
+    writeSampleGrid(model, path.join(out, `${name}.png`), { seed: 1, previewFile: path.join(out, `${name}-previews.png`) });
+
+  const c = run.config;
+  process.stderr.write(
+    `decoflow train: ${c.stages}-stage ${a.model} model (${model.numParameters.toLocaleString()} parameters, patches ${c.patchSizes.join('/')}) ` +
+      `on ${dataset.name} (${dataset.size} images, ${c.channels}x${c.height}x${c.width}, ${c.numClasses} classes), batch ${run.batch}, ` +
+      `stage probabilities ${run.trainer.stageProbs!.join('/')}\n`,
+  );
+  const bar = new ProgressBar(run.steps, model.step);
+  const t0 = Date.now();
+  const limit = (a['time-limit'] as number | undefined) ?? Infinity;
+  const every = { ckpt: a['checkpoint-every'] as number, sample: a['sample-every'] as number };
+  let smooth = NaN;
+  const start = model.step;
+  while (model.step < run.steps) {
+    const batch = await loader.next();
+    const s = await trainer.step(batch);
+    batch.images.dispose();
+    batch.labels.dispose();
+    smooth = Number.isNaN(smooth) ? s.loss : 0.98 * smooth + 0.02 * s.loss;
+    bar.update(s.step, { loss: smooth.toFixed(4), stage: String(s.activeStage + 1) });
+    if (every.ckpt > 0 && s.step % every.ckpt === 0) await save();
+    if (every.sample > 0 && s.step % every.sample === 0) await samples(`samples-${String(s.step).padStart(6, '0')}`);
+    if ((Date.now() - t0) / 1000 > limit) {
+      process.stderr.write(`\ndecoflow train: time limit reached after ${s.step - start} steps\n`);
+      break;
+    }
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  await save();
+  await samples('samples');
+  process.stderr.write(
+    `decoflow train: ${model.step - start} steps in ${formatSeconds(seconds)} (${((model.step - start) / seconds).toFixed(2)} it/s); ` +
+      `wrote ${ckpt}, ${path.join(out, 'samples.png')} and ${path.join(out, 'samples-previews.png')}\n`,
+  );
+  trainer.dispose();
+  model.dispose();
+  dataset.dispose();
+  return 0;
+}
