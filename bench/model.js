@@ -65,15 +65,26 @@ async function main() {
   const ceiling = Math.max(...Object.values(ceilings));
   for (const [k, v] of Object.entries(ceilings)) console.log(`${k}: ${v.toFixed(1)} GFLOP/s`);
 
-  const peer = torchPeer('model_torch.py', [JSON.stringify(ROWS)], threads);
+  // The machine is shared and noisy: each row alternates PyTorch and decoflow REPS times and keeps
+  // each side's best median, so both see the same conditions.
+  const REPS = Number(process.env.DECOFLOW_BENCH_REPS || 2);
   const rows = [];
+  let peerInfo = null;
   for (const row of ROWS) {
-    const m = df.Model.create(row.config, { maxBatch: row.batch, seed: 0 });
-    const batch = batchFor(row);
-    const ms = await time(() => m.trainStepSync(batch), { warmup: 2, minRuns: 5, minMs: 2000, maxRuns: 20 });
-    m.dispose();
+    let ms = Infinity, torchMs = Infinity;
+    for (let rep = 0; rep < REPS; rep++) {
+      const peer = torchPeer('model_torch.py', [JSON.stringify([row])], threads);
+      if (peer) {
+        peerInfo = peer;
+        torchMs = Math.min(torchMs, peer.rows[0].ms);
+      }
+      const m = df.Model.create(row.config, { maxBatch: row.batch, seed: 0 });
+      const batch = batchFor(row);
+      ms = Math.min(ms, await time(() => m.trainStepSync(batch), { warmup: 2, minRuns: 5, minMs: 2000, maxRuns: 20 }));
+      m.dispose();
+    }
     const flops = 3 * forwardFlops(row);
-    const torchMs = peer?.rows.find((r) => r.name === row.name)?.ms;
+    if (!Number.isFinite(torchMs)) torchMs = undefined;
     rows.push({
       row: row.name,
       'decoflow ms': ms,
@@ -85,7 +96,7 @@ async function main() {
     });
   }
   table(rows);
-  if (peer) console.log(`peer: PyTorch ${peer.torch}, ${peer.threads} threads`);
+  if (peerInfo) console.log(`peer: PyTorch ${peerInfo.torch}, ${peerInfo.threads} threads`);
 }
 
 main().catch((e) => {

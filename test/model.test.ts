@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Model, ModelBatch, ModelConfig, readSafetensors, setThreads, getThreads, Tensor } from '../lib';
+import { Model, ModelBatch, ModelConfig, memory, readSafetensors, resetPeakMemory, setThreads, getThreads, Tensor } from '../lib';
 
 const PYTHON = '/usr/bin/python3';
 const REFERENCE = path.join(__dirname, 'reference', 'dit_reference.py');
@@ -335,6 +335,22 @@ describe('DiT behaviour', () => {
     expect(() => m.forwardSync(ok)).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_DISPOSED' }));
     m.dispose();
     expect(() => m.forwardSync(batch(2, 1))).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_DISPOSED' }));
+  });
+
+  // The model's own buffers are sized once per (config, maxBatch); the only storage a step takes is
+  // the attention op's O(N * D) backward workspace (its partial dQ), freed before the step ends.
+  test('a training step allocates no lasting storage, and only the attention workspace meanwhile', () => {
+    const m = Model.create(config, { seed: 1, maxBatch: 4 });
+    const bt = batch(4, 5);
+    m.trainStepSync(bt);
+    const before = memory().cpu;
+    resetPeakMemory('cpu');
+    for (let i = 0; i < 3; i++) m.trainStepSync(bt);
+    const after = memory().cpu;
+    expect(after.bytes).toBe(before.bytes);
+    expect(after.tensors).toBe(before.tensors);
+    expect(after.peakBytes - before.bytes).toBeLessThan(0.01 * before.bytes);
+    m.dispose();
   });
 
   test('a second call while an async step runs is refused, not raced', async () => {

@@ -39,7 +39,9 @@ double scheduled_lr(const AdamWOptions& o, int64_t step) {
 
 double global_grad_norm(const float* g, int64_t n) {
   const int64_t blocks = (n + kGrain - 1) / kGrain;
-  std::vector<double> partial(size_t(blocks), 0.0);
+  thread_local std::vector<double> scratch;  // grows once: no allocation per step
+  scratch.assign(size_t(blocks), 0.0);
+  std::vector<double>& partial = scratch;  // the caller's, also inside pool threads
   parallel_for(blocks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t blk = lo; blk < hi; blk++) {
       int64_t i0 = blk * kGrain, i1 = std::min(n, i0 + kGrain);
