@@ -22,3 +22,7 @@ export type {
 } from './model';
 export { readSafetensors, writeSafetensors } from './safetensors';
 export type { SafetensorsContents } from './safetensors';
+export { shapesDataset, tensorDataset, fashionMnist, imageFolder, loadDataset, BatchLoader, FASHION_MNIST_DIR } from './data';
+export type { Batch, Dataset } from './data';
+export { grid, saveGrid, saveImages, readImage, toPixels, writeFileAtomic } from './image';
+export type { GridOptions } from './image';

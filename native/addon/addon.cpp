@@ -16,6 +16,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_gemm(env, exports);
   init_model(env, exports);
   init_safetensors(env, exports);
+  init_data(env, exports);
   return exports;
 }
 

@@ -8,5 +8,6 @@ void init_runtime(Napi::Env env, Napi::Object exports);
 void init_gemm(Napi::Env env, Napi::Object exports);
 void init_model(Napi::Env env, Napi::Object exports);
 void init_safetensors(Napi::Env env, Napi::Object exports);
+void init_data(Napi::Env env, Napi::Object exports);
 
 }  // namespace df::addon
