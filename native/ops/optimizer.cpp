@@ -61,7 +61,8 @@ float clip_scale(double norm, double max_norm) {
 }
 
 void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, int64_t step, double lr,
-                  const AdamWOptions& o, float grad_scale) {
+                  const AdamWOptions& o, float grad_scale, float* ema) {
+  const float ema_d = float(o.ema_decay), ema_r = float(1.0 - o.ema_decay);
   const float b1 = float(o.beta1), b2 = float(o.beta2), eps = float(o.eps);
   const float decay = float(1.0 - lr * o.weight_decay);
   const double bc1 = 1.0 - std::pow(o.beta1, double(step));
@@ -77,7 +78,9 @@ void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, int64
       v[i] = vi;
       // The same operation order as torch.optim.AdamW (single-tensor path).
       float denom = std::sqrt(vi) / sqrt_bc2 + eps;
-      p[i] = p[i] * decay - step_size * (mi / denom);
+      float pi = p[i] * decay - step_size * (mi / denom);
+      p[i] = pi;
+      if (ema) ema[i] = ema_d * ema[i] + ema_r * pi;
     }
   });
 }
