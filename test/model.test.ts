@@ -310,6 +310,9 @@ describe('DiT behaviour', () => {
       expect(err.code === 'ERR_DECOFLOW_CONFIG' || err.code === 'ERR_DECOFLOW_FORMAT').toBe(true);
       expect(err.message).toMatch(msg);
     }
+    expect(() => Model.create({ ...config, hidden: 4096, heads: 16, depth: 64 }, { maxBatch: 1 << 20 })).toThrow(
+      expect.objectContaining({ code: 'ERR_DECOFLOW_OUT_OF_MEMORY' }),
+    );
     const m = Model.create(config, { maxBatch: 2 });
     const ok = batch(2, 1);
     expect(() => m.forwardSync({ ...ok, x: [ok.x[0]] })).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_SHAPE' }));

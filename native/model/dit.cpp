@@ -1,5 +1,7 @@
 #include "dit.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -139,8 +141,6 @@ DiT::DiT(const DiTConfig& config, int64_t max_batch) : cfg_(config), max_batch_(
     stage_params_[size_t(s)].flin_w = add_param(pre + "linear.weight", {p * p * C, D}, ParamInit::Zero);
     stage_params_[size_t(s)].flin_b = add_param(pre + "linear.bias", {p * p * C}, ParamInit::Zero);
   }
-  weights_ = Tensor::zeros({num_params_}, DType::F32);
-  grads_ = Tensor::zeros({num_params_}, DType::F32);
 
   // Activations (kept for backward) and scratch, all in one arena.
   int64_t max_td = 0;
@@ -207,6 +207,16 @@ DiT::DiT(const DiTConfig& config, int64_t max_batch) : cfg_(config), max_batch_(
   dbd_ = slot(Bm * D);
   dbd2_ = slot(Bm * D);
   (void)hd;
+  // Refuse what cannot fit instead of letting the first touch of an overcommitted mapping kill the
+  // process: parameters, gradients, optimiser state (3 more copies) and activations.
+  double need = 4.0 * (5.0 * double(num_params_) + double(arena_floats_));
+  double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (phys > 0 && need > phys)
+    fail(Code::OutOfMemory, "model: config and maxBatch " + std::to_string(max_batch) + " need " +
+                                std::to_string(int64_t(need / 1048576)) + " MiB, more than the machine's " +
+                                std::to_string(int64_t(phys / 1048576)) + " MiB");
+  weights_ = Tensor::zeros({num_params_}, DType::F32);
+  grads_ = Tensor::zeros({num_params_}, DType::F32);
   arena_ = Tensor::zeros({arena_floats_}, DType::F32);
   if (cfg_.pos_embedding) sincos_pos_embed_2d(A(pos_), cfg_.grid_h(), cfg_.grid_w(), D);
   active_stage_.resize(size_t(Bm));
