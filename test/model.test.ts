@@ -261,7 +261,7 @@ describe('DiT behaviour', () => {
     }
   });
 
-  test('lossAndGrad (async) equals lossAndGradSync, and stepSync applies the step', async () => {
+  test('forward and lossAndGrad (async) equal their sync forms, and stepSync applies the step', async () => {
     const a = Model.create(config, { seed: 5, maxBatch: 4 });
     const b = Model.create(config, { seed: 5, maxBatch: 4 });
     for (const m of [a, b]) m.trainStepSync(batch(4, 9));  // non-zero final layers
@@ -270,6 +270,8 @@ describe('DiT behaviour', () => {
     const r2 = await b.lossAndGrad(bt);
     expect(r2.loss).toBe(r1.loss);
     expect(b.getGradient('blocks.0.mlp.fc1.weight').dataSync()).toEqual(a.getGradient('blocks.0.mlp.fc1.weight').dataSync());
+    const fwd = await b.forward(bt);
+    a.forwardSync(bt).forEach((o, i) => expect(fwd[i].dataSync()).toEqual(o.dataSync()));
     const s = a.stepSync();
     expect(s.step).toBe(2);
     expect(s.gradNorm).toBeGreaterThan(0);
