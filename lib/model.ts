@@ -128,7 +128,9 @@ export class Model {
     return new Model(native.modelCreate(JSON.stringify(config), options));
   }
 
-  /** Loads a safetensors checkpoint (config from its metadata; optimizer state and EMA when present). */
+  /** Loads a safetensors checkpoint (config from its metadata; optimizer state and EMA when present;
+   * `optimizer` options apply when the file has none; `expectConfig` makes a different config an
+   * ERR_DECOFLOW_CONFIG error). */
   static load(path: string, options: { maxBatch?: number; optimizer?: OptimizerOptions; expectConfig?: ModelConfig } = {}): Model {
     const { expectConfig, ...rest } = options;
     return new Model(
@@ -176,6 +178,12 @@ export class Model {
   /** The per-stage outputs G_s [B, C, H_s, W_s]. */
   forwardSync(inputs: ModelInputs): Tensor[] {
     return native.modelForwardSync(this.#live, nativeBatch(inputs, 'Model.forwardSync')).map((h) => new Tensor(h));
+  }
+
+  /** As forwardSync, off the event loop. */
+  async forward(inputs: ModelInputs): Promise<Tensor[]> {
+    const handles = await native.modelForward(this.#live, nativeBatch(inputs, 'Model.forward'));
+    return handles.map((h) => new Tensor(h));
   }
 
   /** The DFM loss (no gradients). */

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Model, ModelBatch, ModelConfig, readSafetensors, setThreads, getThreads, Tensor } from '../lib';
+import { Model, ModelBatch, ModelConfig, memory, readSafetensors, resetPeakMemory, setThreads, getThreads, Tensor } from '../lib';
 
 const PYTHON = '/usr/bin/python3';
 const REFERENCE = path.join(__dirname, 'reference', 'dit_reference.py');
@@ -261,7 +261,7 @@ describe('DiT behaviour', () => {
     }
   });
 
-  test('lossAndGrad (async) equals lossAndGradSync, and stepSync applies the step', async () => {
+  test('forward and lossAndGrad (async) equal their sync forms, and stepSync applies the step', async () => {
     const a = Model.create(config, { seed: 5, maxBatch: 4 });
     const b = Model.create(config, { seed: 5, maxBatch: 4 });
     for (const m of [a, b]) m.trainStepSync(batch(4, 9));  // non-zero final layers
@@ -270,6 +270,8 @@ describe('DiT behaviour', () => {
     const r2 = await b.lossAndGrad(bt);
     expect(r2.loss).toBe(r1.loss);
     expect(b.getGradient('blocks.0.mlp.fc1.weight').dataSync()).toEqual(a.getGradient('blocks.0.mlp.fc1.weight').dataSync());
+    const fwd = await b.forward(bt);
+    a.forwardSync(bt).forEach((o, i) => expect(fwd[i].dataSync()).toEqual(o.dataSync()));
     const s = a.stepSync();
     expect(s.step).toBe(2);
     expect(s.gradNorm).toBeGreaterThan(0);
@@ -310,6 +312,9 @@ describe('DiT behaviour', () => {
       expect(err.code === 'ERR_DECOFLOW_CONFIG' || err.code === 'ERR_DECOFLOW_FORMAT').toBe(true);
       expect(err.message).toMatch(msg);
     }
+    expect(() => Model.create({ ...config, hidden: 4096, heads: 16, depth: 64 }, { maxBatch: 1 << 20 })).toThrow(
+      expect.objectContaining({ code: 'ERR_DECOFLOW_OUT_OF_MEMORY' }),
+    );
     const m = Model.create(config, { maxBatch: 2 });
     const ok = batch(2, 1);
     expect(() => m.forwardSync({ ...ok, x: [ok.x[0]] })).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_SHAPE' }));
@@ -335,6 +340,24 @@ describe('DiT behaviour', () => {
     expect(() => m.forwardSync(ok)).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_DISPOSED' }));
     m.dispose();
     expect(() => m.forwardSync(batch(2, 1))).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_DISPOSED' }));
+  });
+
+  // The model's own buffers are sized once per (config, maxBatch); the only storage a step takes is
+  // the attention op's O(N * D) backward workspace (its partial dQ), freed before the step ends.
+  test('a training step allocates no lasting storage, and only the attention workspace meanwhile', () => {
+    const m = Model.create(config, { seed: 1, maxBatch: 4 });
+    const bt = batch(4, 5);
+    m.trainStepSync(bt);
+    const before = memory().cpu;
+    resetPeakMemory('cpu');
+    for (let i = 0; i < 3; i++) m.trainStepSync(bt);
+    const after = memory().cpu;
+    expect(after.bytes).toBe(before.bytes);
+    expect(after.tensors).toBe(before.tensors);
+    // O(N * D): bounded by 16 copies of q ([B, heads, N, head dim] = B * N * hidden floats).
+    const qBytes = 4 * 16 * config.hidden * 4;
+    expect(after.peakBytes - before.bytes).toBeLessThanOrEqual(16 * qBytes);
+    m.dispose();
   });
 
   test('a second call while an async step runs is refused, not raced', async () => {

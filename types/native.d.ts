@@ -69,6 +69,7 @@ export interface NativeBinding {
   modelGet(model: NativeModelHandle, which: string, name: string): NativeTensor;
   modelSetParameter(model: NativeModelHandle, name: string, value: NativeTensor): void;
   modelForwardSync(model: NativeModelHandle, batch: object): NativeTensor[];
+  modelForward(model: NativeModelHandle, batch: object): Promise<NativeTensor[]>;
   modelLossSync(model: NativeModelHandle, batch: object): NativeLossResult;
   modelLossAndGradSync(model: NativeModelHandle, batch: object): NativeLossResult;
   modelLossAndGrad(model: NativeModelHandle, batch: object): Promise<NativeLossResult>;

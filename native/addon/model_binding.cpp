@@ -2,6 +2,7 @@
 // async jobs share, so disposing it while a job runs is safe (the job finishes first, then frees).
 // One call at a time per model: a second one while a job runs is an error, not a race.
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <mutex>
 
@@ -233,19 +234,44 @@ Napi::Value model_set_parameter(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Runs the forward pass and copies the per-stage outputs into new tensors.
+std::vector<Tensor> run_forward(ModelHandle& h, const HeldBatch& b) {
+  h.model->forward(b.view());
+  const DiTConfig& cfg = h.model->config();
+  std::vector<Tensor> outs;
+  for (int64_t s = 0; s < cfg.stages; s++) {
+    Tensor t({b.batch, cfg.channels, cfg.stage_height(s), cfg.stage_width(s)}, DType::F32);
+    std::memcpy(t.raw(), h.model->output(s), t.nbytes());
+    outs.push_back(t);
+  }
+  return outs;
+}
+
+Napi::Value tensors_to_js(Napi::Env env, const std::vector<Tensor>& ts) {
+  Napi::Array out = Napi::Array::New(env, ts.size());
+  for (size_t i = 0; i < ts.size(); i++) out.Set(uint32_t(i), wrap_tensor(env, ts[i]));
+  return out;
+}
+
 Napi::Value model_forward_sync(const Napi::CallbackInfo& info) {
   ModelPtr h = model_of(info[0], "Model.forwardSync");
   BusyGuard busy(h, "Model.forwardSync");
   HeldBatch b = read_batch(info[1], *h->model, false, "Model.forwardSync");
-  h->model->forward(b.view());
-  const DiTConfig& cfg = h->model->config();
-  Napi::Array out = Napi::Array::New(info.Env(), size_t(cfg.stages));
-  for (int64_t s = 0; s < cfg.stages; s++) {
-    Tensor t({b.batch, cfg.channels, cfg.stage_height(s), cfg.stage_width(s)}, DType::F32);
-    std::memcpy(t.raw(), h->model->output(s), t.nbytes());
-    out.Set(uint32_t(s), wrap_tensor(info.Env(), t));
-  }
-  return out;
+  return tensors_to_js(info.Env(), run_forward(*h, b));
+}
+
+Napi::Value model_forward_async(const Napi::CallbackInfo& info) {
+  ModelPtr h = model_of(info[0], "Model.forward");
+  auto busy = std::make_shared<BusyGuard>(h, "Model.forward");
+  HeldBatch b = read_batch(info[1], *h->model, false, "Model.forward");
+  auto outs = std::make_shared<std::vector<Tensor>>();
+  return start_job(
+      info.Env(), [h, b, outs, busy](JobContext&) { *outs = run_forward(*h, b); },
+      [outs, busy](Napi::Env env) mutable {
+        busy.reset();
+        return tensors_to_js(env, *outs);
+      },
+      info.Env().Undefined());
 }
 
 // mode: 0 = loss only, 1 = loss and gradients, 2 = a whole training step (gradients + optimizer).
@@ -321,6 +347,7 @@ void init_model(Napi::Env env, Napi::Object exports) {
   exports.Set("modelGet", Napi::Function::New<guarded<model_get>>(env, "modelGet"));
   exports.Set("modelSetParameter", Napi::Function::New<guarded<model_set_parameter>>(env, "modelSetParameter"));
   exports.Set("modelForwardSync", Napi::Function::New<guarded<model_forward_sync>>(env, "modelForwardSync"));
+  exports.Set("modelForward", Napi::Function::New<guarded<model_forward_async>>(env, "modelForward"));
   exports.Set("modelLossSync", Napi::Function::New<guarded<model_loss_sync<0>>>(env, "modelLossSync"));
   exports.Set("modelLossAndGradSync", Napi::Function::New<guarded<model_loss_sync<1>>>(env, "modelLossAndGradSync"));
   exports.Set("modelLossAndGrad", Napi::Function::New<guarded<model_loss_async<1>>>(env, "modelLossAndGrad"));

@@ -1,5 +1,7 @@
 #include "dit.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -139,8 +141,6 @@ DiT::DiT(const DiTConfig& config, int64_t max_batch) : cfg_(config), max_batch_(
     stage_params_[size_t(s)].flin_w = add_param(pre + "linear.weight", {p * p * C, D}, ParamInit::Zero);
     stage_params_[size_t(s)].flin_b = add_param(pre + "linear.bias", {p * p * C}, ParamInit::Zero);
   }
-  weights_ = Tensor::zeros({num_params_}, DType::F32);
-  grads_ = Tensor::zeros({num_params_}, DType::F32);
 
   // Activations (kept for backward) and scratch, all in one arena.
   int64_t max_td = 0;
@@ -207,6 +207,16 @@ DiT::DiT(const DiTConfig& config, int64_t max_batch) : cfg_(config), max_batch_(
   dbd_ = slot(Bm * D);
   dbd2_ = slot(Bm * D);
   (void)hd;
+  // Refuse what cannot fit instead of letting the first touch of an overcommitted mapping kill the
+  // process: parameters, gradients, optimiser state (3 more copies) and activations.
+  double need = 4.0 * (5.0 * double(num_params_) + double(arena_floats_));
+  double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (phys > 0 && need > phys)
+    fail(Code::OutOfMemory, "model: config and maxBatch " + std::to_string(max_batch) + " need " +
+                                std::to_string(int64_t(need / 1048576)) + " MiB, more than the machine's " +
+                                std::to_string(int64_t(phys / 1048576)) + " MiB");
+  weights_ = Tensor::zeros({num_params_}, DType::F32);
+  grads_ = Tensor::zeros({num_params_}, DType::F32);
   arena_ = Tensor::zeros({arena_floats_}, DType::F32);
   if (cfg_.pos_embedding) sincos_pos_embed_2d(A(pos_), cfg_.grid_h(), cfg_.grid_w(), D);
   active_stage_.resize(size_t(Bm));
@@ -391,7 +401,10 @@ double DiT::loss(const std::vector<const float*>& targets, bool with_backward) {
 void DiT::backward() {
   const int64_t S = cfg_.stages, C = cfg_.channels, D = cfg_.hidden, M = cfg_.mlp_hidden(), F = cfg_.freq_dim;
   const int64_t B = batch_, N = cfg_.tokens(), R = B * N, H = cfg_.heads, hd = cfg_.head_dim();
-  std::memset(grads_.raw(), 0, size_t(num_params_) * sizeof(float));
+  // Every linear writes its parameters' gradients exactly once (overwrite, no zeroing pass); only
+  // the embedding tables, whose rows accumulate, start from zero.
+  if (y_table_ >= 0) std::memset(G(y_table_), 0, size_t((cfg_.num_classes + 1) * D) * sizeof(float));
+  if (s_table_ >= 0) std::memset(G(s_table_), 0, size_t(S * D) * sizeof(float));
   float* dx = A(dx_);
   float* dsilu_c = A(dsilu_c_);
 
@@ -404,11 +417,11 @@ void DiT::backward() {
     float* fmod = A(sa.fmod);
     float* dfmod = A(dmod_);
     patchify(A(sa.dout), A(dfout_), ps, PatchOrder::ChannelLast);
-    linear_backward(A(sa.fy), P(sp.flin_w), A(dfout_), A(dfy_), G(sp.flin_w), G(sp.flin_b), {R, D, ps.token_dim()});
+    linear_backward(A(sa.fy), P(sp.flin_w), A(dfout_), A(dfy_), G(sp.flin_w), G(sp.flin_b), {R, D, ps.token_dim()}, false, false);
     ModulatedNormShape ns{B, N, D, 2 * D, 1e-6f};
     layernorm_modulate_backward(A(x_final_), fmod + D, A(sa.fmean), A(sa.frstd), A(dfy_), dx, dfmod, dfmod + D, ns,
                                 s > 0);
-    linear_backward(A(silu_c_), P(sp.fada_w), dfmod, dsilu_c, G(sp.fada_w), G(sp.fada_b), {B, D, 2 * D}, s > 0);
+    linear_backward(A(silu_c_), P(sp.fada_w), dfmod, dsilu_c, G(sp.fada_w), G(sp.fada_b), {B, D, 2 * D}, s > 0, false);
   }
 
   AttentionShape ash{B, H, N, N, hd};
@@ -421,21 +434,21 @@ void DiT::backward() {
     ModulatedNormShape ns{B, N, D, 6 * D, 1e-6f};
     // MLP half; dx holds dL/dx_out and becomes dL/dx_mid in place.
     gated_residual_backward(A(a.fc2_out), mod + 5 * D, dx, A(dtmp_), dmod + 5 * D, ns);
-    linear_backward(A(a.gelu), P(bp.fc2_w), A(dtmp_), A(dh_), G(bp.fc2_w), G(bp.fc2_b), {R, M, D});
+    linear_backward(A(a.gelu), P(bp.fc2_w), A(dtmp_), A(dh_), G(bp.fc2_w), G(bp.fc2_b), {R, M, D}, false, false);
     gelu_tanh_backward(A(a.h), A(dh_), A(dh_), R * M);
-    linear_backward(A(a.xmod2), P(bp.fc1_w), A(dh_), A(dattn_), G(bp.fc1_w), G(bp.fc1_b), {R, D, M});
+    linear_backward(A(a.xmod2), P(bp.fc1_w), A(dh_), A(dattn_), G(bp.fc1_w), G(bp.fc1_b), {R, D, M}, false, false);
     layernorm_modulate_backward(A(a.x_mid), mod + 4 * D, A(a.mean2), A(a.rstd2), A(dattn_), dx, dmod + 3 * D,
                                 dmod + 4 * D, ns, true);
     // Attention half; dx becomes dL/dx_in.
     gated_residual_backward(A(a.proj_out), mod + 2 * D, dx, A(dtmp_), dmod + 2 * D, ns);
-    linear_backward(A(a.attn_cat), P(bp.proj_w), A(dtmp_), A(dattn_), G(bp.proj_w), G(bp.proj_b), {R, D, D});
+    linear_backward(A(a.attn_cat), P(bp.proj_w), A(dtmp_), A(dattn_), G(bp.proj_w), G(bp.proj_b), {R, D, D}, false, false);
     merge_heads(A(dattn_), A(do_), B, N, H, hd, true);
     attention_backward(A(a.q), A(a.k), A(a.v), A(a.o), A(a.lse), A(do_), A(dq_), A(dk_), A(dv_), ash, scale, false);
     split_heads_backward(A(dq_), A(dk_), A(dv_), A(dqkv_), B, N, H, hd);
-    linear_backward(A(a.xmod1), P(bp.qkv_w), A(dqkv_), A(dattn_), G(bp.qkv_w), G(bp.qkv_b), {R, D, 3 * D});
+    linear_backward(A(a.xmod1), P(bp.qkv_w), A(dqkv_), A(dattn_), G(bp.qkv_w), G(bp.qkv_b), {R, D, 3 * D}, false, false);
     layernorm_modulate_backward(A(a.x_in), mod + D, A(a.mean1), A(a.rstd1), A(dattn_), dx, dmod, dmod + D, ns, true);
     // The block's modulation came from SiLU(c).
-    linear_backward(A(silu_c_), P(bp.ada_w), dmod, dsilu_c, G(bp.ada_w), G(bp.ada_b), {B, D, 6 * D}, true);
+    linear_backward(A(silu_c_), P(bp.ada_w), dmod, dsilu_c, G(bp.ada_w), G(bp.ada_b), {B, D, 6 * D}, true, false);
   }
 
   // Patch embeddings: a masked stage received no gradient.
@@ -450,7 +463,7 @@ void DiT::backward() {
         for (int64_t d = 0; d < D; d++) dtok[r * D + d] = m * dx[r * D + d];
       }
     });
-    linear_backward(A(sa.patches), P(sp.embed_w), dtok, nullptr, G(sp.embed_w), G(sp.embed_b), {R, td, D});
+    linear_backward(A(sa.patches), P(sp.embed_w), dtok, nullptr, G(sp.embed_w), G(sp.embed_b), {R, td, D}, false, false);
   }
 
   // Conditioning.
@@ -459,9 +472,9 @@ void DiT::backward() {
   for (int64_t s = 0; s < S; s++) {
     const StageParams& sp = stage_params_[size_t(s)];
     StageActs& sa = stage_acts_[size_t(s)];
-    linear_backward(A(sa.ta), P(sp.t2_w), dc, A(dbd_), G(sp.t2_w), G(sp.t2_b), {B, D, D});
+    linear_backward(A(sa.ta), P(sp.t2_w), dc, A(dbd_), G(sp.t2_w), G(sp.t2_b), {B, D, D}, false, false);
     silu_backward(A(sa.th), A(dbd_), A(dbd2_), B * D);
-    linear_backward(A(sa.tfeat), P(sp.t0_w), A(dbd2_), nullptr, G(sp.t0_w), G(sp.t0_b), {B, F, D});
+    linear_backward(A(sa.tfeat), P(sp.t0_w), A(dbd2_), nullptr, G(sp.t0_w), G(sp.t0_b), {B, F, D}, false, false);
   }
   if (y_table_ >= 0) embedding_backward(dc, labels_.data(), G(y_table_), B, D);
   if (s_table_ >= 0) embedding_backward(dc, active_stage_.data(), G(s_table_), B, D);

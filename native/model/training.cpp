@@ -34,8 +34,7 @@ OptimizerStepStats DiTOptimizer::step(DiT& model) {
   st.clip_scale = scale;
   step_++;
   st.lr = scheduled_lr(options_, step_);
-  adamw_update(model.param_data(), model.grad_data(), m(), v(), n_, step_, st.lr, options_, scale);
-  ema_update(ema(), model.param_data(), n_, options_.ema_decay);
+  adamw_update(model.param_data(), model.grad_data(), m(), v(), n_, step_, st.lr, options_, scale, ema());
   return st;
 }
 

@@ -20,7 +20,7 @@ void linear_forward(const float* x, const float* w, const float* bias, float* y,
   sgemm(false, true, s.rows, s.out, s.in, 1.f, x, s.in, w, s.in, beta, y, s.out);
 }
 
-void add_column_sums(const float* dy, float* db, int64_t rows, int64_t cols) {
+void add_column_sums(const float* dy, float* db, int64_t rows, int64_t cols, bool accumulate) {
   constexpr int64_t kCols = 256;
   int64_t blocks = (cols + kCols - 1) / kCols;
   parallel_for(blocks, 1, [&](int64_t lo, int64_t hi) {
@@ -31,16 +31,16 @@ void add_column_sums(const float* dy, float* db, int64_t rows, int64_t cols) {
         const float* row = dy + r * cols;
         for (int64_t c = c0; c < c1; c++) acc[c - c0] += row[c];
       }
-      for (int64_t c = c0; c < c1; c++) db[c] += acc[c - c0];
+      for (int64_t c = c0; c < c1; c++) db[c] = accumulate ? db[c] + acc[c - c0] : acc[c - c0];
     }
   });
 }
 
 void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db,
-                     const LinearShape& s, bool accumulate_dx) {
+                     const LinearShape& s, bool accumulate_dx, bool accumulate_params) {
   if (dx) sgemm(false, false, s.rows, s.in, s.out, 1.f, dy, s.out, w, s.in, accumulate_dx ? 1.f : 0.f, dx, s.in);
-  if (dw) sgemm(true, false, s.out, s.in, s.rows, 1.f, dy, s.out, x, s.in, 1.f, dw, s.in);
-  if (db) add_column_sums(dy, db, s.rows, s.out);
+  if (dw) sgemm(true, false, s.out, s.in, s.rows, 1.f, dy, s.out, x, s.in, accumulate_params ? 1.f : 0.f, dw, s.in);
+  if (db) add_column_sums(dy, db, s.rows, s.out, accumulate_params);
 }
 
 }  // namespace df

@@ -13,11 +13,12 @@ struct LinearShape {
 void linear_forward(const float* x, const float* w, const float* bias, float* y, const LinearShape& s);
 
 // dx [rows, in] (may be null: not needed) is overwritten, or added to when `accumulate_dx`.
-// dw [out, in] and db [out] (may be null) are ADDED to: gradients accumulate across uses.
+// dw [out, in] and db [out] (may be null) are added to when `accumulate_params` (a layer used
+// several times), else overwritten (the model's usual case: no separate zeroing pass).
 void linear_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db,
-                     const LinearShape& s, bool accumulate_dx = false);
+                     const LinearShape& s, bool accumulate_dx = false, bool accumulate_params = true);
 
-// db[j] += sum_r dy[r, j], rows summed in order (the same result on any thread count).
-void add_column_sums(const float* dy, float* db, int64_t rows, int64_t cols);
+// db[j] (+)= sum_r dy[r, j], rows summed in order (the same result on any thread count).
+void add_column_sums(const float* dy, float* db, int64_t rows, int64_t cols, bool accumulate = true);
 
 }  // namespace df

@@ -8,7 +8,9 @@ namespace df {
 
 double masked_mse_forward_backward(const float* g, const float* v, const float* weight, int64_t weight_stride,
                                    int64_t batch, int64_t n, float* dg) {
-  std::vector<double> per_sample(size_t(batch), 0.0);
+  thread_local std::vector<double> scratch;  // grows once: no allocation per step
+  scratch.assign(size_t(batch), 0.0);
+  std::vector<double>& per_sample = scratch;  // the caller's, also inside pool threads
   const double norm = 1.0 / (double(batch) * double(n));
   const float grad_scale = float(2.0 * norm);
   parallel_for(batch, 1, [&](int64_t lo, int64_t hi) {

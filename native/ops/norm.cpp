@@ -42,7 +42,8 @@ void layernorm_modulate_backward(const float* x, const float* scale, const float
   // dx per row: with g = dy * (1 + scale) the gradient w.r.t. the normalised row xhat,
   //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
   parallel_for(rows, 16, [&](int64_t lo, int64_t hi) {
-    std::vector<float> g(static_cast<size_t>(D));
+    thread_local std::vector<float> g;  // grows once per thread: no allocation per step
+    g.resize(static_cast<size_t>(D));
     for (int64_t r = lo; r < hi; r++) {
       const float* xr = x + r * D;
       const float* dyr = dy + r * D;

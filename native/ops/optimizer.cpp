@@ -39,7 +39,9 @@ double scheduled_lr(const AdamWOptions& o, int64_t step) {
 
 double global_grad_norm(const float* g, int64_t n) {
   const int64_t blocks = (n + kGrain - 1) / kGrain;
-  std::vector<double> partial(size_t(blocks), 0.0);
+  thread_local std::vector<double> scratch;  // grows once: no allocation per step
+  scratch.assign(size_t(blocks), 0.0);
+  std::vector<double>& partial = scratch;  // the caller's, also inside pool threads
   parallel_for(blocks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t blk = lo; blk < hi; blk++) {
       int64_t i0 = blk * kGrain, i1 = std::min(n, i0 + kGrain);
@@ -59,7 +61,8 @@ float clip_scale(double norm, double max_norm) {
 }
 
 void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, int64_t step, double lr,
-                  const AdamWOptions& o, float grad_scale) {
+                  const AdamWOptions& o, float grad_scale, float* ema) {
+  const float ema_d = float(o.ema_decay), ema_r = float(1.0 - o.ema_decay);
   const float b1 = float(o.beta1), b2 = float(o.beta2), eps = float(o.eps);
   const float decay = float(1.0 - lr * o.weight_decay);
   const double bc1 = 1.0 - std::pow(o.beta1, double(step));
@@ -75,7 +78,9 @@ void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, int64
       v[i] = vi;
       // The same operation order as torch.optim.AdamW (single-tensor path).
       float denom = std::sqrt(vi) / sqrt_bc2 + eps;
-      p[i] = p[i] * decay - step_size * (mi / denom);
+      float pi = p[i] * decay - step_size * (mi / denom);
+      p[i] = pi;
+      if (ema) ema[i] = ema_d * ema[i] + ema_r * pi;
     }
   });
 }

@@ -27,9 +27,10 @@ double scheduled_lr(const AdamWOptions& o, int64_t step);
 double global_grad_norm(const float* g, int64_t n);
 
 // One AdamW step number `step` (1-based) with learning rate lr; the gradient is multiplied by
-// grad_scale first (the clipping factor). Updates p, m (first moment) and v (second moment).
+// grad_scale first (the clipping factor). Updates p, m (first moment) and v (second moment), and,
+// when ema is given, the EMA of the new weights in the same pass (ema_decay from o).
 void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, int64_t step, double lr,
-                  const AdamWOptions& o, float grad_scale);
+                  const AdamWOptions& o, float grad_scale, float* ema = nullptr);
 
 // ema = decay * ema + (1 - decay) * p
 void ema_update(float* ema, const float* p, int64_t n, double decay);

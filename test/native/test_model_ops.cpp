@@ -344,7 +344,12 @@ void test_model_gradient() {
   b.mask = mask.data();
   b.labels = labels.data();
   m.forward(b);
+  // Poison the gradient buffer: backward must write every element (no stale or unwritten ones).
+  std::fill(m.grad_data(), m.grad_data() + m.num_params(), kNaN);
   m.loss({v0.data(), v1.data()}, true);
+  bool all_finite = true;
+  for (int64_t i = 0; i < m.num_params(); i++) all_finite = all_finite && std::isfinite(m.grad_data()[i]);
+  expect(all_finite, "backward writes every parameter gradient");
   Vec grad(m.grad_data(), m.grad_data() + m.num_params());
   double num = 0, den = 0;
   std::uniform_int_distribution<int64_t> pick(0, m.num_params() - 1);
