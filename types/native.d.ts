@@ -61,4 +61,25 @@ export interface NativeBinding {
   matmul(a: NativeTensor, b: NativeTensor, options?: { onProgress?: (p: NativeProgress) => void }): Promise<NativeTensor>;
   setGemm(impl: 'auto' | 'blas' | 'builtin'): void;
   getGemm(): 'auto' | 'blas' | 'builtin';
+
+  attentionSync(q: NativeTensor, k: NativeTensor, v: NativeTensor, options?: NativeAttentionOptions): NativeAttentionOutput;
+  attention(q: NativeTensor, k: NativeTensor, v: NativeTensor, options?: NativeAttentionOptions): Promise<NativeAttentionOutput>;
+  attentionBackwardSync(q: NativeTensor, k: NativeTensor, v: NativeTensor, o: NativeTensor, lse: NativeTensor, dO: NativeTensor,
+    options?: NativeAttentionOptions): NativeAttentionGrads;
+  attentionBackward(q: NativeTensor, k: NativeTensor, v: NativeTensor, o: NativeTensor, lse: NativeTensor, dO: NativeTensor,
+    options?: NativeAttentionOptions): Promise<NativeAttentionGrads>;
+}
+
+export interface NativeAttentionOptions {
+  scale?: number;
+  causal?: boolean;
+}
+export interface NativeAttentionOutput {
+  o: NativeTensor;
+  lse: NativeTensor;
+}
+export interface NativeAttentionGrads {
+  dq: NativeTensor;
+  dk: NativeTensor;
+  dv: NativeTensor;
 }

@@ -6,5 +6,6 @@ namespace df::addon {
 
 void init_runtime(Napi::Env env, Napi::Object exports);
 void init_gemm(Napi::Env env, Napi::Object exports);
+void init_attention(Napi::Env env, Napi::Object exports);
 
 }  // namespace df::addon
