@@ -41,6 +41,10 @@ using attn::Vec;
 
 constexpr int64_t kBr = 64;  // queries per tile
 constexpr int64_t kBc = 64;  // keys per tile
+// Row strides of the tile workspaces: padded so that they are not a power of two (a 256-byte
+// stride maps a tile's column onto a quarter of the L1 sets).
+constexpr int64_t kLdR = kBr + 16;
+constexpr int64_t kLdC = kBc + 16;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr double kLn2 = 0.69314718055994531;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -90,10 +94,10 @@ struct Geometry {
 // ---------------------------------------------------------------------------------------------
 // Forward
 
-size_t forward_slot_floats(int64_t dim) { return size_t(dim * kBr + kBc * kBr + 3 * kBr); }
+size_t forward_slot_floats(int64_t dim) { return size_t(dim * kLdR + kBc * kLdR + 3 * kBr); }
 
 // The online-softmax step for one tile of S^T (nc keys x nr queries, base-2 units, row stride
-// kBr): updates m and l, writes P^T over S^T (0 where masked) and the factor alpha that rescales
+// kLdR): updates m and l, writes P^T over S^T (0 where masked) and the factor alpha that rescales
 // each query's accumulator.
 void softmax_step(float* st, int64_t nc, int64_t nr, int64_t k0, int64_t q0, const Geometry& g, float* m,
                   float* l, float* alpha) {
@@ -104,12 +108,12 @@ void softmax_step(float* st, int64_t nc, int64_t nr, int64_t k0, int64_t q0, con
     auto visible = [&](int64_t c) { return g.causal ? Mask(lanes & attn::lanes_from(first_lane + c)) : lanes; };
     Vec m_old = attn::vload(m + r0);
     Vec m_new = m_old;
-    for (int64_t c = 0; c < nc; c++) m_new = attn::vmax_masked(m_new, visible(c), attn::vload(st + c * kBr + r0));
+    for (int64_t c = 0; c < nc; c++) m_new = attn::vmax_masked(m_new, visible(c), attn::vload(st + c * kLdR + r0));
     Vec m_use = attn::vfinite_or(m_new, 0.f);  // a query that has seen no key yet: P = 0, alpha = 0
     Vec a = attn::vexp2(attn::vsub(m_old, m_use));
     Vec sum = attn::vzero();
     for (int64_t c = 0; c < nc; c++) {
-      float* s = st + c * kBr + r0;
+      float* s = st + c * kLdR + r0;
       Vec p = attn::vkeep(visible(c), attn::vexp2(attn::vsub(attn::vload(s), m_use)));
       attn::vstore(s, p);
       sum = attn::vadd(sum, p);
@@ -124,13 +128,13 @@ void softmax_step(float* st, int64_t nc, int64_t nr, int64_t k0, int64_t q0, con
 void forward_tile(const float* q, const float* k, const float* v, float* o, float* lse, int64_t q0,
                   const Geometry& g, float scale, float* scratch) {
   const int64_t D = g.dim, nr = std::min(kBr, g.nq - q0);
-  float* qt = scratch;          // [D][kBr]: Q_i^T
-  float* st = qt + D * kBr;     // [kBc][kBr]: S^T, then P^T
-  float* m = st + kBc * kBr;    // running max per query (base 2)
+  float* qt = scratch;          // [D][kLdR]: Q_i^T
+  float* st = qt + D * kLdR;    // [kBc][kLdR]: S^T, then P^T
+  float* m = st + kBc * kLdR;   // running max per query (base 2)
   float* l = m + kBr;           // running sum per query
   float* alpha = l + kBr;       // this step's rescale factor per query
   for (int64_t r = 0; r < nr; r++)
-    for (int64_t d = 0; d < D; d++) qt[d * kBr + r] = q[(q0 + r) * D + d];
+    for (int64_t d = 0; d < D; d++) qt[d * kLdR + r] = q[(q0 + r) * D + d];
   for (int64_t r = 0; r < kBr; r++) m[r] = kNegInf, l[r] = 0.f;
   float* oi = o + q0 * D;
   std::memset(oi, 0, size_t(nr * D) * sizeof(float));
@@ -138,9 +142,9 @@ void forward_tile(const float* q, const float* k, const float* v, float* o, floa
   const int64_t key_end = g.key_end(q0 + nr - 1);  // the tile's last query sees the most keys
   for (int64_t k0 = 0; k0 < key_end; k0 += kBc) {
     int64_t nc = std::min(kBc, key_end - k0);
-    attn::tile_gemm<false>(nc, nr, D, k + k0 * D, D, qt, kBr, st, kBr, scale * kLog2e);
+    attn::tile_gemm<false>(nc, nr, D, k + k0 * D, D, qt, kLdR, st, kLdR, scale * kLog2e);
     softmax_step(st, nc, nr, k0, q0, g, m, l, alpha);
-    attn::tile_gemm<true>(nr, D, nc, st, kBr, v + k0 * D, D, oi, D, 1.f, Accumulate::RowScale, alpha);
+    attn::tile_gemm<true>(nr, D, nc, st, kLdR, v + k0 * D, D, oi, D, 1.f, Accumulate::RowScale, alpha);
   }
   for (int64_t r = 0; r < nr; r++) {
     float* orow = oi + r * D;
@@ -157,7 +161,7 @@ void forward_tile(const float* q, const float* k, const float* v, float* o, floa
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-size_t backward_slot_floats(int64_t dim) { return size_t(2 * dim * kBc + 2 * kBr * kBc); }
+size_t backward_slot_floats(int64_t dim) { return size_t(2 * dim * kLdC + 2 * kBr * kLdC); }
 
 // Transposes rows [r0, r0 + n) of a [*, D] matrix into dst[D][ld].
 void pack_transposed(const float* src, int64_t r0, int64_t n, int64_t D, float* dst, int64_t ld) {
@@ -174,10 +178,10 @@ struct BackwardHead {
 void backward_keys(const BackwardHead& h, int64_t first, int64_t stride, bool owns_dq, const Geometry& g,
                    float scale, float* scratch) {
   const int64_t D = g.dim;
-  float* kt = scratch;          // [D][kBc]: K_j^T
-  float* vt = kt + D * kBc;     // [D][kBc]: V_j^T
-  float* p = vt + D * kBc;      // [kBr][kBc]: S', then P
-  float* ds = p + kBr * kBc;    // [kBr][kBc]: dP, then dS
+  float* kt = scratch;          // [D][kLdC]: K_j^T
+  float* vt = kt + D * kLdC;    // [D][kLdC]: V_j^T
+  float* p = vt + D * kLdC;     // [kBr][kLdC]: S', then P
+  float* ds = p + kBr * kLdC;   // [kBr][kLdC]: dP, then dS
   if (owns_dq) std::memset(h.dq, 0, size_t(g.nq * D) * sizeof(float));
   const int64_t key_tiles = (g.nk + kBc - 1) / kBc;
   for (int64_t j = first; j < key_tiles; j += stride) {
@@ -189,20 +193,20 @@ void backward_keys(const BackwardHead& h, int64_t first, int64_t stride, bool ow
     // The first query that sees key k0.
     const int64_t q_first = g.causal ? std::max<int64_t>(0, k0 - g.offset()) : 0;
     if (q_first >= g.nq) continue;
-    pack_transposed(h.k, k0, nc, D, kt, kBc);
-    pack_transposed(h.v, k0, nc, D, vt, kBc);
+    pack_transposed(h.k, k0, nc, D, kt, kLdC);
+    pack_transposed(h.v, k0, nc, D, vt, kLdC);
     for (int64_t q0 = q_first / kBr * kBr; q0 < g.nq; q0 += kBr) {
       const int64_t nr = std::min(kBr, g.nq - q0);
       const float* qi = h.q + q0 * D;
       const float* doi = h.d_o + q0 * D;
-      attn::tile_gemm<false>(nr, nc, D, qi, D, kt, kBc, p, kBc, scale * kLog2e);
-      attn::tile_gemm<false>(nr, nc, D, doi, D, vt, kBc, ds, kBc, 1.f);
+      attn::tile_gemm<false>(nr, nc, D, qi, D, kt, kLdC, p, kLdC, scale * kLog2e);
+      attn::tile_gemm<false>(nr, nc, D, doi, D, vt, kLdC, ds, kLdC, 1.f);
       for (int64_t r = 0; r < nr; r++) {
         // Keys c < visible of this tile are visible to query q0 + r.
         const int64_t visible = g.key_end(q0 + r) - k0;
         const Vec lse2 = attn::vset(h.lse2[q0 + r]), delta = attn::vset(h.delta[q0 + r]);
-        float* pr = p + r * kBc;
-        float* dsr = ds + r * kBc;
+        float* pr = p + r * kLdC;
+        float* dsr = ds + r * kLdC;
         for (int64_t c = 0; c < nc; c += 16) {
           Mask cols = attn::first_lanes(nc - c);
           Vec pv = attn::vkeep(attn::first_lanes(visible - c), attn::vexp2(attn::vsub(attn::vload(pr + c, cols), lse2)));
@@ -210,9 +214,9 @@ void backward_keys(const BackwardHead& h, int64_t first, int64_t stride, bool ow
           attn::vstore(dsr + c, attn::vmul(pv, attn::vsub(attn::vload(dsr + c, cols), delta)), cols);
         }
       }
-      attn::tile_gemm<true>(nc, D, nr, p, kBc, doi, D, dv, D, 1.f, Accumulate::Add);      // dV += P^T dO
-      attn::tile_gemm<true>(nc, D, nr, ds, kBc, qi, D, dk, D, scale, Accumulate::Add);    // dK += dS^T Q
-      attn::tile_gemm<false>(nr, D, nc, ds, kBc, h.k + k0 * D, D, h.dq + q0 * D, D, scale,
+      attn::tile_gemm<true>(nc, D, nr, p, kLdC, doi, D, dv, D, 1.f, Accumulate::Add);      // dV += P^T dO
+      attn::tile_gemm<true>(nc, D, nr, ds, kLdC, qi, D, dk, D, scale, Accumulate::Add);    // dK += dS^T Q
+      attn::tile_gemm<false>(nr, D, nc, ds, kLdC, h.k + k0 * D, D, h.dq + q0 * D, D, scale,
                              Accumulate::Add);                                            // dQ += dS K
     }
   }
