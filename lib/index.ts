@@ -9,3 +9,7 @@ export { attention, attentionSync, attentionBackward, attentionBackwardSync } fr
 export type { AttentionOptions, AttentionOutput, AttentionGrads } from './attention';
 export { decoflowError } from './errors';
 export type { DecoflowError, ErrorCode } from './errors';
+export { shapesDataset, tensorDataset, fashionMnist, imageFolder, loadDataset, BatchLoader, FASHION_MNIST_DIR } from './data';
+export type { Batch, Dataset } from './data';
+export { grid, saveGrid, saveImages, readImage, toPixels, writeFileAtomic } from './image';
+export type { GridOptions } from './image';

@@ -83,3 +83,19 @@ export interface NativeAttentionGrads {
   dk: NativeTensor;
   dv: NativeTensor;
 }
+
+export interface NativeShapesRequest {
+  seed?: number;
+  start?: number;
+  count?: number;
+  size?: number;
+  indices?: number[];
+}
+
+export interface NativeBinding {
+  shapesBatchSync(request: NativeShapesRequest): { images: NativeTensor; labels: NativeTensor };
+  shapesBatch(request: NativeShapesRequest): Promise<{ images: NativeTensor; labels: NativeTensor }>;
+  shapeClasses(): string[];
+  gatherRowsSync(source: NativeTensor, indices: NativeTensor): NativeTensor;
+  gatherRows(source: NativeTensor, indices: NativeTensor): Promise<NativeTensor>;
+}
