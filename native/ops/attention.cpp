@@ -11,8 +11,8 @@
 // each key tile, K_j^T and V_j^T are packed once, then for every query tile P = 2^(S' - LSE')
 // is recomputed, dV += P^T dO, dP = dO V^T, dS = P (dP - D) with D = rowsum(dO * O) computed
 // first, dK += scale dS^T Q, dQ += scale dS K. dQ rows are shared by all key tiles of a head: the
-// first key set accumulates into dq, others (only when there are fewer heads than threads) into
-// their own O(N D) partial buffers, summed at the end. No buffer is ever N x N.
+// first key set accumulates into dq, others (only for fewer than 8 heads) into their own O(N D)
+// partial buffers, summed in a fixed order at the end. No buffer is ever N x N.
 #include "attention.h"
 
 // GCC 12 reports its own AVX-512 intrinsics (the "undefined" passthrough operand of unmasked
@@ -256,10 +256,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   const Geometry g{s.nq, s.nk, s.dim, causal};
   const int64_t heads = s.batch * s.heads, D = s.dim, rows = heads * s.nq;
   const int64_t key_tiles = (s.nk + kBc - 1) / kBc;
-  // Key sets per head: one (dq accumulated in place) unless there are too few heads to keep every
-  // thread busy.
-  const int64_t threads = in_parallel_region() ? 1 : num_threads();
-  const int64_t sets = heads >= 2 * threads ? 1 : std::min(key_tiles, (2 * threads + heads - 1) / heads);
+  // Key sets per head: one (dq accumulated in place) unless there are fewer than kMinTasks heads,
+  // then enough sets for kMinTasks tasks. The split depends on the shape only, never on the thread
+  // count, so results are the same bits whatever the threads.
+  constexpr int64_t kMinTasks = 8;
+  const int64_t sets = heads >= kMinTasks ? 1 : std::min(key_tiles, (kMinTasks + heads - 1) / heads);
 
   // Per row: LSE in base 2 and D = rowsum(dO * O); then the partial dQ of key sets 1.. .
   Workspace rowstats(size_t(2 * rows));
