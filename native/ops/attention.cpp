@@ -98,29 +98,41 @@ size_t forward_slot_floats(int64_t dim) { return size_t(dim * kLdR + kBc * kLdR 
 
 // The online-softmax step for one tile of S^T (nc keys x nr queries, base-2 units, row stride
 // kLdR): updates m and l, writes P^T over S^T (0 where masked) and the factor alpha that rescales
-// each query's accumulator.
+// each query's accumulator. The kGroups vectors of 16 queries advance together, so the running max
+// and sum are kGroups independent dependency chains rather than one.
+constexpr int kGroups = int(kBr / 16);
 void softmax_step(float* st, int64_t nc, int64_t nr, int64_t k0, int64_t q0, const Geometry& g, float* m,
                   float* l, float* alpha) {
-  for (int64_t r0 = 0; r0 < nr; r0 += 16) {
-    Mask lanes = attn::first_lanes(nr - r0);
-    // Key k0 + c is visible to query q0 + r0 + lane when lane >= k0 + c - q0 - r0 - offset.
-    int64_t first_lane = k0 - q0 - r0 - g.offset();
-    auto visible = [&](int64_t c) { return g.causal ? Mask(lanes & attn::lanes_from(first_lane + c)) : lanes; };
-    Vec m_old = attn::vload(m + r0);
-    Vec m_new = m_old;
-    for (int64_t c = 0; c < nc; c++) m_new = attn::vmax_masked(m_new, visible(c), attn::vload(st + c * kLdR + r0));
-    Vec m_use = attn::vfinite_or(m_new, 0.f);  // a query that has seen no key yet: P = 0, alpha = 0
-    Vec a = attn::vexp2(attn::vsub(m_old, m_use));
-    Vec sum = attn::vzero();
-    for (int64_t c = 0; c < nc; c++) {
-      float* s = st + c * kLdR + r0;
-      Vec p = attn::vkeep(visible(c), attn::vexp2(attn::vsub(attn::vload(s), m_use)));
+  Mask lanes[kGroups];
+  Vec m_old[kGroups], m_new[kGroups], m_use[kGroups], sum[kGroups];
+  for (int j = 0; j < kGroups; j++) {
+    lanes[j] = attn::first_lanes(nr - 16 * j);
+    m_old[j] = m_new[j] = attn::vload(m + 16 * j);
+    sum[j] = attn::vzero();
+  }
+  // Key k0 + c is visible to query q0 + 16 j + lane when lane >= k0 + c - q0 - 16 j - offset; only
+  // tiles that cross the diagonal need the per-key masks.
+  const int64_t first_lane = k0 - q0 - g.offset();
+  const bool diagonal = g.causal && first_lane + nc - 1 > 0;
+  auto visible = [&](int64_t c, int j) {
+    return diagonal ? Mask(lanes[j] & attn::lanes_from(first_lane + c - 16 * j)) : lanes[j];
+  };
+  for (int64_t c = 0; c < nc; c++)
+    for (int j = 0; j < kGroups; j++)
+      m_new[j] = attn::vmax_masked(m_new[j], visible(c, j), attn::vload(st + c * kLdR + 16 * j));
+  for (int j = 0; j < kGroups; j++) m_use[j] = attn::vfinite_or(m_new[j], 0.f);  // no key seen yet: P = 0
+  for (int64_t c = 0; c < nc; c++)
+    for (int j = 0; j < kGroups; j++) {
+      float* s = st + c * kLdR + 16 * j;
+      Vec p = attn::vkeep(visible(c, j), attn::vexp2(attn::vsub(attn::vload(s), m_use[j])));
       attn::vstore(s, p);
-      sum = attn::vadd(sum, p);
+      sum[j] = attn::vadd(sum[j], p);
     }
-    attn::vstore(l + r0, attn::vfma(attn::vload(l + r0), a, sum));
-    attn::vstore(m + r0, m_new);
-    attn::vstore(alpha + r0, a);
+  for (int j = 0; j < kGroups; j++) {
+    Vec a = attn::vexp2(attn::vsub(m_old[j], m_use[j]));  // 0 for a query that had seen no key
+    attn::vstore(l + 16 * j, attn::vfma(attn::vload(l + 16 * j), a, sum[j]));
+    attn::vstore(m + 16 * j, m_new[j]);
+    attn::vstore(alpha + 16 * j, a);
   }
 }
 
@@ -188,15 +200,19 @@ void backward_keys(const BackwardHead& h, int64_t first, int64_t stride, bool ow
     const int64_t k0 = j * kBc, nc = std::min(kBc, g.nk - k0);
     float* dk = h.dk + k0 * D;
     float* dv = h.dv + k0 * D;
-    std::memset(dk, 0, size_t(nc * D) * sizeof(float));
-    std::memset(dv, 0, size_t(nc * D) * sizeof(float));
     // The first query that sees key k0.
     const int64_t q_first = g.causal ? std::max<int64_t>(0, k0 - g.offset()) : 0;
-    if (q_first >= g.nq) continue;
+    if (q_first >= g.nq) {  // keys that no query sees
+      std::memset(dk, 0, size_t(nc * D) * sizeof(float));
+      std::memset(dv, 0, size_t(nc * D) * sizeof(float));
+      continue;
+    }
     pack_transposed(h.k, k0, nc, D, kt, kLdC);
     pack_transposed(h.v, k0, nc, D, vt, kLdC);
     for (int64_t q0 = q_first / kBr * kBr; q0 < g.nq; q0 += kBr) {
       const int64_t nr = std::min(kBr, g.nq - q0);
+      // dK and dV rows are written by the first query tile, accumulated by the others.
+      const Accumulate kv_mode = q0 == q_first / kBr * kBr ? Accumulate::No : Accumulate::Add;
       const float* qi = h.q + q0 * D;
       const float* doi = h.d_o + q0 * D;
       attn::tile_gemm<false>(nr, nc, D, qi, D, kt, kLdC, p, kLdC, scale * kLog2e);
@@ -214,8 +230,8 @@ void backward_keys(const BackwardHead& h, int64_t first, int64_t stride, bool ow
           attn::vstore(dsr + c, attn::vmul(pv, attn::vsub(attn::vload(dsr + c, cols), delta)), cols);
         }
       }
-      attn::tile_gemm<true>(nc, D, nr, p, kLdC, doi, D, dv, D, 1.f, Accumulate::Add);      // dV += P^T dO
-      attn::tile_gemm<true>(nc, D, nr, ds, kLdC, qi, D, dk, D, scale, Accumulate::Add);    // dK += dS^T Q
+      attn::tile_gemm<true>(nc, D, nr, p, kLdC, doi, D, dv, D, 1.f, kv_mode);      // dV += P^T dO
+      attn::tile_gemm<true>(nc, D, nr, ds, kLdC, qi, D, dk, D, scale, kv_mode);    // dK += dS^T Q
       attn::tile_gemm<false>(nr, D, nc, ds, kLdC, h.k + k0 * D, D, h.dq + q0 * D, D, scale,
                              Accumulate::Add);                                            // dQ += dS K
     }
