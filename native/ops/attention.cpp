@@ -81,6 +81,11 @@ void run_tasks(int64_t tasks, size_t slot_floats, F&& fn) {
   });
 }
 
+// Transposes rows [r0, r0 + n) of a [*, D] matrix into dst[D][ld].
+void pack_transposed(const float* src, int64_t r0, int64_t n, int64_t D, float* dst, int64_t ld) {
+  attn::transpose(src + r0 * D, D, n, D, dst, ld);
+}
+
 // With causal masking, key j is visible to query i when j <= i + offset (offset = nk - nq: the
 // last query sees every key, as with equal lengths).
 struct Geometry {
@@ -145,8 +150,7 @@ void forward_tile(const float* q, const float* k, const float* v, float* o, floa
   float* m = st + kBc * kLdR;   // running max per query (base 2)
   float* l = m + kBr;           // running sum per query
   float* alpha = l + kBr;       // this step's rescale factor per query
-  for (int64_t r = 0; r < nr; r++)
-    for (int64_t d = 0; d < D; d++) qt[d * kLdR + r] = q[(q0 + r) * D + d];
+  pack_transposed(q, q0, nr, D, qt, kLdR);
   for (int64_t r = 0; r < kBr; r++) m[r] = kNegInf, l[r] = 0.f;
   float* oi = o + q0 * D;
   std::memset(oi, 0, size_t(nr * D) * sizeof(float));
@@ -175,11 +179,6 @@ void forward_tile(const float* q, const float* k, const float* v, float* o, floa
 
 size_t backward_slot_floats(int64_t dim) { return size_t(2 * dim * kLdC + 2 * kBr * kLdC); }
 
-// Transposes rows [r0, r0 + n) of a [*, D] matrix into dst[D][ld].
-void pack_transposed(const float* src, int64_t r0, int64_t n, int64_t D, float* dst, int64_t ld) {
-  for (int64_t r = 0; r < n; r++)
-    for (int64_t d = 0; d < D; d++) dst[d * ld + r] = src[(r0 + r) * D + d];
-}
 
 struct BackwardHead {
   const float *q, *k, *v, *d_o, *lse2, *delta;  // lse2 = LSE * log2(e); delta = rowsum(dO * O)

@@ -94,6 +94,49 @@ inline Vec vexp2(Vec x) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// dst[d * ldd + r] = src[r * lds + d] for r < rows, d < cols (a tile is packed transposed).
+inline void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd) {
+  int64_t r0 = 0;
+#if defined(__AVX512F__)
+  // 16 x 16 blocks: interleave 32-bit, then 64-bit elements within 128-bit lanes, then the lanes.
+  for (; r0 + 16 <= rows; r0 += 16) {
+    int64_t d0 = 0;
+    for (; d0 + 16 <= cols; d0 += 16) {
+      __m512 t[16], u[16];
+      for (int i = 0; i < 8; i++) {
+        __m512 a = _mm512_loadu_ps(src + (r0 + 2 * i) * lds + d0), b = _mm512_loadu_ps(src + (r0 + 2 * i + 1) * lds + d0);
+        t[2 * i] = _mm512_unpacklo_ps(a, b);
+        t[2 * i + 1] = _mm512_unpackhi_ps(a, b);
+      }
+      // u[4i + j], 128-bit lane k: rows 4i..4i+3 of column 4k + j.
+      for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+      }
+      for (int j = 0; j < 4; j++) {
+        __m512 ab_lo = _mm512_shuffle_f32x4(u[j], u[4 + j], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 ab_hi = _mm512_shuffle_f32x4(u[j], u[4 + j], _MM_SHUFFLE(3, 2, 3, 2));
+        __m512 cd_lo = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 cd_hi = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(3, 2, 3, 2));
+        _mm512_storeu_ps(dst + (d0 + j) * ldd + r0, _mm512_shuffle_f32x4(ab_lo, cd_lo, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_storeu_ps(dst + (d0 + 4 + j) * ldd + r0, _mm512_shuffle_f32x4(ab_lo, cd_lo, _MM_SHUFFLE(3, 1, 3, 1)));
+        _mm512_storeu_ps(dst + (d0 + 8 + j) * ldd + r0, _mm512_shuffle_f32x4(ab_hi, cd_hi, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_storeu_ps(dst + (d0 + 12 + j) * ldd + r0, _mm512_shuffle_f32x4(ab_hi, cd_hi, _MM_SHUFFLE(3, 1, 3, 1)));
+      }
+    }
+    for (int64_t r = r0; r < r0 + 16; r++)
+      for (int64_t d = d0; d < cols; d++) dst[d * ldd + r] = src[r * lds + d];
+  }
+#endif
+  for (int64_t r = r0; r < rows; r++)
+    for (int64_t d = 0; d < cols; d++) dst[d * ldd + r] = src[r * lds + d];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Tile products: C[M, N] = alpha * A[M, K] B[K, N] (+ C, or + rowscale[r] * C), row-major B with
 // contiguous columns. A is row-major (A(r, k) = a[r * lda + k]) or, with TransA, stored transposed
 // (A(r, k) = a[k * lda + r]), which is how P^T and dS^T are read without copying them.
