@@ -283,9 +283,12 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   float* delta = lse2 + rows;
   parallel_for(rows, 256, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
-      double acc = 0;
-      for (int64_t d = 0; d < D; d++) acc += double(d_o[r * D + d]) * double(o[r * D + d]);
-      delta[r] = float(acc);
+      Vec acc = attn::vzero();
+      for (int64_t d = 0; d < D; d += 16) {
+        Mask m = attn::first_lanes(D - d);
+        acc = attn::vfma(attn::vload(d_o + r * D + d, m), attn::vload(o + r * D + d, m), acc);
+      }
+      delta[r] = attn::vsum(acc);
       lse2[r] = float(double(lse[r]) * 1.4426950408889634);
     }
   });
