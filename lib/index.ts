@@ -5,6 +5,8 @@ export { backends, info, setThreads, getThreads, memory, resetPeakMemory } from 
 export type { Backend, Info, DeviceMemory } from './runtime';
 export { matmul, matmulSync, setGemm, getGemm } from './gemm';
 export type { MatmulOptions } from './gemm';
+export { attention, attentionSync, attentionBackward, attentionBackwardSync } from './attention';
+export type { AttentionOptions, AttentionOutput, AttentionGrads } from './attention';
 export { decoflowError } from './errors';
 export type { DecoflowError, ErrorCode } from './errors';
 export { shapesDataset, tensorDataset, fashionMnist, imageFolder, loadDataset, BatchLoader, FASHION_MNIST_DIR } from './data';

@@ -111,6 +111,30 @@ export interface NativeStepResult {
   step: number;
 }
 
+// Flash attention (native/addon/attention_binding.cpp).
+export interface NativeBinding {
+  attentionSync(q: NativeTensor, k: NativeTensor, v: NativeTensor, options?: NativeAttentionOptions): NativeAttentionOutput;
+  attention(q: NativeTensor, k: NativeTensor, v: NativeTensor, options?: NativeAttentionOptions): Promise<NativeAttentionOutput>;
+  attentionBackwardSync(q: NativeTensor, k: NativeTensor, v: NativeTensor, o: NativeTensor, lse: NativeTensor, dO: NativeTensor,
+    options?: NativeAttentionOptions): NativeAttentionGrads;
+  attentionBackward(q: NativeTensor, k: NativeTensor, v: NativeTensor, o: NativeTensor, lse: NativeTensor, dO: NativeTensor,
+    options?: NativeAttentionOptions): Promise<NativeAttentionGrads>;
+}
+
+export interface NativeAttentionOptions {
+  scale?: number;
+  causal?: boolean;
+}
+export interface NativeAttentionOutput {
+  o: NativeTensor;
+  lse: NativeTensor;
+}
+export interface NativeAttentionGrads {
+  dq: NativeTensor;
+  dk: NativeTensor;
+  dv: NativeTensor;
+}
+
 export interface NativeShapesRequest {
   seed?: number;
   start?: number;

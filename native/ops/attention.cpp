@@ -11,9 +11,13 @@
 // each key tile, K_j^T and V_j^T are packed once, then for every query tile P = 2^(S' - LSE')
 // is recomputed, dV += P^T dO, dP = dO V^T, dS = P (dP - D) with D = rowsum(dO * O) computed
 // first, dK += scale dS^T Q, dQ += scale dS K. dQ rows are shared by all key tiles of a head: the
-// first key set accumulates into dq, others (only when there are fewer heads than threads) into
-// their own O(N D) partial buffers, summed at the end. No buffer is ever N x N.
+// first key set accumulates into dq, others (only for fewer than 8 heads) into their own O(N D)
+// partial buffers, summed in a fixed order at the end. No buffer is ever N x N.
 #include "attention.h"
+
+// GCC 12 reports its own AVX-512 intrinsics (the "undefined" passthrough operand of unmasked
+// ops) as maybe-uninitialized once they are inlined here; the warning is a false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include <algorithm>
 #include <atomic>
@@ -37,6 +41,10 @@ using attn::Vec;
 
 constexpr int64_t kBr = 64;  // queries per tile
 constexpr int64_t kBc = 64;  // keys per tile
+// Row strides of the tile workspaces: padded so that they are not a power of two (a 256-byte
+// stride maps a tile's column onto a quarter of the L1 sets).
+constexpr int64_t kLdR = kBr + 16;
+constexpr int64_t kLdC = kBc + 16;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr double kLn2 = 0.69314718055994531;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -73,6 +81,11 @@ void run_tasks(int64_t tasks, size_t slot_floats, F&& fn) {
   });
 }
 
+// Transposes rows [r0, r0 + n) of a [*, D] matrix into dst[D][ld].
+void pack_transposed(const float* src, int64_t r0, int64_t n, int64_t D, float* dst, int64_t ld) {
+  attn::transpose(src + r0 * D, D, n, D, dst, ld);
+}
+
 // With causal masking, key j is visible to query i when j <= i + offset (offset = nk - nq: the
 // last query sees every key, as with equal lengths).
 struct Geometry {
@@ -86,33 +99,45 @@ struct Geometry {
 // ---------------------------------------------------------------------------------------------
 // Forward
 
-size_t forward_slot_floats(int64_t dim) { return size_t(dim * kBr + kBc * kBr + 3 * kBr); }
+size_t forward_slot_floats(int64_t dim) { return size_t(dim * kLdR + kBc * kLdR + 3 * kBr); }
 
 // The online-softmax step for one tile of S^T (nc keys x nr queries, base-2 units, row stride
-// kBr): updates m and l, writes P^T over S^T (0 where masked) and the factor alpha that rescales
-// each query's accumulator.
+// kLdR): updates m and l, writes P^T over S^T (0 where masked) and the factor alpha that rescales
+// each query's accumulator. The kGroups vectors of 16 queries advance together, so the running max
+// and sum are kGroups independent dependency chains rather than one.
+constexpr int kGroups = int(kBr / 16);
 void softmax_step(float* st, int64_t nc, int64_t nr, int64_t k0, int64_t q0, const Geometry& g, float* m,
                   float* l, float* alpha) {
-  for (int64_t r0 = 0; r0 < nr; r0 += 16) {
-    Mask lanes = attn::first_lanes(nr - r0);
-    // Key k0 + c is visible to query q0 + r0 + lane when lane >= k0 + c - q0 - r0 - offset.
-    int64_t first_lane = k0 - q0 - r0 - g.offset();
-    auto visible = [&](int64_t c) { return g.causal ? Mask(lanes & attn::lanes_from(first_lane + c)) : lanes; };
-    Vec m_old = attn::vload(m + r0);
-    Vec m_new = m_old;
-    for (int64_t c = 0; c < nc; c++) m_new = attn::vmax_masked(m_new, visible(c), attn::vload(st + c * kBr + r0));
-    Vec m_use = attn::vfinite_or(m_new, 0.f);  // a query that has seen no key yet: P = 0, alpha = 0
-    Vec a = attn::vexp2(attn::vsub(m_old, m_use));
-    Vec sum = attn::vzero();
-    for (int64_t c = 0; c < nc; c++) {
-      float* s = st + c * kBr + r0;
-      Vec p = attn::vkeep(visible(c), attn::vexp2(attn::vsub(attn::vload(s), m_use)));
+  Mask lanes[kGroups];
+  Vec m_old[kGroups], m_new[kGroups], m_use[kGroups], sum[kGroups];
+  for (int j = 0; j < kGroups; j++) {
+    lanes[j] = attn::first_lanes(nr - 16 * j);
+    m_old[j] = m_new[j] = attn::vload(m + 16 * j);
+    sum[j] = attn::vzero();
+  }
+  // Key k0 + c is visible to query q0 + 16 j + lane when lane >= k0 + c - q0 - 16 j - offset; only
+  // tiles that cross the diagonal need the per-key masks.
+  const int64_t first_lane = k0 - q0 - g.offset();
+  const bool diagonal = g.causal && first_lane + nc - 1 > 0;
+  auto visible = [&](int64_t c, int j) {
+    return diagonal ? Mask(lanes[j] & attn::lanes_from(first_lane + c - 16 * j)) : lanes[j];
+  };
+  for (int64_t c = 0; c < nc; c++)
+    for (int j = 0; j < kGroups; j++)
+      m_new[j] = attn::vmax_masked(m_new[j], visible(c, j), attn::vload(st + c * kLdR + 16 * j));
+  for (int j = 0; j < kGroups; j++) m_use[j] = attn::vfinite_or(m_new[j], 0.f);  // no key seen yet: P = 0
+  for (int64_t c = 0; c < nc; c++)
+    for (int j = 0; j < kGroups; j++) {
+      float* s = st + c * kLdR + 16 * j;
+      Vec p = attn::vkeep(visible(c, j), attn::vexp2(attn::vsub(attn::vload(s), m_use[j])));
       attn::vstore(s, p);
-      sum = attn::vadd(sum, p);
+      sum[j] = attn::vadd(sum[j], p);
     }
-    attn::vstore(l + r0, attn::vfma(attn::vload(l + r0), a, sum));
-    attn::vstore(m + r0, m_new);
-    attn::vstore(alpha + r0, a);
+  for (int j = 0; j < kGroups; j++) {
+    Vec a = attn::vexp2(attn::vsub(m_old[j], m_use[j]));  // 0 for a query that had seen no key
+    attn::vstore(l + 16 * j, attn::vfma(attn::vload(l + 16 * j), a, sum[j]));
+    attn::vstore(m + 16 * j, m_new[j]);
+    attn::vstore(alpha + 16 * j, a);
   }
 }
 
@@ -120,13 +145,12 @@ void softmax_step(float* st, int64_t nc, int64_t nr, int64_t k0, int64_t q0, con
 void forward_tile(const float* q, const float* k, const float* v, float* o, float* lse, int64_t q0,
                   const Geometry& g, float scale, float* scratch) {
   const int64_t D = g.dim, nr = std::min(kBr, g.nq - q0);
-  float* qt = scratch;          // [D][kBr]: Q_i^T
-  float* st = qt + D * kBr;     // [kBc][kBr]: S^T, then P^T
-  float* m = st + kBc * kBr;    // running max per query (base 2)
+  float* qt = scratch;          // [D][kLdR]: Q_i^T
+  float* st = qt + D * kLdR;    // [kBc][kLdR]: S^T, then P^T
+  float* m = st + kBc * kLdR;   // running max per query (base 2)
   float* l = m + kBr;           // running sum per query
   float* alpha = l + kBr;       // this step's rescale factor per query
-  for (int64_t r = 0; r < nr; r++)
-    for (int64_t d = 0; d < D; d++) qt[d * kBr + r] = q[(q0 + r) * D + d];
+  pack_transposed(q, q0, nr, D, qt, kLdR);
   for (int64_t r = 0; r < kBr; r++) m[r] = kNegInf, l[r] = 0.f;
   float* oi = o + q0 * D;
   std::memset(oi, 0, size_t(nr * D) * sizeof(float));
@@ -134,9 +158,9 @@ void forward_tile(const float* q, const float* k, const float* v, float* o, floa
   const int64_t key_end = g.key_end(q0 + nr - 1);  // the tile's last query sees the most keys
   for (int64_t k0 = 0; k0 < key_end; k0 += kBc) {
     int64_t nc = std::min(kBc, key_end - k0);
-    attn::tile_gemm<false>(nc, nr, D, k + k0 * D, D, qt, kBr, st, kBr, scale * kLog2e);
+    attn::tile_gemm<false>(nc, nr, D, k + k0 * D, D, qt, kLdR, st, kLdR, scale * kLog2e);
     softmax_step(st, nc, nr, k0, q0, g, m, l, alpha);
-    attn::tile_gemm<true>(nr, D, nc, st, kBr, v + k0 * D, D, oi, D, 1.f, Accumulate::RowScale, alpha);
+    attn::tile_gemm<true>(nr, D, nc, st, kLdR, v + k0 * D, D, oi, D, 1.f, Accumulate::RowScale, alpha);
   }
   for (int64_t r = 0; r < nr; r++) {
     float* orow = oi + r * D;
@@ -153,13 +177,8 @@ void forward_tile(const float* q, const float* k, const float* v, float* o, floa
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-size_t backward_slot_floats(int64_t dim) { return size_t(2 * dim * kBc + 2 * kBr * kBc); }
+size_t backward_slot_floats(int64_t dim) { return size_t(2 * dim * kLdC + 2 * kBr * kLdC); }
 
-// Transposes rows [r0, r0 + n) of a [*, D] matrix into dst[D][ld].
-void pack_transposed(const float* src, int64_t r0, int64_t n, int64_t D, float* dst, int64_t ld) {
-  for (int64_t r = 0; r < n; r++)
-    for (int64_t d = 0; d < D; d++) dst[d * ld + r] = src[(r0 + r) * D + d];
-}
 
 struct BackwardHead {
   const float *q, *k, *v, *d_o, *lse2, *delta;  // lse2 = LSE * log2(e); delta = rowsum(dO * O)
@@ -170,35 +189,39 @@ struct BackwardHead {
 void backward_keys(const BackwardHead& h, int64_t first, int64_t stride, bool owns_dq, const Geometry& g,
                    float scale, float* scratch) {
   const int64_t D = g.dim;
-  float* kt = scratch;          // [D][kBc]: K_j^T
-  float* vt = kt + D * kBc;     // [D][kBc]: V_j^T
-  float* p = vt + D * kBc;      // [kBr][kBc]: S', then P
-  float* ds = p + kBr * kBc;    // [kBr][kBc]: dP, then dS
+  float* kt = scratch;          // [D][kLdC]: K_j^T
+  float* vt = kt + D * kLdC;    // [D][kLdC]: V_j^T
+  float* p = vt + D * kLdC;     // [kBr][kLdC]: S', then P
+  float* ds = p + kBr * kLdC;   // [kBr][kLdC]: dP, then dS
   if (owns_dq) std::memset(h.dq, 0, size_t(g.nq * D) * sizeof(float));
   const int64_t key_tiles = (g.nk + kBc - 1) / kBc;
   for (int64_t j = first; j < key_tiles; j += stride) {
     const int64_t k0 = j * kBc, nc = std::min(kBc, g.nk - k0);
     float* dk = h.dk + k0 * D;
     float* dv = h.dv + k0 * D;
-    std::memset(dk, 0, size_t(nc * D) * sizeof(float));
-    std::memset(dv, 0, size_t(nc * D) * sizeof(float));
     // The first query that sees key k0.
     const int64_t q_first = g.causal ? std::max<int64_t>(0, k0 - g.offset()) : 0;
-    if (q_first >= g.nq) continue;
-    pack_transposed(h.k, k0, nc, D, kt, kBc);
-    pack_transposed(h.v, k0, nc, D, vt, kBc);
+    if (q_first >= g.nq) {  // keys that no query sees
+      std::memset(dk, 0, size_t(nc * D) * sizeof(float));
+      std::memset(dv, 0, size_t(nc * D) * sizeof(float));
+      continue;
+    }
+    pack_transposed(h.k, k0, nc, D, kt, kLdC);
+    pack_transposed(h.v, k0, nc, D, vt, kLdC);
     for (int64_t q0 = q_first / kBr * kBr; q0 < g.nq; q0 += kBr) {
       const int64_t nr = std::min(kBr, g.nq - q0);
+      // dK and dV rows are written by the first query tile, accumulated by the others.
+      const Accumulate kv_mode = q0 == q_first / kBr * kBr ? Accumulate::No : Accumulate::Add;
       const float* qi = h.q + q0 * D;
       const float* doi = h.d_o + q0 * D;
-      attn::tile_gemm<false>(nr, nc, D, qi, D, kt, kBc, p, kBc, scale * kLog2e);
-      attn::tile_gemm<false>(nr, nc, D, doi, D, vt, kBc, ds, kBc, 1.f);
+      attn::tile_gemm<false>(nr, nc, D, qi, D, kt, kLdC, p, kLdC, scale * kLog2e);
+      attn::tile_gemm<false>(nr, nc, D, doi, D, vt, kLdC, ds, kLdC, 1.f);
       for (int64_t r = 0; r < nr; r++) {
         // Keys c < visible of this tile are visible to query q0 + r.
         const int64_t visible = g.key_end(q0 + r) - k0;
         const Vec lse2 = attn::vset(h.lse2[q0 + r]), delta = attn::vset(h.delta[q0 + r]);
-        float* pr = p + r * kBc;
-        float* dsr = ds + r * kBc;
+        float* pr = p + r * kLdC;
+        float* dsr = ds + r * kLdC;
         for (int64_t c = 0; c < nc; c += 16) {
           Mask cols = attn::first_lanes(nc - c);
           Vec pv = attn::vkeep(attn::first_lanes(visible - c), attn::vexp2(attn::vsub(attn::vload(pr + c, cols), lse2)));
@@ -206,9 +229,9 @@ void backward_keys(const BackwardHead& h, int64_t first, int64_t stride, bool ow
           attn::vstore(dsr + c, attn::vmul(pv, attn::vsub(attn::vload(dsr + c, cols), delta)), cols);
         }
       }
-      attn::tile_gemm<true>(nc, D, nr, p, kBc, doi, D, dv, D, 1.f, Accumulate::Add);      // dV += P^T dO
-      attn::tile_gemm<true>(nc, D, nr, ds, kBc, qi, D, dk, D, scale, Accumulate::Add);    // dK += dS^T Q
-      attn::tile_gemm<false>(nr, D, nc, ds, kBc, h.k + k0 * D, D, h.dq + q0 * D, D, scale,
+      attn::tile_gemm<true>(nc, D, nr, p, kLdC, doi, D, dv, D, 1.f, kv_mode);      // dV += P^T dO
+      attn::tile_gemm<true>(nc, D, nr, ds, kLdC, qi, D, dk, D, scale, kv_mode);    // dK += dS^T Q
+      attn::tile_gemm<false>(nr, D, nc, ds, kLdC, h.k + k0 * D, D, h.dq + q0 * D, D, scale,
                              Accumulate::Add);                                            // dQ += dS K
     }
   }
@@ -248,10 +271,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   const Geometry g{s.nq, s.nk, s.dim, causal};
   const int64_t heads = s.batch * s.heads, D = s.dim, rows = heads * s.nq;
   const int64_t key_tiles = (s.nk + kBc - 1) / kBc;
-  // Key sets per head: one (dq accumulated in place) unless there are too few heads to keep every
-  // thread busy.
-  const int64_t threads = in_parallel_region() ? 1 : num_threads();
-  const int64_t sets = heads >= 2 * threads ? 1 : std::min(key_tiles, (2 * threads + heads - 1) / heads);
+  // Key sets per head: one (dq accumulated in place) unless there are fewer than kMinTasks heads,
+  // then enough sets for kMinTasks tasks. The split depends on the shape only, never on the thread
+  // count, so results are the same bits whatever the threads.
+  constexpr int64_t kMinTasks = 8;
+  const int64_t sets = heads >= kMinTasks ? 1 : std::min(key_tiles, (kMinTasks + heads - 1) / heads);
 
   // Per row: LSE in base 2 and D = rowsum(dO * O); then the partial dQ of key sets 1.. .
   Workspace rowstats(size_t(2 * rows));
@@ -259,9 +283,12 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   float* delta = lse2 + rows;
   parallel_for(rows, 256, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
-      double acc = 0;
-      for (int64_t d = 0; d < D; d++) acc += double(d_o[r * D + d]) * double(o[r * D + d]);
-      delta[r] = float(acc);
+      Vec acc = attn::vzero();
+      for (int64_t d = 0; d < D; d += 16) {
+        Mask m = attn::first_lanes(D - d);
+        acc = attn::vfma(attn::vload(d_o + r * D + d, m), attn::vload(o + r * D + d, m), acc);
+      }
+      delta[r] = attn::vsum(acc);
       lse2[r] = float(double(lse[r]) * 1.4426950408889634);
     }
   });

@@ -4,6 +4,9 @@
 // Layout: q [B, H, Nq, D], k and v [B, H, Nk, D], o [B, H, Nq, D], lse [B, H, Nq], all f32,
 // contiguous. `causal` masks key j > query i (aligned at the end when Nq != Nk, as PyTorch's
 // is_causal with Nq == Nk). The model calls the raw-pointer forms directly.
+// A query that sees no key (causal with nq > nk) gets o = 0, lse = -inf and zero gradients.
+// Scratch memory is O(tile) per thread plus O(N) per call (never N x N), taken from the tensor
+// allocator so that memory() counts it; results are the same bits for any thread count.
 #pragma once
 #include <cstdint>
 

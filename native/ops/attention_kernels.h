@@ -46,6 +46,9 @@ inline Vec vfinite_or(Vec x, float fallback) {
 inline Vec vround(Vec x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 inline Vec vscale2(Vec p, Vec n) { return _mm512_scalef_ps(p, n); }  // p * 2^n
 inline float vsum(Vec v) { return _mm512_reduce_add_ps(v); }
+// Keeps v in a register: without it GCC folds the B loads of small register blocks into every
+// FMA that uses them (a memory operand per FMA), which halves the speed of blocks of <= 4 rows.
+inline void vpin(Vec& v) { __asm__("" : "+v"(v)); }
 #else
 struct Vec {
   float x[16];
@@ -68,26 +71,69 @@ inline Vec vfinite_or(Vec x, float fallback) { Vec r; DF_LANES r.x[i] = x.x[i] =
 inline Vec vround(Vec x) { Vec r; DF_LANES r.x[i] = std::nearbyint(x.x[i]); return r; }
 inline Vec vscale2(Vec p, Vec n) { Vec r; DF_LANES r.x[i] = std::ldexp(p.x[i], int(n.x[i])); return r; }
 inline float vsum(Vec v) { float s = 0.f; DF_LANES s += v.x[i]; return s; }
+inline void vpin(Vec&) {}
 #undef DF_LANES
 #endif
 
-// 2^x for x <= 0 (and a little above): x = n + f with |f| <= 1/2, 2^f by its degree-7 Taylor
-// polynomial in f*ln2 (truncation error < 6e-9 relative), then scaled by 2^n exactly. Below -150 the
-// result is 0 (also for x = -inf, which the clamp keeps from turning into NaN).
+// 2^x for x <= 0 (and a little above): x = n + f with |f| <= 1/2, 2^f by a degree-6 polynomial
+// (least-squares fit of the relative error on [-1/2, 1/2]: 4.4e-9, below f32 rounding), then
+// scaled by 2^n exactly. Below -150 the result is 0 (also for x = -inf, which the clamp keeps from
+// turning into NaN).
 inline Vec vexp2(Vec x) {
   x = vmax(x, vset(-150.f));
   Vec n = vround(x);
   Vec f = vsub(x, n);
-  // c_k = ln2^k / k!
-  Vec p = vset(1.5252733804059841e-05f);
-  p = vfma(p, f, vset(1.5403530393381608e-04f));
-  p = vfma(p, f, vset(1.3333558146428443e-03f));
-  p = vfma(p, f, vset(9.6181291076284772e-03f));
-  p = vfma(p, f, vset(5.5504108664821580e-02f));
-  p = vfma(p, f, vset(2.4022650695910071e-01f));
-  p = vfma(p, f, vset(6.9314718055994531e-01f));
-  p = vfma(p, f, vset(1.f));
+  Vec p = vset(1.5332507681144132e-04f);
+  p = vfma(p, f, vset(1.3394701155762816e-03f));
+  p = vfma(p, f, vset(9.6184910062970580e-03f));
+  p = vfma(p, f, vset(5.5503422843959030e-02f));
+  p = vfma(p, f, vset(2.4022647364465785e-01f));
+  p = vfma(p, f, vset(6.9314719920714110e-01f));
+  p = vfma(p, f, vset(1.0000000004120226f));
   return vscale2(p, n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// dst[d * ldd + r] = src[r * lds + d] for r < rows, d < cols (a tile is packed transposed).
+inline void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd) {
+  int64_t r0 = 0;
+#if defined(__AVX512F__)
+  // 16 x 16 blocks: interleave 32-bit, then 64-bit elements within 128-bit lanes, then the lanes.
+  for (; r0 + 16 <= rows; r0 += 16) {
+    int64_t d0 = 0;
+    for (; d0 + 16 <= cols; d0 += 16) {
+      __m512 t[16], u[16];
+      for (int i = 0; i < 8; i++) {
+        __m512 a = _mm512_loadu_ps(src + (r0 + 2 * i) * lds + d0), b = _mm512_loadu_ps(src + (r0 + 2 * i + 1) * lds + d0);
+        t[2 * i] = _mm512_unpacklo_ps(a, b);
+        t[2 * i + 1] = _mm512_unpackhi_ps(a, b);
+      }
+      // u[4i + j], 128-bit lane k: rows 4i..4i+3 of column 4k + j.
+      for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+      }
+      for (int j = 0; j < 4; j++) {
+        __m512 ab_lo = _mm512_shuffle_f32x4(u[j], u[4 + j], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 ab_hi = _mm512_shuffle_f32x4(u[j], u[4 + j], _MM_SHUFFLE(3, 2, 3, 2));
+        __m512 cd_lo = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 cd_hi = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(3, 2, 3, 2));
+        _mm512_storeu_ps(dst + (d0 + j) * ldd + r0, _mm512_shuffle_f32x4(ab_lo, cd_lo, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_storeu_ps(dst + (d0 + 4 + j) * ldd + r0, _mm512_shuffle_f32x4(ab_lo, cd_lo, _MM_SHUFFLE(3, 1, 3, 1)));
+        _mm512_storeu_ps(dst + (d0 + 8 + j) * ldd + r0, _mm512_shuffle_f32x4(ab_hi, cd_hi, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_storeu_ps(dst + (d0 + 12 + j) * ldd + r0, _mm512_shuffle_f32x4(ab_hi, cd_hi, _MM_SHUFFLE(3, 1, 3, 1)));
+      }
+    }
+    for (int64_t r = r0; r < r0 + 16; r++)
+      for (int64_t d = d0; d < cols; d++) dst[d * ldd + r] = src[r * lds + d];
+  }
+#endif
+  for (int64_t r = r0; r < rows; r++)
+    for (int64_t d = 0; d < cols; d++) dst[d * ldd + r] = src[r * lds + d];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -113,6 +159,8 @@ inline void micro_kernel(int64_t K, const float* a, int64_t lda, const float* b,
 #pragma GCC unroll 8
     for (int v = 0; v < NV - 1; v++) bv[v] = vload(bk + 16 * v);
     bv[NV - 1] = vload(bk + 16 * (NV - 1), last);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) vpin(bv[v]);
 #pragma GCC unroll 16
     for (int r = 0; r < R; r++) {
       Vec ar = vset(TransA ? a[k * lda + r] : a[r * lda + k]);
@@ -165,8 +213,11 @@ inline void tile_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t l
                       float* c, int64_t ldc, float alpha, Accumulate mode = Accumulate::No,
                       const float* rowscale = nullptr) {
   if (M <= 0 || N <= 0) return;
-  for (int64_t n0 = 0; n0 < N; n0 += 64) {
-    int64_t nn = N - n0 < 64 ? N - n0 : 64;
+  for (int64_t n0 = 0, nn; n0 < N; n0 += nn) {
+    nn = N - n0 < 64 ? N - n0 : 64;
+    // 65..80 columns as 48 + 17..32 rather than 64 + a single vector: one-vector panels need a
+    // broadcast per FMA and run at half speed.
+    if (N - n0 > 64 && N - n0 <= 80) nn = 48;
     int64_t nv = (nn + 15) / 16;
     Mask last = first_lanes(nn - 16 * (nv - 1));
     const float* bp = b + n0;

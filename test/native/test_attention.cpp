@@ -7,6 +7,7 @@
 // never writes fails the check.
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -233,6 +234,29 @@ int main() {
   df::set_num_threads(5);
   check_case(1, 1, 300, 700, 64, false, seed++);
   check_case(1, 3, 700, 300, 96, true, seed++);
+  df::set_num_threads(0);
+
+  std::printf("the same bits whatever the thread count:\n");
+  for (int64_t heads : {1, 3, 9}) {
+    AttentionShape s{1, heads, 300, 333, 64};
+    std::mt19937 rng(uint32_t(77 + heads));
+    size_t nqd = size_t(heads * 300 * 64), nkd = size_t(heads * 333 * 64);
+    auto q = randn(nqd, rng), k = randn(nkd, rng), v = randn(nkd, rng), d_o = randn(nqd, rng);
+    std::vector<float> out[2][5];
+    for (int run = 0; run < 2; run++) {
+      df::set_num_threads(run == 0 ? 1 : 3);
+      auto& r = out[run];
+      r[0] = poisoned(nqd), r[1] = poisoned(size_t(heads * 300)), r[2] = poisoned(nqd), r[3] = poisoned(nkd),
+      r[4] = poisoned(nkd);
+      df::attention_forward(q.data(), k.data(), v.data(), r[0].data(), r[1].data(), s, 0.125f, heads == 3);
+      df::attention_backward(q.data(), k.data(), v.data(), r[0].data(), r[1].data(), d_o.data(), r[2].data(),
+                             r[3].data(), r[4].data(), s, 0.125f, heads == 3);
+    }
+    bool same = true;
+    for (int i = 0; i < 5; i++) same = same && std::memcmp(out[0][i].data(), out[1][i].data(), out[0][i].size() * 4) == 0;
+    std::printf("  heads %lld: 1 thread vs 3 threads %s\n", (long long)heads, same ? "identical" : "DIFFERENT");
+    expect(same, "results depend on the thread count (heads " + std::to_string(heads) + ")");
+  }
   df::set_num_threads(0);
 
   std::printf("finite differences (f32 kernel, eps 1e-2, max rel err <= 2e-3):\n");
