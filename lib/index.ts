@@ -8,5 +8,5 @@ export type { MatmulOptions } from './gemm';
 export { decoflowError } from './errors';
 export type { DecoflowError, ErrorCode } from './errors';
 export { pyramid } from './pyramid';
-export type { PyramidKind, PyramidOptions, DecomposeOptions } from './pyramid';
+export type { PyramidKind, PyramidOptions, DecomposeOptions, RecomposeOptions } from './pyramid';
 export { benchCopy } from './runtime';

@@ -75,4 +75,6 @@ export interface NativeBinding {
 export interface NativePyramidOptions {
   stages?: number;
   kind?: 'laplacian' | 'haar';
+  /** decompose: one tensor per stage; recompose and preview: one image tensor. */
+  out?: NativeTensor | NativeTensor[];
 }

@@ -327,21 +327,22 @@ const Decomposition& cpu_decomposition(PyramidKind kind) {
   return kind == PyramidKind::Haar ? static_cast<const Decomposition&>(haar) : laplacian;
 }
 
-std::vector<Tensor> Decomposition::decompose(const Tensor& image, int64_t stages, const std::string& fn) const {
-  check_cpu_f32(image, fn + ": x");
-  const PyramidShape s = pyramid_shape(image.shape(), stages, fn);
-  std::vector<Tensor> levels;
-  std::vector<float*> ptrs;
-  for (int t = 0; t < s.stages; t++) {
-    levels.emplace_back(s.level_shape(t), DType::F32);
-    ptrs.push_back(levels.back().data<float>());
-  }
-  Tensor workspace = make_workspace(s);
-  decompose(image.data<float>(), ptrs.data(), workspace.data<float>(), s);
-  return levels;
+namespace {
+
+bool overlap(const Tensor& a, const Tensor& b) {
+  auto p = static_cast<const char*>(a.raw()), q = static_cast<const char*>(b.raw());
+  return p < q + b.nbytes() && q < p + a.nbytes();
 }
 
-namespace {
+// A caller's output: the right shape, f32 on the CPU, and sharing no memory with `inputs`.
+void check_out(const Tensor& out, const Shape& shape, const std::vector<Tensor>& inputs,
+               const std::vector<std::string>& input_names, const std::string& arg) {
+  check_cpu_f32(out, arg);
+  if (out.shape() != shape)
+    fail(Code::Shape, arg + ": expected shape " + shape_str(shape) + ", got " + shape_str(out.shape()));
+  for (size_t i = 0; i < inputs.size(); i++)
+    if (overlap(out, inputs[i])) fail(Code::ArgValue, arg + ": shares memory with " + input_names[i]);
+}
 
 PyramidShape checked_levels(const std::vector<Tensor>& levels, const std::string& fn, std::vector<const float*>& ptrs) {
   std::vector<Shape> shapes;
@@ -355,17 +356,53 @@ PyramidShape checked_levels(const std::vector<Tensor>& levels, const std::string
 
 }  // namespace
 
-Tensor Decomposition::recompose(const std::vector<Tensor>& levels, const std::string& fn) const {
-  return preview(levels, int64_t(levels.size()), fn);
+std::vector<Tensor> Decomposition::decompose(const Tensor& image, int64_t stages, const std::string& fn,
+                                             const std::vector<Tensor>& out) const {
+  check_cpu_f32(image, fn + ": x");
+  const PyramidShape s = pyramid_shape(image.shape(), stages, fn);
+  std::vector<Tensor> levels;
+  if (out.empty()) {
+    for (int t = 0; t < s.stages; t++) levels.emplace_back(s.level_shape(t), DType::F32);
+  } else {
+    if (int64_t(out.size()) != s.stages)
+      fail(Code::Shape, fn + ": options.out: expected " + std::to_string(s.stages) + " tensors (one per stage), got " +
+                            std::to_string(out.size()));
+    std::vector<Tensor> taken = {image};
+    std::vector<std::string> names = {"x"};
+    for (int t = 0; t < s.stages; t++) {
+      const std::string arg = fn + ": options.out[" + std::to_string(t) + "]";
+      check_out(out[size_t(t)], s.level_shape(t), taken, names, arg);
+      taken.push_back(out[size_t(t)]);
+      names.push_back("options.out[" + std::to_string(t) + "]");
+    }
+    levels = out;
+  }
+  std::vector<float*> ptrs;
+  for (const Tensor& l : levels) ptrs.push_back(l.data<float>());
+  Tensor workspace = make_workspace(s);
+  decompose(image.data<float>(), ptrs.data(), workspace.data<float>(), s);
+  return levels;
 }
 
-Tensor Decomposition::preview(const std::vector<Tensor>& levels, int64_t up_to, const std::string& fn) const {
+Tensor Decomposition::recompose(const std::vector<Tensor>& levels, const std::string& fn, const Tensor& out) const {
+  return preview(levels, int64_t(levels.size()), fn, out);
+}
+
+Tensor Decomposition::preview(const std::vector<Tensor>& levels, int64_t up_to, const std::string& fn,
+                              const Tensor& out) const {
   std::vector<const float*> ptrs;
   const PyramidShape s = checked_levels(levels, fn, ptrs);
   if (up_to < 1 || up_to > s.stages)
     fail(Code::ArgValue, fn + ": upTo: expected an integer from 1 to " + std::to_string(s.stages) +
                              " (the number of levels), got " + std::to_string(up_to));
-  Tensor image(s.image_shape(), DType::F32);
+  Tensor image = out;
+  if (out.defined()) {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < levels.size(); i++) names.push_back("levels[" + std::to_string(i) + "]");
+    check_out(out, s.image_shape(), levels, names, fn + ": options.out");
+  } else {
+    image = Tensor(s.image_shape(), DType::F32);
+  }
   Tensor workspace = make_workspace(s);
   preview(ptrs.data(), int(up_to), image.data<float>(), workspace.data<float>(), s);
   return image;
