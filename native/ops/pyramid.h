@@ -14,7 +14,7 @@
 // rows in cache); recompose reads the coarser image and the detail once and writes the finer image.
 //
 // The trainer and the sampler call the raw-pointer forms: buffers and workspace are theirs, and
-// once each pool thread's scratch rows (8 x the widest coarse row) have grown, calls never allocate.
+// once each pool thread's scratch rows (10 x the widest coarse row) have grown, calls never allocate.
 // Users go through the Tensor forms, which check everything and allocate. A CUDA twin
 // (cuda/pyramid.cu) will implement the same Decomposition interface.
 #pragma once
