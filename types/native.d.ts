@@ -78,3 +78,19 @@ export interface NativePyramidOptions {
   /** decompose: one tensor per stage; recompose and preview: one image tensor. */
   out?: NativeTensor | NativeTensor[];
 }
+
+export interface NativeShapesRequest {
+  seed?: number;
+  start?: number;
+  count?: number;
+  size?: number;
+  indices?: number[];
+}
+
+export interface NativeBinding {
+  shapesBatchSync(request: NativeShapesRequest): { images: NativeTensor; labels: NativeTensor };
+  shapesBatch(request: NativeShapesRequest): Promise<{ images: NativeTensor; labels: NativeTensor }>;
+  shapeClasses(): string[];
+  gatherRowsSync(source: NativeTensor, indices: NativeTensor): NativeTensor;
+  gatherRows(source: NativeTensor, indices: NativeTensor): Promise<NativeTensor>;
+}

@@ -14,6 +14,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   NativeTensor::init(env, exports);
   init_runtime(env, exports);
   init_gemm(env, exports);
+  init_data(env, exports);
   init_pyramid(env, exports);
   return exports;
 }

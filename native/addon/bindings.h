@@ -6,6 +6,7 @@ namespace df::addon {
 
 void init_runtime(Napi::Env env, Napi::Object exports);
 void init_gemm(Napi::Env env, Napi::Object exports);
+void init_data(Napi::Env env, Napi::Object exports);
 void init_pyramid(Napi::Env env, Napi::Object exports);
 
 }  // namespace df::addon

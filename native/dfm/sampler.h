@@ -1,0 +1,52 @@
+// The multi-stage flow integrator: runs the whole sampling schedule (dfm/schedule.h) against any
+// velocity model, with Euler, Heun or midpoint steps and classifier-free guidance. The model is the
+// DiT in practice; tests plug in exact velocity fields.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "layout.h"
+#include "schedule.h"
+
+namespace df {
+
+class VelocityModel {
+ public:
+  virtual ~VelocityModel() = default;
+  // v = G(x, t) for every stage. x and v use `layout`; t and mask are [batch, S] (mask 1 = active,
+  // 0 = a later stage that must contribute nothing); labels [batch] or null when unconditional.
+  virtual void velocity(const StageLayout& layout, const float* x, const float* t, const float* mask,
+                        const int32_t* labels, float* v) = 0;
+};
+
+enum class Solver { Euler, Heun, Midpoint };
+
+struct SamplerOptions {
+  std::vector<int> steps;          // per stage
+  std::vector<double> thresholds;  // tau per stage but the last
+  Solver solver = Solver::Euler;
+  float cfg = 1.0f;                // guidance scale; 1 = none
+  double guidance_lo = 0.0;        // guidance applies while the newest stage's t is in [lo, hi]
+  double guidance_hi = 1.0;
+  int32_t null_label = -1;         // the null class for the unconditional branch
+  uint64_t seed = 0;
+};
+
+struct SamplerHooks {
+  std::function<void(int step, int total)> progress;  // after each step
+  std::function<void()> check_cancelled;              // throws to stop
+  std::function<void(int step, const float* x)> on_step;  // the state after each step (previews)
+};
+
+// Number of model evaluations a run makes (per sample, counting guidance's two branches).
+int sampler_evaluations(const SamplerOptions& opt, bool guided);
+
+// Fills x (layout) with the initial noise for `seed`: sample b's noise does not depend on the batch size.
+void sampler_initial_noise(const StageLayout& layout, uint64_t seed, float* x);
+
+// Runs the schedule from fresh noise; x receives the final per-stage levels.
+void run_sampler(VelocityModel& model, const StageLayout& layout, const SamplerOptions& opt, const int32_t* labels,
+                 float* x, const SamplerHooks& hooks = {});
+
+}  // namespace df

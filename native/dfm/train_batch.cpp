@@ -1,0 +1,101 @@
+#include "train_batch.h"
+
+#include <cmath>
+#include <algorithm>
+#include <string>
+
+#include "../core/error.h"
+#include "../core/philox.h"
+#include "../core/threadpool.h"
+#include "random_streams.h"
+
+namespace df {
+
+void validate_batch_config(const DfmBatchConfig& c, int stages) {
+  if (int(c.stage_probs.size()) != stages)
+    fail(Code::Config, "stageProbs: expected " + std::to_string(stages) + " probabilities (one per stage), got " +
+                           std::to_string(c.stage_probs.size()));
+  double sum = 0;
+  for (size_t i = 0; i < c.stage_probs.size(); i++) {
+    double p = c.stage_probs[i];
+    if (!(p >= 0 && p <= 1)) fail(Code::Config, "stageProbs[" + std::to_string(i) + "]: expected a probability in [0, 1], got " + std::to_string(p));
+    sum += p;
+  }
+  if (std::fabs(sum - 1) > 1e-6) fail(Code::Config, "stageProbs: expected probabilities summing to 1, got a sum of " + std::to_string(sum));
+  auto finite = [](double x, const char* name, bool positive) {
+    if (!std::isfinite(x) || (positive && !(x > 0)))
+      fail(Code::Config, std::string(name) + ": expected a finite number" + (positive ? " > 0" : "") + ", got " + std::to_string(x));
+  };
+  finite(c.time_loc, "timeLocation", false);
+  finite(c.time_scale, "timeScale", true);
+  finite(c.prior_loc, "priorLocation", false);
+  finite(c.prior_scale, "priorScale", true);
+  if (!(c.label_dropout >= 0 && c.label_dropout <= 1))
+    fail(Code::Config, "labelDropout: expected a probability in [0, 1], got " + std::to_string(c.label_dropout));
+}
+
+int draw_active_stage(const DfmBatchConfig& c, uint64_t seed, uint64_t step) {
+  float u;
+  RandomStream{seed, stream_id(Purpose::StageChoice, step)}.fill_uniform(&u, 1);
+  double acc = 0;
+  int S = int(c.stage_probs.size());
+  for (int s = 0; s < S; s++) {
+    acc += c.stage_probs[size_t(s)];
+    if (double(u) <= acc && c.stage_probs[size_t(s)] > 0) return s;
+  }
+  for (int s = S - 1; s >= 0; s--)  // rounding at the top end: the last stage with mass
+    if (c.stage_probs[size_t(s)] > 0) return s;
+  return S - 1;
+}
+
+static float sigmoid(double x) { return float(1.0 / (1.0 + std::exp(-x))); }
+
+int prepare_dfm_batch(const StageLayout& l, const DfmBatchConfig& c, uint64_t seed, uint64_t step, const float* clean,
+                      float* noisy, float* target, float* t, float* mask, int32_t* labels) {
+  const int S = l.stages();
+  const int64_t B = l.batch;
+  const int Q = draw_active_stage(c, seed, step);
+  std::vector<float> z(size_t(B * S));
+  RandomStream{seed, stream_id(Purpose::Times, step)}.fill_normal(z.data(), B * S);
+  for (int64_t b = 0; b < B; b++)
+    for (int s = 0; s < S; s++) {
+      size_t j = size_t(b * S + s);
+      if (s == Q) t[j] = sigmoid(c.time_loc + c.time_scale * z[j]);
+      else if (s < Q) t[j] = sigmoid(c.prior_loc + c.prior_scale * z[j]);
+      else t[j] = 0.f;
+      mask[j] = s <= Q ? 1.f : 0.f;
+    }
+  if (labels && c.null_label >= 0 && c.label_dropout > 0) {
+    std::vector<float> u(static_cast<size_t>(B));
+    RandomStream{seed, stream_id(Purpose::LabelDropout, step)}.fill_uniform(u.data(), B);
+    for (int64_t b = 0; b < B; b++)
+      if (u[size_t(b)] <= c.label_dropout) labels[b] = c.null_label;
+  }
+  for (int s = 0; s < S; s++) {
+    const int64_t n = l.per_sample[size_t(s)];
+    const int64_t off = l.offset(s);
+    if (s > Q) {
+      std::fill(noisy + off, noisy + off + B * n, 0.f);
+      std::fill(target + off, target + off + B * n, 0.f);
+      continue;
+    }
+    RandomStream rs{seed, stream_id(Purpose::TrainNoise, step, uint32_t(s))};
+    rs.fill_normal(target + off, B * n);  // the noise, turned into the target below
+    parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; b++) {
+        float ts = t[b * S + s];
+        const float* xs = clean + off + b * n;
+        float* in = noisy + off + b * n;
+        float* v = target + off + b * n;
+        for (int64_t i = 0; i < n; i++) {
+          float noise = v[i];
+          in[i] = ts * xs[i] + (1.f - ts) * noise;
+          v[i] = xs[i] - noise;
+        }
+      }
+    });
+  }
+  return Q;
+}
+
+}  // namespace df

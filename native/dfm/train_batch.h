@@ -1,0 +1,32 @@
+// The data side of a DFM training step (the paper's Algorithm 1, steps 1-4 and 6): from the clean
+// per-stage levels X_s of a batch, draw the active stage Q, the per-stage times, the noise, and make
+// the model inputs x_s = t_s X_s + (1 - t_s) N_s and targets v_s = X_s - N_s. Every draw comes
+// from Philox keyed by (seed, step, purpose), so a step is reproducible for any thread count.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "layout.h"
+
+namespace df {
+
+struct DfmBatchConfig {
+  std::vector<double> stage_probs;  // p_q, one per stage, summing to 1
+  double time_loc = 0.0, time_scale = 1.0;    // t_Q ~ LogitNormal(loc, scale)
+  double prior_loc = 1.5, prior_scale = 1.0;  // t_s for s < Q ~ LogitNormal(prior_loc, prior_scale)
+  double label_dropout = 0.1;                 // labels replaced by null_label with this probability
+  int32_t null_label = -1;                    // < 0: unconditional (no dropout)
+};
+
+// Throws Code::Config naming the bad field.
+void validate_batch_config(const DfmBatchConfig& c, int stages);
+
+// Draws Q (0-based) for a step.
+int draw_active_stage(const DfmBatchConfig& c, uint64_t seed, uint64_t step);
+
+// Fills noisy and target (layout), t and mask ([B, S]); applies label dropout in place (labels may
+// be null). Stages after Q get t = 0, mask 0, zero input and zero target. Returns Q.
+int prepare_dfm_batch(const StageLayout& l, const DfmBatchConfig& c, uint64_t seed, uint64_t step, const float* clean,
+                      float* noisy, float* target, float* t, float* mask, int32_t* labels);
+
+}  // namespace df

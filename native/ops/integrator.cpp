@@ -1,0 +1,68 @@
+#include "integrator.h"
+
+#include <algorithm>
+
+#include "../core/threadpool.h"
+
+namespace df {
+
+namespace {
+
+// Calls fn(stage, sample, begin, count) over every (stage, sample) row in parallel.
+template <class F>
+void for_each_row(const StageLayout& l, F&& fn) {
+  int S = l.stages();
+  int64_t rows = int64_t(S) * l.batch;
+  parallel_for(rows, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      int s = int(r / l.batch);
+      int64_t b = r % l.batch;
+      int64_t n = l.per_sample[size_t(s)];
+      fn(s, b, l.offset(s) + b * n, n);
+    }
+  });
+}
+
+}  // namespace
+
+void flow_euler_update(const StageLayout& l, const float* x, const float* v, const float* dt, float* out) {
+  int S = l.stages();
+  for_each_row(l, [&](int s, int64_t b, int64_t begin, int64_t n) {
+    float h = dt[b * S + s];
+    const float* xs = x + begin;
+    const float* vs = v + begin;
+    float* os = out + begin;
+    if (h == 0.f) {  // a waiting (masked) stage: its velocity is meaningless and must not be read
+      if (os != xs) std::copy(xs, xs + n, os);
+      return;
+    }
+    for (int64_t i = 0; i < n; i++) os[i] = xs[i] + h * vs[i];
+  });
+}
+
+void flow_heun_update(const StageLayout& l, const float* x, const float* v1, const float* v2, const float* dt, float* out) {
+  int S = l.stages();
+  for_each_row(l, [&](int s, int64_t b, int64_t begin, int64_t n) {
+    float h = 0.5f * dt[b * S + s];
+    const float* xs = x + begin;
+    const float* a = v1 + begin;
+    const float* c = v2 + begin;
+    float* os = out + begin;
+    if (h == 0.f) {
+      if (os != xs) std::copy(xs, xs + n, os);
+      return;
+    }
+    for (int64_t i = 0; i < n; i++) os[i] = xs[i] + h * (a[i] + c[i]);
+  });
+}
+
+void guidance_combine(const StageLayout& l, const float* v_cond, const float* v_uncond, float w, float* out) {
+  for_each_row(l, [&](int, int64_t, int64_t begin, int64_t n) {
+    const float* c = v_cond + begin;
+    const float* u = v_uncond + begin;
+    float* os = out + begin;
+    for (int64_t i = 0; i < n; i++) os[i] = u[i] + w * (c[i] - u[i]);
+  });
+}
+
+}  // namespace df
