@@ -29,7 +29,7 @@ export type {
 export { readSafetensors, writeSafetensors } from './safetensors';
 export type { SafetensorsContents } from './safetensors';
 export { pyramid } from './pyramid';
-export type { PyramidKind, PyramidOptions, DecomposeOptions } from './pyramid';
+export type { PyramidKind, PyramidOptions, DecomposeOptions, RecomposeOptions } from './pyramid';
 export { benchCopy } from './runtime';
 export { Trainer } from './trainer';
 export type { TrainerOptions, TrainStepStats, TrainingDraws, DecompositionKind } from './trainer';

@@ -10,7 +10,7 @@
 //
 // Each level pair is one fused, multithreaded pass over memory. `foo()` runs off the event loop and
 // returns a Promise; `fooSync()` blocks. Bad input is an Error with a `code` (ERR_DECOFLOW_SHAPE, ...).
-import type { NativePyramidOptions } from '../types/native';
+import type { NativePyramidOptions, NativeTensor } from '../types/native';
 import { decoflowError } from './errors';
 import { native } from './native';
 import { nativeOf, Tensor } from './tensor';
@@ -25,43 +25,72 @@ export interface PyramidOptions {
 export interface DecomposeOptions extends PyramidOptions {
   /** Number of stages, 1 to 16 (default 2); H and W must be divisible by 2^(stages-1). */
   stages?: number;
+  /** Tensors to write the stages into (f32, the stages' shapes, not overlapping x): no allocation. */
+  out?: readonly Tensor[];
 }
 
-function nativeLevels(levels: readonly Tensor[], fn: string) {
-  if (!Array.isArray(levels)) throw decoflowError('ERR_DECOFLOW_ARG_TYPE', `${fn}: levels: expected an array of Tensors`);
-  return levels.map((t, i) => nativeOf(t, `${fn}: levels[${i}]`));
+export interface RecomposeOptions extends PyramidOptions {
+  /** A tensor to write the image into (f32, the image's shape, not overlapping the levels). */
+  out?: Tensor;
+}
+
+function nativeLevels(levels: readonly Tensor[], fn: string, name = 'levels') {
+  if (!Array.isArray(levels)) throw decoflowError('ERR_DECOFLOW_ARG_TYPE', `${fn}: ${name}: expected an array of Tensors`);
+  return levels.map((t, i) => nativeOf(t, `${fn}: ${name}[${i}]`));
+}
+
+function nativeOptions(options: DecomposeOptions | RecomposeOptions, fn: string): NativePyramidOptions {
+  if (options === null || typeof options !== 'object' || options.out === undefined) return options as NativePyramidOptions;
+  const out = Array.isArray(options.out)
+    ? nativeLevels(options.out, fn, 'options.out')
+    : nativeOf(options.out, `${fn}: options.out`);
+  return { ...(options as NativePyramidOptions), out };
+}
+
+function wrapLevels(handles: NativeTensor[], out: readonly Tensor[] | undefined): Tensor[] {
+  return out ? [...out] : handles.map((h) => new Tensor(h));
 }
 
 /** The stages of x, coarse to fine: stage s has height H / 2^(stages - s). */
 export async function decompose(x: Tensor, options: DecomposeOptions = {}): Promise<Tensor[]> {
-  const handles = await native.pyramidDecompose(nativeOf(x, 'pyramid.decompose: x'), options as NativePyramidOptions);
-  return handles.map((h) => new Tensor(h));
+  const fn = 'pyramid.decompose';
+  const handles = await native.pyramidDecompose(nativeOf(x, `${fn}: x`), nativeOptions(options, fn));
+  return wrapLevels(handles, options?.out);
 }
 
 export function decomposeSync(x: Tensor, options: DecomposeOptions = {}): Tensor[] {
-  const handles = native.pyramidDecomposeSync(nativeOf(x, 'pyramid.decomposeSync: x'), options as NativePyramidOptions);
-  return handles.map((h) => new Tensor(h));
+  const fn = 'pyramid.decomposeSync';
+  const handles = native.pyramidDecomposeSync(nativeOf(x, `${fn}: x`), nativeOptions(options, fn));
+  return wrapLevels(handles, options?.out);
 }
 
 /** The image whose decomposition is `levels` (coarse to fine, each twice the size of the one before). */
-export async function recompose(levels: readonly Tensor[], options: PyramidOptions = {}): Promise<Tensor> {
-  return new Tensor(await native.pyramidRecompose(nativeLevels(levels, 'pyramid.recompose'), options as NativePyramidOptions));
+export async function recompose(levels: readonly Tensor[], options: RecomposeOptions = {}): Promise<Tensor> {
+  const fn = 'pyramid.recompose';
+  const handle = await native.pyramidRecompose(nativeLevels(levels, fn), nativeOptions(options, fn));
+  return options?.out ?? new Tensor(handle);
 }
 
-export function recomposeSync(levels: readonly Tensor[], options: PyramidOptions = {}): Tensor {
-  return new Tensor(native.pyramidRecomposeSync(nativeLevels(levels, 'pyramid.recomposeSync'), options as NativePyramidOptions));
+export function recomposeSync(levels: readonly Tensor[], options: RecomposeOptions = {}): Tensor {
+  const fn = 'pyramid.recomposeSync';
+  const handle = native.pyramidRecomposeSync(nativeLevels(levels, fn), nativeOptions(options, fn));
+  return options?.out ?? new Tensor(handle);
 }
 
 /**
  * The first `upTo` stages recomposed and upsampled to full size, as if the later stages were zero:
  * what a sampler shows as a preview before the fine stages exist. Later levels are not read.
  */
-export async function preview(levels: readonly Tensor[], upTo: number, options: PyramidOptions = {}): Promise<Tensor> {
-  return new Tensor(await native.pyramidPreview(nativeLevels(levels, 'pyramid.preview'), upTo, options as NativePyramidOptions));
+export async function preview(levels: readonly Tensor[], upTo: number, options: RecomposeOptions = {}): Promise<Tensor> {
+  const fn = 'pyramid.preview';
+  const handle = await native.pyramidPreview(nativeLevels(levels, fn), upTo, nativeOptions(options, fn));
+  return options?.out ?? new Tensor(handle);
 }
 
-export function previewSync(levels: readonly Tensor[], upTo: number, options: PyramidOptions = {}): Tensor {
-  return new Tensor(native.pyramidPreviewSync(nativeLevels(levels, 'pyramid.previewSync'), upTo, options as NativePyramidOptions));
+export function previewSync(levels: readonly Tensor[], upTo: number, options: RecomposeOptions = {}): Tensor {
+  const fn = 'pyramid.previewSync';
+  const handle = native.pyramidPreviewSync(nativeLevels(levels, fn), upTo, nativeOptions(options, fn));
+  return options?.out ?? new Tensor(handle);
 }
 
 /** pyramid.decompose(x, { stages, kind }), pyramid.recompose(levels), pyramid.preview(levels, upTo), and their Sync forms. */

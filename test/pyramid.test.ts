@@ -107,7 +107,7 @@ describe('recompose(decompose(x)) == x', () => {
     }
   });
 
-  test('Haar is orthonormal: the stages keep the energy of x, and scaling/adding commute', () => {
+  test('Haar is orthonormal: the stages keep the energy of x and inner products', () => {
     const x = image([3, 2, 64, 32], 11);
     const y = image([3, 2, 64, 32], 12);
     for (let stages = 1; stages <= 5; stages++) {
@@ -154,6 +154,51 @@ describe('recompose(decompose(x)) == x', () => {
     const lap = pyramid.decomposeSync(x, { stages: 2, kind: 'laplacian' });
     expect(Array.from(levels[1].dataSync())).toEqual(Array.from(lap[1].dataSync()));
     expect(Array.from(pyramid.previewSync(levels, 2).dataSync())).toEqual(Array.from(pyramid.recomposeSync(levels).dataSync()));
+  });
+});
+
+describe('options.out: writing into the caller\'s tensors', () => {
+  test.each(kinds)('%s: decompose, recompose and preview into given tensors return them, same bits', async (kind) => {
+    const x = image([3, 2, 32, 16], 41);
+    const want = pyramid.decomposeSync(x, { stages: 3, kind });
+    const out = want.map((l) => Tensor.zeros(l.shape));
+    const got = pyramid.decomposeSync(x, { stages: 3, kind, out });
+    got.forEach((t, i) => {
+      expect(t).toBe(out[i]);
+      expect(Array.from(t.dataSync())).toEqual(Array.from(want[i].dataSync()));
+    });
+    const img = Tensor.zeros(x.shape);
+    expect(pyramid.recomposeSync(got, { kind, out: img })).toBe(img);
+    expect(Array.from(img.dataSync())).toEqual(Array.from(pyramid.recomposeSync(want, { kind }).dataSync()));
+    expect(pyramid.previewSync(got, 2, { kind, out: img })).toBe(img);
+    expect(Array.from(img.dataSync())).toEqual(Array.from(pyramid.previewSync(want, 2, { kind }).dataSync()));
+    const again = out.map((l) => Tensor.zeros(l.shape));
+    expect(await pyramid.decompose(x, { stages: 3, kind, out: again })).toEqual(again);
+    expect(Array.from(again[2].dataSync())).toEqual(Array.from(want[2].dataSync()));
+    expect(await pyramid.recompose(got, { kind, out: img })).toBe(img);
+  });
+
+  test('bad outputs are errors with codes', async () => {
+    const x = image([2, 3, 16, 8], 1);
+    const levels = pyramid.decomposeSync(x, { stages: 3 });
+    const fresh = () => levels.map((l) => Tensor.zeros(l.shape));
+    const cases: Array<[() => unknown, string, RegExp]> = [
+      [() => pyramid.decomposeSync(x, { stages: 3, out: fresh().slice(1) }), 'ERR_DECOFLOW_SHAPE', /options.out: expected 3 tensors/],
+      [() => pyramid.decomposeSync(x, { stages: 3, out: [] }), 'ERR_DECOFLOW_SHAPE', /options.out: expected one tensor per stage/],
+      [() => pyramid.decomposeSync(x, { stages: 3, out: fresh().reverse() }), 'ERR_DECOFLOW_SHAPE', /options.out\[0\]: expected shape \[2, 3, 4, 2\]/],
+      [() => pyramid.decomposeSync(x, { stages: 3, out: [...fresh().slice(0, 2), x] }), 'ERR_DECOFLOW_ARG_VALUE', /options.out\[2\]: shares memory with x/],
+      [() => pyramid.decomposeSync(x, { stages: 3, out: [levels[0], levels[1], Tensor.zeros([2, 3, 16, 8], { dtype: 'i32' })] }), 'ERR_DECOFLOW_DTYPE', /options.out\[2\]/],
+      [() => pyramid.decomposeSync(x, { stages: 3, out: [levels[0], levels[1], {} as Tensor] }), 'ERR_DECOFLOW_ARG_TYPE', /options.out\[2\]/],
+      [() => pyramid.recomposeSync(levels, { out: levels[2] }), 'ERR_DECOFLOW_ARG_VALUE', /options.out: shares memory with levels\[2\]/],
+      [() => pyramid.recomposeSync(levels, { out: levels[1] }), 'ERR_DECOFLOW_SHAPE', /options.out: expected shape \[2, 3, 16, 8\]/],
+      [() => pyramid.previewSync(levels, 1, { out: [] as unknown as Tensor }), 'ERR_DECOFLOW_ARG_TYPE', /options.out/],
+    ];
+    for (const [fn, code, message] of cases) {
+      const e = caught(fn);
+      expect([e.code, e.message]).toEqual([code, expect.stringMatching(message)]);
+    }
+    const rejection = await caughtAsync(() => pyramid.recompose(levels, { out: levels[2] }));
+    expect(rejection.code).toBe('ERR_DECOFLOW_ARG_VALUE');
   });
 });
 

@@ -133,6 +133,11 @@ export interface NativeAttentionGrads {
   dq: NativeTensor;
   dk: NativeTensor;
   dv: NativeTensor;
+export interface NativePyramidOptions {
+  stages?: number;
+  kind?: 'laplacian' | 'haar';
+  /** decompose: one tensor per stage; recompose and preview: one image tensor. */
+  out?: NativeTensor | NativeTensor[];
 }
 
 export interface NativeShapesRequest {

@@ -24,13 +24,26 @@ int64_t stages_option(const Napi::Object& opts, const std::string& fn) {
   return opt_int(opts, "stages", 2, INT32_MIN, INT32_MAX, fn + ": options");
 }
 
-std::vector<Tensor> levels_arg(const Napi::Value& v, const std::string& fn) {
-  if (!v.IsArray()) fail(Code::ArgType, fn + ": levels: expected an array of Tensors");
+// An array of tensors named `<fn><name>` in errors (default ": levels").
+std::vector<Tensor> levels_arg(const Napi::Value& v, const std::string& fn, const std::string& name = ": levels") {
+  if (!v.IsArray()) fail(Code::ArgType, fn + name + ": expected an array of Tensors");
   Napi::Array a = v.As<Napi::Array>();
   std::vector<Tensor> levels;
   for (uint32_t i = 0; i < a.Length(); i++)
-    levels.push_back(unwrap_tensor(a.Get(i), fn + ": levels[" + std::to_string(i) + "]"));
+    levels.push_back(unwrap_tensor(a.Get(i), fn + name + "[" + std::to_string(i) + "]"));
   return levels;
+}
+
+// options.out: the caller's output tensors (none: allocate).
+std::vector<Tensor> out_levels_option(const Napi::Object& opts, const std::string& fn) {
+  if (!has_option(opts, "out")) return {};
+  std::vector<Tensor> out = levels_arg(opts.Get("out"), fn, ": options.out");
+  if (out.empty()) fail(Code::Shape, fn + ": options.out: expected one tensor per stage, got none");
+  return out;
+}
+
+Tensor out_option(const Napi::Object& opts, const std::string& fn) {
+  return has_option(opts, "out") ? unwrap_tensor(opts.Get("out"), fn + ": options.out") : Tensor();
 }
 
 Napi::Value wrap_levels(Napi::Env env, const std::vector<Tensor>& levels) {
@@ -44,7 +57,7 @@ Napi::Value decompose_sync(const Napi::CallbackInfo& info) {
   const Tensor& x = unwrap_tensor(info[0], fn + ": x");
   Napi::Object opts = arg_object(info[1], fn + ": options", true);
   const Decomposition& d = kind_option(opts, fn);
-  return wrap_levels(info.Env(), d.decompose(x, stages_option(opts, fn), fn));
+  return wrap_levels(info.Env(), d.decompose(x, stages_option(opts, fn), fn, out_levels_option(opts, fn)));
 }
 
 // The inputs are held by the job, so disposing them meanwhile is safe. Arguments are checked here,
@@ -55,9 +68,10 @@ Napi::Value decompose_async(const Napi::CallbackInfo& info) {
   Napi::Object opts = arg_object(info[1], fn + ": options", true);
   const Decomposition* d = &kind_option(opts, fn);
   int64_t stages = stages_option(opts, fn);
+  std::vector<Tensor> given = out_levels_option(opts, fn);
   auto out = std::make_shared<std::vector<Tensor>>();
   return start_job(
-      info.Env(), [d, x, stages, fn, out](JobContext&) { *out = d->decompose(x, stages, fn); },
+      info.Env(), [d, x, stages, fn, given, out](JobContext&) { *out = d->decompose(x, stages, fn, given); },
       [out](Napi::Env env) { return wrap_levels(env, *out); }, info.Env().Undefined());
 }
 
@@ -65,7 +79,7 @@ Napi::Value recompose_sync(const Napi::CallbackInfo& info) {
   const std::string fn = "pyramid.recomposeSync";
   std::vector<Tensor> levels = levels_arg(info[0], fn);
   Napi::Object opts = arg_object(info[1], fn + ": options", true);
-  return wrap_tensor(info.Env(), kind_option(opts, fn).recompose(levels, fn));
+  return wrap_tensor(info.Env(), kind_option(opts, fn).recompose(levels, fn, out_option(opts, fn)));
 }
 
 Napi::Value recompose_async(const Napi::CallbackInfo& info) {
@@ -73,9 +87,10 @@ Napi::Value recompose_async(const Napi::CallbackInfo& info) {
   std::vector<Tensor> levels = levels_arg(info[0], fn);
   Napi::Object opts = arg_object(info[1], fn + ": options", true);
   const Decomposition* d = &kind_option(opts, fn);
+  Tensor given = out_option(opts, fn);
   auto out = std::make_shared<Tensor>();
   return start_job(
-      info.Env(), [d, levels, fn, out](JobContext&) { *out = d->recompose(levels, fn); },
+      info.Env(), [d, levels, fn, given, out](JobContext&) { *out = d->recompose(levels, fn, given); },
       [out](Napi::Env env) { return wrap_tensor(env, *out); }, info.Env().Undefined());
 }
 
@@ -84,7 +99,7 @@ Napi::Value preview_sync(const Napi::CallbackInfo& info) {
   std::vector<Tensor> levels = levels_arg(info[0], fn);
   int64_t up_to = arg_int(info[1], fn + ": upTo", INT32_MIN, INT32_MAX);
   Napi::Object opts = arg_object(info[2], fn + ": options", true);
-  return wrap_tensor(info.Env(), kind_option(opts, fn).preview(levels, up_to, fn));
+  return wrap_tensor(info.Env(), kind_option(opts, fn).preview(levels, up_to, fn, out_option(opts, fn)));
 }
 
 Napi::Value preview_async(const Napi::CallbackInfo& info) {
@@ -93,9 +108,10 @@ Napi::Value preview_async(const Napi::CallbackInfo& info) {
   int64_t up_to = arg_int(info[1], fn + ": upTo", INT32_MIN, INT32_MAX);
   Napi::Object opts = arg_object(info[2], fn + ": options", true);
   const Decomposition* d = &kind_option(opts, fn);
+  Tensor given = out_option(opts, fn);
   auto out = std::make_shared<Tensor>();
   return start_job(
-      info.Env(), [d, levels, up_to, fn, out](JobContext&) { *out = d->preview(levels, up_to, fn); },
+      info.Env(), [d, levels, up_to, fn, given, out](JobContext&) { *out = d->preview(levels, up_to, fn, given); },
       [out](Napi::Env env) { return wrap_tensor(env, *out); }, info.Env().Undefined());
 }
 

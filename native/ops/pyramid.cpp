@@ -89,9 +89,10 @@ float* thread_scratch(size_t floats) {
   return scratch.data();
 }
 
-// The upsampled coarse rows of one plane, three at a time: fine row 2k+1 needs coarse rows k and
-// k+1, fine row 2k rows k and k-1 (clamped at the edges). Rows are made on first use, and as fine
-// rows go down the plane each coarse row is upsampled once.
+// The upsampled coarse rows of one plane, four at a time: fine row 2k+1 needs coarse rows k and
+// k+1, fine row 2k rows k and k-1 (clamped at the edges), and the passes upsample one row ahead of
+// use (a row read right after it was written stalls on store forwarding). Rows are made on first
+// use, and as fine rows go down the plane each coarse row is upsampled once.
 template <class Rows>
 class UpsampledRing {
  public:
@@ -101,7 +102,7 @@ class UpsampledRing {
   template <class Coarse>
   const float* get(int64_t k, const Coarse& coarse) {
     k = std::clamp<int64_t>(k, 0, hc_ - 1);
-    const int slot = int(k % 3);
+    const int slot = int(k % kSlots);
     float* row = storage_ + slot * 2 * wc_;
     if (held_[slot] != k) {
       Rows::hup(coarse(k), row, wc_);
@@ -113,7 +114,8 @@ class UpsampledRing {
  private:
   float* storage_;
   int64_t hc_, wc_;
-  int64_t held_[3] = {-1, -1, -1};
+  static constexpr int kSlots = 4;
+  int64_t held_[kSlots] = {-1, -1, -1, -1};
 };
 
 // ---- parallel driver ---------------------------------------------------------------------------
@@ -146,8 +148,9 @@ void for_plane_segments(int64_t begin, int64_t end, int64_t rows, const Fn& segm
 // fine [planes, 2hc, 2wc] -> coarse [planes, hc, wc] and detail [planes, 2hc, 2wc], in one pass.
 //
 // The flattened coarse rows of all planes are split into ranges, so small batches still use every
-// thread. Within a plane's segment [j0, j1) of coarse rows, coarse row k+1 is made, then the fine
-// rows 2k and 2k+1 become detail while they are still in cache. The detail of fine rows 2 j0 and
+// thread. Within a plane's segment [j0, j1) of coarse rows, coarse row k is made, row k-1 is
+// upsampled, and the fine rows 2(k-3) and 2(k-3)+1 become detail while they are still in cache
+// (the lags let each row's stores retire before it is read back). The detail of fine rows 2 j0 and
 // 2 j1 - 1 also needs coarse rows j0 - 1 and j1, which belong to a neighbouring range and may not
 // exist yet: the segment makes its own copies (same kernel, same bits) in scratch.
 template <class Rows>
@@ -155,8 +158,8 @@ void decompose_pair(const float* fine, float* coarse, float* detail, int64_t pla
   const int64_t wf = 2 * wc;
   const int64_t min_rows = std::max<int64_t>(1, g_range_pixels.load() / (4 * wc));
   parallel_ranges(planes * hc, min_rows, [&](int64_t begin, int64_t end) {
-    float* scratch = thread_scratch(size_t(3 * wf + 2 * wc));
-    float* above = scratch + 3 * wf;  // coarse row j0 - 1
+    float* scratch = thread_scratch(size_t(4 * wf + 2 * wc));
+    float* above = scratch + 4 * wf;  // coarse row j0 - 1
     float* below = above + wc;        // coarse row j1
     for_plane_segments(begin, end, hc, [&](int64_t p, int64_t j0, int64_t j1) {
       const float* f = fine + p * 2 * hc * wf;
@@ -175,9 +178,10 @@ void decompose_pair(const float* fine, float* coarse, float* detail, int64_t pla
       };
       for (int64_t k = j0; k < j1; k++) {
         Rows::down(f + 2 * k * wf, f + (2 * k + 1) * wf, c + k * wc, wc);
-        if (k > j0) emit_pair(k - 1);
+        if (k - 1 >= j0) ring.get(k - 1, coarse_row);
+        if (k - 3 >= j0) emit_pair(k - 3);
       }
-      emit_pair(j1 - 1);
+      for (int64_t k = std::max(j0, j1 - 3); k < j1; k++) emit_pair(k);
     });
   });
 }
@@ -188,13 +192,14 @@ template <class Rows>
 void recompose_pair(const float* coarse, const float* detail, float* fine, int64_t planes, int64_t hc, int64_t wc) {
   const int64_t wf = 2 * wc;
   parallel_ranges(planes * 2 * hc, std::max<int64_t>(1, g_range_pixels.load() / wf), [&](int64_t begin, int64_t end) {
-    float* scratch = thread_scratch(size_t(3 * wf));
+    float* scratch = thread_scratch(size_t(4 * wf));
     for_plane_segments(begin, end, 2 * hc, [&](int64_t p, int64_t i0, int64_t i1) {
       const float* c = coarse + p * hc * wc;
       auto coarse_row = [&](int64_t k) { return c + k * wc; };
       UpsampledRing<Rows> ring(scratch, hc, wc);
       for (int64_t i = i0; i < i1; i++) {
         const int64_t k = i / 2;
+        if (i % 2 == 0 || i == i0) ring.get(k + 2, coarse_row);  // one row ahead of use
         const float* near = ring.get(k, coarse_row);
         const float* far = Rows::kNeighbours ? ring.get(i % 2 ? k + 1 : k - 1, coarse_row) : near;
         const int64_t r = p * 2 * hc + i;
@@ -327,21 +332,22 @@ const Decomposition& cpu_decomposition(PyramidKind kind) {
   return kind == PyramidKind::Haar ? static_cast<const Decomposition&>(haar) : laplacian;
 }
 
-std::vector<Tensor> Decomposition::decompose(const Tensor& image, int64_t stages, const std::string& fn) const {
-  check_cpu_f32(image, fn + ": x");
-  const PyramidShape s = pyramid_shape(image.shape(), stages, fn);
-  std::vector<Tensor> levels;
-  std::vector<float*> ptrs;
-  for (int t = 0; t < s.stages; t++) {
-    levels.emplace_back(s.level_shape(t), DType::F32);
-    ptrs.push_back(levels.back().data<float>());
-  }
-  Tensor workspace = make_workspace(s);
-  decompose(image.data<float>(), ptrs.data(), workspace.data<float>(), s);
-  return levels;
+namespace {
+
+bool overlap(const Tensor& a, const Tensor& b) {
+  auto p = static_cast<const char*>(a.raw()), q = static_cast<const char*>(b.raw());
+  return p < q + b.nbytes() && q < p + a.nbytes();
 }
 
-namespace {
+// A caller's output: the right shape, f32 on the CPU, and sharing no memory with `inputs`.
+void check_out(const Tensor& out, const Shape& shape, const std::vector<Tensor>& inputs,
+               const std::vector<std::string>& input_names, const std::string& arg) {
+  check_cpu_f32(out, arg);
+  if (out.shape() != shape)
+    fail(Code::Shape, arg + ": expected shape " + shape_str(shape) + ", got " + shape_str(out.shape()));
+  for (size_t i = 0; i < inputs.size(); i++)
+    if (overlap(out, inputs[i])) fail(Code::ArgValue, arg + ": shares memory with " + input_names[i]);
+}
 
 PyramidShape checked_levels(const std::vector<Tensor>& levels, const std::string& fn, std::vector<const float*>& ptrs) {
   std::vector<Shape> shapes;
@@ -355,17 +361,53 @@ PyramidShape checked_levels(const std::vector<Tensor>& levels, const std::string
 
 }  // namespace
 
-Tensor Decomposition::recompose(const std::vector<Tensor>& levels, const std::string& fn) const {
-  return preview(levels, int64_t(levels.size()), fn);
+std::vector<Tensor> Decomposition::decompose(const Tensor& image, int64_t stages, const std::string& fn,
+                                             const std::vector<Tensor>& out) const {
+  check_cpu_f32(image, fn + ": x");
+  const PyramidShape s = pyramid_shape(image.shape(), stages, fn);
+  std::vector<Tensor> levels;
+  if (out.empty()) {
+    for (int t = 0; t < s.stages; t++) levels.emplace_back(s.level_shape(t), DType::F32);
+  } else {
+    if (int64_t(out.size()) != s.stages)
+      fail(Code::Shape, fn + ": options.out: expected " + std::to_string(s.stages) + " tensors (one per stage), got " +
+                            std::to_string(out.size()));
+    std::vector<Tensor> taken = {image};
+    std::vector<std::string> names = {"x"};
+    for (int t = 0; t < s.stages; t++) {
+      const std::string arg = fn + ": options.out[" + std::to_string(t) + "]";
+      check_out(out[size_t(t)], s.level_shape(t), taken, names, arg);
+      taken.push_back(out[size_t(t)]);
+      names.push_back("options.out[" + std::to_string(t) + "]");
+    }
+    levels = out;
+  }
+  std::vector<float*> ptrs;
+  for (const Tensor& l : levels) ptrs.push_back(l.data<float>());
+  Tensor workspace = make_workspace(s);
+  decompose(image.data<float>(), ptrs.data(), workspace.data<float>(), s);
+  return levels;
 }
 
-Tensor Decomposition::preview(const std::vector<Tensor>& levels, int64_t up_to, const std::string& fn) const {
+Tensor Decomposition::recompose(const std::vector<Tensor>& levels, const std::string& fn, const Tensor& out) const {
+  return preview(levels, int64_t(levels.size()), fn, out);
+}
+
+Tensor Decomposition::preview(const std::vector<Tensor>& levels, int64_t up_to, const std::string& fn,
+                              const Tensor& out) const {
   std::vector<const float*> ptrs;
   const PyramidShape s = checked_levels(levels, fn, ptrs);
   if (up_to < 1 || up_to > s.stages)
     fail(Code::ArgValue, fn + ": upTo: expected an integer from 1 to " + std::to_string(s.stages) +
                              " (the number of levels), got " + std::to_string(up_to));
-  Tensor image(s.image_shape(), DType::F32);
+  Tensor image = out;
+  if (out.defined()) {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < levels.size(); i++) names.push_back("levels[" + std::to_string(i) + "]");
+    check_out(out, s.image_shape(), levels, names, fn + ": options.out");
+  } else {
+    image = Tensor(s.image_shape(), DType::F32);
+  }
   Tensor workspace = make_workspace(s);
   preview(ptrs.data(), int(up_to), image.data<float>(), workspace.data<float>(), s);
   return image;

@@ -14,7 +14,7 @@
 // rows in cache); recompose reads the coarser image and the detail once and writes the finer image.
 //
 // The trainer and the sampler call the raw-pointer forms: buffers and workspace are theirs, and
-// once each pool thread's scratch rows (8 x the widest coarse row) have grown, calls never allocate.
+// once each pool thread's scratch rows (10 x the widest coarse row) have grown, calls never allocate.
 // Users go through the Tensor forms, which check everything and allocate. A CUDA twin
 // (cuda/pyramid.cu) will implement the same Decomposition interface.
 #pragma once
@@ -74,10 +74,13 @@ class Decomposition {
                        const PyramidShape& s) const = 0;
 
   // Tensor forms: check rank, dtype, device and shapes (errors name `fn` and the argument) and
-  // allocate the outputs and the workspace.
-  std::vector<Tensor> decompose(const Tensor& image, int64_t stages, const std::string& fn) const;
-  Tensor recompose(const std::vector<Tensor>& levels, const std::string& fn) const;
-  Tensor preview(const std::vector<Tensor>& levels, int64_t up_to, const std::string& fn) const;
+  // allocate the workspace, and the outputs unless `out` gives them (then they are checked, must
+  // not overlap the inputs or each other, are overwritten and returned).
+  std::vector<Tensor> decompose(const Tensor& image, int64_t stages, const std::string& fn,
+                                const std::vector<Tensor>& out = {}) const;
+  Tensor recompose(const std::vector<Tensor>& levels, const std::string& fn, const Tensor& out = Tensor()) const;
+  Tensor preview(const std::vector<Tensor>& levels, int64_t up_to, const std::string& fn,
+                 const Tensor& out = Tensor()) const;
 };
 
 // The CPU implementation of each kind (stateless singletons).
