@@ -133,6 +133,8 @@ export interface NativeAttentionGrads {
   dq: NativeTensor;
   dk: NativeTensor;
   dv: NativeTensor;
+}
+
 export interface NativePyramidOptions {
   stages?: number;
   kind?: 'laplacian' | 'haar';
