@@ -1,0 +1,356 @@
+// Flash attention on the CPU, FlashAttention-2's algorithm with tiles sized for L1/L2:
+//
+// Forward, one task per (batch, head, tile of kBr queries): the tile's Q is packed transposed once,
+// then for every tile of kBc keys S^T = K_j Q_i^T (keys in rows, queries in columns, so the
+// softmax reductions over keys run down columns: vector max/add, no horizontal reductions), an
+// online softmax update (running max m and sum l per query, in base-2 units: S is pre-multiplied by
+// scale * log2(e) so the exponential is a 2^x), and O_i = alpha * O_i + P V_j accumulated in the
+// output rows. LSE = (m ln 2) + ln l.
+//
+// Backward, one task per (batch, head, set of key tiles) so dK and dV rows have one writer: for
+// each key tile, K_j^T and V_j^T are packed once, then for every query tile P = 2^(S' - LSE')
+// is recomputed, dV += P^T dO, dP = dO V^T, dS = P (dP - D) with D = rowsum(dO * O) computed
+// first, dK += scale dS^T Q, dQ += scale dS K. dQ rows are shared by all key tiles of a head: the
+// first key set accumulates into dq, others (only when there are fewer heads than threads) into
+// their own O(N D) partial buffers, summed at the end. No buffer is ever N x N.
+#include "attention.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "../core/allocator.h"
+#include "../core/error.h"
+#include "../core/threadpool.h"
+#include "attention_kernels.h"
+
+namespace df {
+
+namespace {
+
+using attn::Accumulate;
+using attn::Mask;
+using attn::Vec;
+
+constexpr int64_t kBr = 64;  // queries per tile
+constexpr int64_t kBc = 64;  // keys per tile
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr double kLn2 = 0.69314718055994531;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Scratch memory from the tensor allocator, so memory() and its peak account for it.
+class Workspace {
+ public:
+  explicit Workspace(size_t floats) : bytes_(std::max<size_t>(floats, 1) * sizeof(float)) {
+    data_ = static_cast<float*>(device_alloc(Device{}, bytes_));
+    std::memset(data_, 0, bytes_);
+  }
+  ~Workspace() { device_free(Device{}, data_, bytes_); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  size_t bytes_;
+  float* data_;
+};
+
+// Runs fn(task, scratch) for every task in [0, tasks), dynamically scheduled, where `scratch` is
+// a private block of slot_floats floats: one per worker, not one per task.
+template <class F>
+void run_tasks(int64_t tasks, size_t slot_floats, F&& fn) {
+  if (tasks <= 0) return;
+  int64_t workers = std::min<int64_t>(in_parallel_region() ? 1 : num_threads(), tasks);
+  size_t slot = (slot_floats + 15) / 16 * 16;  // 64-byte aligned slots
+  Workspace ws(size_t(workers) * slot);
+  std::atomic<int64_t> next{0};
+  parallel_tasks(workers, [&](int64_t w) {
+    float* scratch = ws.data() + size_t(w) * slot;
+    for (int64_t t = next.fetch_add(1); t < tasks; t = next.fetch_add(1)) fn(t, scratch);
+  });
+}
+
+// With causal masking, key j is visible to query i when j <= i + offset (offset = nk - nq: the
+// last query sees every key, as with equal lengths).
+struct Geometry {
+  int64_t nq, nk, dim;
+  bool causal;
+  int64_t offset() const { return nk - nq; }
+  // One past the last key query row i may see.
+  int64_t key_end(int64_t i) const { return causal ? std::clamp<int64_t>(i + offset() + 1, 0, nk) : nk; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Forward
+
+size_t forward_slot_floats(int64_t dim) { return size_t(dim * kBr + kBc * kBr + 3 * kBr); }
+
+// The online-softmax step for one tile of S^T (nc keys x nr queries, base-2 units, row stride
+// kBr): updates m and l, writes P^T over S^T (0 where masked) and the factor alpha that rescales
+// each query's accumulator.
+void softmax_step(float* st, int64_t nc, int64_t nr, int64_t k0, int64_t q0, const Geometry& g, float* m,
+                  float* l, float* alpha) {
+  for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+    Mask lanes = attn::first_lanes(nr - r0);
+    // Key k0 + c is visible to query q0 + r0 + lane when lane >= k0 + c - q0 - r0 - offset.
+    int64_t first_lane = k0 - q0 - r0 - g.offset();
+    auto visible = [&](int64_t c) { return g.causal ? Mask(lanes & attn::lanes_from(first_lane + c)) : lanes; };
+    Vec m_old = attn::vload(m + r0);
+    Vec m_new = m_old;
+    for (int64_t c = 0; c < nc; c++) m_new = attn::vmax_masked(m_new, visible(c), attn::vload(st + c * kBr + r0));
+    Vec m_use = attn::vfinite_or(m_new, 0.f);  // a query that has seen no key yet: P = 0, alpha = 0
+    Vec a = attn::vexp2(attn::vsub(m_old, m_use));
+    Vec sum = attn::vzero();
+    for (int64_t c = 0; c < nc; c++) {
+      float* s = st + c * kBr + r0;
+      Vec p = attn::vkeep(visible(c), attn::vexp2(attn::vsub(attn::vload(s), m_use)));
+      attn::vstore(s, p);
+      sum = attn::vadd(sum, p);
+    }
+    attn::vstore(l + r0, attn::vfma(attn::vload(l + r0), a, sum));
+    attn::vstore(m + r0, m_new);
+    attn::vstore(alpha + r0, a);
+  }
+}
+
+// One query tile of one head: q, k, v, o, lse point at that head.
+void forward_tile(const float* q, const float* k, const float* v, float* o, float* lse, int64_t q0,
+                  const Geometry& g, float scale, float* scratch) {
+  const int64_t D = g.dim, nr = std::min(kBr, g.nq - q0);
+  float* qt = scratch;          // [D][kBr]: Q_i^T
+  float* st = qt + D * kBr;     // [kBc][kBr]: S^T, then P^T
+  float* m = st + kBc * kBr;    // running max per query (base 2)
+  float* l = m + kBr;           // running sum per query
+  float* alpha = l + kBr;       // this step's rescale factor per query
+  for (int64_t r = 0; r < nr; r++)
+    for (int64_t d = 0; d < D; d++) qt[d * kBr + r] = q[(q0 + r) * D + d];
+  for (int64_t r = 0; r < kBr; r++) m[r] = kNegInf, l[r] = 0.f;
+  float* oi = o + q0 * D;
+  std::memset(oi, 0, size_t(nr * D) * sizeof(float));
+
+  const int64_t key_end = g.key_end(q0 + nr - 1);  // the tile's last query sees the most keys
+  for (int64_t k0 = 0; k0 < key_end; k0 += kBc) {
+    int64_t nc = std::min(kBc, key_end - k0);
+    attn::tile_gemm<false>(nc, nr, D, k + k0 * D, D, qt, kBr, st, kBr, scale * kLog2e);
+    softmax_step(st, nc, nr, k0, q0, g, m, l, alpha);
+    attn::tile_gemm<true>(nr, D, nc, st, kBr, v + k0 * D, D, oi, D, 1.f, Accumulate::RowScale, alpha);
+  }
+  for (int64_t r = 0; r < nr; r++) {
+    float* orow = oi + r * D;
+    if (l[r] > 0.f) {
+      float inv = 1.f / l[r];
+      for (int64_t d = 0; d < D; d++) orow[d] *= inv;
+      lse[q0 + r] = float(double(m[r]) * kLn2 + std::log(double(l[r])));
+    } else {  // no visible key (causal with nq > nk): output 0
+      lse[q0 + r] = kNegInf;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward
+
+size_t backward_slot_floats(int64_t dim) { return size_t(2 * dim * kBc + 2 * kBr * kBc); }
+
+// Transposes rows [r0, r0 + n) of a [*, D] matrix into dst[D][ld].
+void pack_transposed(const float* src, int64_t r0, int64_t n, int64_t D, float* dst, int64_t ld) {
+  for (int64_t r = 0; r < n; r++)
+    for (int64_t d = 0; d < D; d++) dst[d * ld + r] = src[(r0 + r) * D + d];
+}
+
+struct BackwardHead {
+  const float *q, *k, *v, *d_o, *lse2, *delta;  // lse2 = LSE * log2(e); delta = rowsum(dO * O)
+  float *dq, *dk, *dv;
+};
+
+// Key tiles first, first + stride, ... of one head.
+void backward_keys(const BackwardHead& h, int64_t first, int64_t stride, bool owns_dq, const Geometry& g,
+                   float scale, float* scratch) {
+  const int64_t D = g.dim;
+  float* kt = scratch;          // [D][kBc]: K_j^T
+  float* vt = kt + D * kBc;     // [D][kBc]: V_j^T
+  float* p = vt + D * kBc;      // [kBr][kBc]: S', then P
+  float* ds = p + kBr * kBc;    // [kBr][kBc]: dP, then dS
+  if (owns_dq) std::memset(h.dq, 0, size_t(g.nq * D) * sizeof(float));
+  const int64_t key_tiles = (g.nk + kBc - 1) / kBc;
+  for (int64_t j = first; j < key_tiles; j += stride) {
+    const int64_t k0 = j * kBc, nc = std::min(kBc, g.nk - k0);
+    float* dk = h.dk + k0 * D;
+    float* dv = h.dv + k0 * D;
+    std::memset(dk, 0, size_t(nc * D) * sizeof(float));
+    std::memset(dv, 0, size_t(nc * D) * sizeof(float));
+    // The first query that sees key k0.
+    const int64_t q_first = g.causal ? std::max<int64_t>(0, k0 - g.offset()) : 0;
+    if (q_first >= g.nq) continue;
+    pack_transposed(h.k, k0, nc, D, kt, kBc);
+    pack_transposed(h.v, k0, nc, D, vt, kBc);
+    for (int64_t q0 = q_first / kBr * kBr; q0 < g.nq; q0 += kBr) {
+      const int64_t nr = std::min(kBr, g.nq - q0);
+      const float* qi = h.q + q0 * D;
+      const float* doi = h.d_o + q0 * D;
+      attn::tile_gemm<false>(nr, nc, D, qi, D, kt, kBc, p, kBc, scale * kLog2e);
+      attn::tile_gemm<false>(nr, nc, D, doi, D, vt, kBc, ds, kBc, 1.f);
+      for (int64_t r = 0; r < nr; r++) {
+        // Keys c < visible of this tile are visible to query q0 + r.
+        const int64_t visible = g.key_end(q0 + r) - k0;
+        const Vec lse2 = attn::vset(h.lse2[q0 + r]), delta = attn::vset(h.delta[q0 + r]);
+        float* pr = p + r * kBc;
+        float* dsr = ds + r * kBc;
+        for (int64_t c = 0; c < nc; c += 16) {
+          Mask cols = attn::first_lanes(nc - c);
+          Vec pv = attn::vkeep(attn::first_lanes(visible - c), attn::vexp2(attn::vsub(attn::vload(pr + c, cols), lse2)));
+          attn::vstore(pr + c, pv, cols);
+          attn::vstore(dsr + c, attn::vmul(pv, attn::vsub(attn::vload(dsr + c, cols), delta)), cols);
+        }
+      }
+      attn::tile_gemm<true>(nc, D, nr, p, kBc, doi, D, dv, D, 1.f, Accumulate::Add);      // dV += P^T dO
+      attn::tile_gemm<true>(nc, D, nr, ds, kBc, qi, D, dk, D, scale, Accumulate::Add);    // dK += dS^T Q
+      attn::tile_gemm<false>(nr, D, nc, ds, kBc, h.k + k0 * D, D, h.dq + q0 * D, D, scale,
+                             Accumulate::Add);                                            // dQ += dS K
+    }
+  }
+}
+
+void check_raw_shape(const AttentionShape& s, float scale) {
+  check(s.batch >= 1 && s.heads >= 1 && s.nq >= 1 && s.nk >= 1 && s.dim >= 1, Code::Shape,
+        "attention: expected positive batch, heads, nq, nk and dim");
+  check(s.dim <= kMaxAttentionDim, Code::Shape,
+        "attention: dim: expected at most " + std::to_string(kMaxAttentionDim) + ", got " + std::to_string(s.dim));
+  check(std::isfinite(scale), Code::NonFinite, "attention: scale: expected a finite number, got " + std::to_string(scale));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Raw forms
+
+void attention_forward(const float* q, const float* k, const float* v, float* o, float* lse,
+                       const AttentionShape& s, float scale, bool causal) {
+  check_raw_shape(s, scale);
+  const Geometry g{s.nq, s.nk, s.dim, causal};
+  const int64_t heads = s.batch * s.heads, q_tiles = (s.nq + kBr - 1) / kBr;
+  run_tasks(heads * q_tiles, forward_slot_floats(s.dim), [&](int64_t t, float* scratch) {
+    const int64_t h = t / q_tiles;
+    int64_t i = t % q_tiles;
+    if (causal) i = q_tiles - 1 - i;  // the longest tiles first, for load balance
+    forward_tile(q + h * s.nq * s.dim, k + h * s.nk * s.dim, v + h * s.nk * s.dim, o + h * s.nq * s.dim,
+                 lse + h * s.nq, i * kBr, g, scale, scratch);
+  });
+}
+
+void attention_backward(const float* q, const float* k, const float* v, const float* o, const float* lse,
+                        const float* d_o, float* dq, float* dk, float* dv, const AttentionShape& s, float scale,
+                        bool causal) {
+  check_raw_shape(s, scale);
+  const Geometry g{s.nq, s.nk, s.dim, causal};
+  const int64_t heads = s.batch * s.heads, D = s.dim, rows = heads * s.nq;
+  const int64_t key_tiles = (s.nk + kBc - 1) / kBc;
+  // Key sets per head: one (dq accumulated in place) unless there are too few heads to keep every
+  // thread busy.
+  const int64_t threads = in_parallel_region() ? 1 : num_threads();
+  const int64_t sets = heads >= 2 * threads ? 1 : std::min(key_tiles, (2 * threads + heads - 1) / heads);
+
+  // Per row: LSE in base 2 and D = rowsum(dO * O); then the partial dQ of key sets 1.. .
+  Workspace rowstats(size_t(2 * rows));
+  float* lse2 = rowstats.data();
+  float* delta = lse2 + rows;
+  parallel_for(rows, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      double acc = 0;
+      for (int64_t d = 0; d < D; d++) acc += double(d_o[r * D + d]) * double(o[r * D + d]);
+      delta[r] = float(acc);
+      lse2[r] = float(double(lse[r]) * 1.4426950408889634);
+    }
+  });
+  Workspace partial(sets > 1 ? size_t((sets - 1) * rows * D) : 0);
+
+  run_tasks(heads * sets, backward_slot_floats(D), [&](int64_t t, float* scratch) {
+    const int64_t h = t / sets, set = t % sets;
+    BackwardHead bh{q + h * s.nq * D,  k + h * s.nk * D,  v + h * s.nk * D,  d_o + h * s.nq * D,
+                    lse2 + h * s.nq,   delta + h * s.nq,
+                    set == 0 ? dq + h * s.nq * D : partial.data() + ((set - 1) * rows + h * s.nq) * D,
+                    dk + h * s.nk * D, dv + h * s.nk * D};
+    backward_keys(bh, set, sets, /*owns_dq=*/true, g, scale, scratch);
+  });
+  if (sets > 1) {
+    parallel_for(rows * D, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t set = 1; set < sets; set++) {
+        const float* src = partial.data() + (set - 1) * rows * D;
+        for (int64_t x = begin; x < end; x++) dq[x] += src[x];
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor forms
+
+namespace {
+
+void expect_f32_cpu(const Tensor& t, const char* fn, const char* arg) {
+  std::string name = std::string(fn) + ": " + arg;
+  expect_defined(t, name.c_str());
+  expect_dtype(t, DType::F32, name.c_str());
+  if (!t.device().is_cpu())
+    fail(Code::Device, name + ": expected a cpu tensor (attention has no kernel on " + t.device().name() + " yet)");
+}
+
+void expect_shape(const Tensor& t, const Shape& want, const char* fn, const char* arg, const char* what) {
+  if (t.shape() != want)
+    fail(Code::Shape, std::string(fn) + ": " + arg + ": expected shape " + shape_str(want) + " (" + what + "), got " +
+                          shape_str(t.shape()));
+}
+
+AttentionShape check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const char* fn) {
+  expect_f32_cpu(q, fn, "q");
+  expect_f32_cpu(k, fn, "k");
+  expect_f32_cpu(v, fn, "v");
+  std::string qn = std::string(fn) + ": q";
+  expect_rank(q, 4, qn.c_str());
+  const Shape& qs = q.shape();
+  if (qs[3] > kMaxAttentionDim)
+    fail(Code::Shape, qn + ": head dim (last) must be at most " + std::to_string(kMaxAttentionDim) + ", got " +
+                          shape_str(qs));
+  std::string kn = std::string(fn) + ": k";
+  expect_rank(k, 4, kn.c_str());
+  const Shape& ks = k.shape();
+  if (ks[0] != qs[0] || ks[1] != qs[1] || ks[3] != qs[3])
+    fail(Code::Shape, kn + ": expected [" + std::to_string(qs[0]) + ", " + std::to_string(qs[1]) + ", nk, " +
+                          std::to_string(qs[3]) + "] (batch, heads and head dim of q " + shape_str(qs) + "), got " +
+                          shape_str(ks));
+  expect_shape(v, ks, fn, "v", "the shape of k");
+  if (!std::isfinite(scale))
+    fail(Code::NonFinite, std::string(fn) + ": scale: expected a finite number, got " + std::to_string(scale));
+  return AttentionShape{qs[0], qs[1], qs[2], ks[2], qs[3]};
+}
+
+}  // namespace
+
+AttentionOutput attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, bool causal) {
+  AttentionShape s = check_qkv(q, k, v, scale, "attention");
+  AttentionOutput out{Tensor(q.shape(), DType::F32), Tensor({s.batch, s.heads, s.nq}, DType::F32)};
+  attention_forward(q.data<float>(), k.data<float>(), v.data<float>(), out.o.data<float>(),
+                    out.lse.data<float>(), s, scale, causal);
+  return out;
+}
+
+AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                                  const Tensor& lse, const Tensor& d_o, float scale, bool causal) {
+  const char* fn = "attentionBackward";
+  AttentionShape s = check_qkv(q, k, v, scale, fn);
+  expect_f32_cpu(o, fn, "o");
+  expect_f32_cpu(lse, fn, "lse");
+  expect_f32_cpu(d_o, fn, "dO");
+  expect_shape(o, q.shape(), fn, "o", "the shape of q");
+  expect_shape(d_o, q.shape(), fn, "dO", "the shape of q");
+  expect_shape(lse, {s.batch, s.heads, s.nq}, fn, "lse", "[batch, heads, nq] of q");
+  AttentionGrads g{Tensor(q.shape(), DType::F32), Tensor(k.shape(), DType::F32), Tensor(v.shape(), DType::F32)};
+  attention_backward(q.data<float>(), k.data<float>(), v.data<float>(), o.data<float>(), lse.data<float>(),
+                     d_o.data<float>(), g.dq.data<float>(), g.dk.data<float>(), g.dv.data<float>(), s, scale, causal);
+  return g;
+}
+
+}  // namespace df
