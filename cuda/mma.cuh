@@ -16,6 +16,9 @@
 // of matrix i, and register i of lane l receives row l / 4, columns 2 (l % 4), +1 of matrix i. With
 // .trans it receives rows 2 (l % 4), +1 of column l / 4 instead (the transposed matrix's fragment).
 #pragma once
+#ifdef DFCUDA_HOST_EMULATION
+#include "host_emulation.h"  // the same names, emulated on the CPU (tests without a GPU)
+#else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -115,3 +118,4 @@ __device__ __forceinline__ float quad_sum(float x) {
 }
 
 }  // namespace dfcuda
+#endif  // DFCUDA_HOST_EMULATION
