@@ -234,3 +234,9 @@ inline float quad_sum(float x) {
 }
 
 }  // namespace dfcuda
+
+// Vector types used by the integrator kernel.
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }

@@ -7,124 +7,15 @@
 #include <string>
 
 #include "common.cuh"
+#include "integrator_kernels.cuh"
 
 namespace dfcuda {
 
 namespace {
 
-constexpr int kMaxStages = 16;
-constexpr int kThreads = 256;
-constexpr int64_t kChunk = 4096;  // floats per CTA
-
-// Where each stage's CTAs start: CTA c belongs to the last stage s with first_cta[s] <= c.
-struct StageTable {
-  int stages;
-  int64_t batch;
-  int64_t per_sample[kMaxStages];
-  int64_t offset[kMaxStages];         // first float of the stage
-  int64_t chunks[kMaxStages];         // CTAs per row
-  int64_t first_cta[kMaxStages + 1];  // first_cta[stages] = the grid size
-};
-
-enum class Op { Euler, Heun, Guidance };
-
-struct Row {
-  int stage;
-  int64_t sample, begin, end;  // [begin, end): this CTA's floats in the flat buffer
-};
-
-__device__ __forceinline__ Row locate(const StageTable& t) {
-  const int64_t cta = blockIdx.x;
-  int s = 0;
-  while (s + 1 < t.stages && t.first_cta[s + 1] <= cta) s++;
-  const int64_t local = cta - t.first_cta[s];
-  const int64_t sample = local / t.chunks[s], chunk = local % t.chunks[s];
-  const int64_t row = t.offset[s] + sample * t.per_sample[s];
-  const int64_t begin = row + chunk * kChunk;
-  const int64_t end = row + min(t.per_sample[s], (chunk + 1) * kChunk);
-  return Row{s, sample, begin, end};
-}
-
-// Euler: out = x + h a (h = dt). Heun: out = x + h (a + b) (h = dt / 2). Guidance: out = b + w (a - b)
-// (a = v_cond, b = v_uncond; x, dt unused). kVec4: every row starts and ends on a multiple of 4
-// floats and every pointer is 16-byte aligned, so the loop moves float4s.
-template <Op kOp, bool kVec4>
-__global__ void __launch_bounds__(kThreads) integrator_kernel(const StageTable t, const float* x, const float* a,
-                                                               const float* b, const float* dt, float w,
-                                                               float* out) {
-  const Row r = locate(t);
-  float h = 0.f;
-  if (kOp != Op::Guidance) {
-    h = dt[r.sample * t.stages + r.stage];
-    if (kOp == Op::Heun) h *= 0.5f;
-    if (h == 0.f) {  // a waiting stage: copy, never read the velocity
-      if (out == x) return;
-      if (kVec4) {
-        for (int64_t i = r.begin + 4 * threadIdx.x; i < r.end; i += 4 * kThreads)
-          *reinterpret_cast<float4*>(out + i) = *reinterpret_cast<const float4*>(x + i);
-      } else {
-        for (int64_t i = r.begin + threadIdx.x; i < r.end; i += kThreads) out[i] = x[i];
-      }
-      return;
-    }
-  }
-  auto f = [&](float xi, float ai, float bi) {
-    if (kOp == Op::Euler) return xi + h * ai;
-    if (kOp == Op::Heun) return xi + h * (ai + bi);
-    return bi + w * (ai - bi);
-  };
-  if (kVec4) {
-    for (int64_t i = r.begin + 4 * threadIdx.x; i < r.end; i += 4 * kThreads) {
-      const float4 av = *reinterpret_cast<const float4*>(a + i);
-      const float4 bv = kOp == Op::Euler ? av : *reinterpret_cast<const float4*>(b + i);
-      const float4 xv = kOp == Op::Guidance ? av : *reinterpret_cast<const float4*>(x + i);
-      *reinterpret_cast<float4*>(out + i) =
-          make_float4(f(xv.x, av.x, bv.x), f(xv.y, av.y, bv.y), f(xv.z, av.z, bv.z), f(xv.w, av.w, bv.w));
-    }
-  } else {
-    for (int64_t i = r.begin + threadIdx.x; i < r.end; i += kThreads) {
-      const float ai = a[i];
-      const float bi = kOp == Op::Euler ? 0.f : b[i];
-      const float xi = kOp == Op::Guidance ? 0.f : x[i];
-      out[i] = f(xi, ai, bi);
-    }
-  }
-}
-
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 int invalid(const char* fn, const std::string& what) { return set_error(DF_CUDA_INVALID, std::string(fn) + ": " + what); }
-
-// Checks the layout and builds the CTA table; *grid = 0 when there is nothing to do.
-int make_table(const char* fn, const DfCudaStageLayout* l, StageTable* t, int64_t* grid, bool* all_vec4) {
-  if (!l) return invalid(fn, "layout: expected a pointer, got null");
-  if (l->stages < 1 || l->stages > kMaxStages)
-    return invalid(fn, "layout: expected 1 to " + std::to_string(kMaxStages) + " stages, got " + std::to_string(l->stages));
-  if (l->batch < 0) return invalid(fn, "layout: expected batch >= 0, got " + std::to_string(l->batch));
-  if (!l->per_sample) return invalid(fn, "layout: per_sample: expected a pointer, got null");
-  *t = StageTable{};
-  t->stages = l->stages;
-  t->batch = l->batch;
-  *all_vec4 = true;
-  int64_t offset = 0, ctas = 0;
-  for (int s = 0; s < l->stages; s++) {
-    const int64_t n = l->per_sample[s];
-    if (n < 1) return invalid(fn, "layout: per_sample[" + std::to_string(s) + "]: expected >= 1, got " + std::to_string(n));
-    if (n > (int64_t(1) << 40) || (l->batch > 0 && n > (int64_t(1) << 40) / l->batch))
-      return invalid(fn, "layout: stage " + std::to_string(s) + " is too large");
-    t->per_sample[s] = n;
-    t->offset[s] = offset;
-    t->chunks[s] = (n + kChunk - 1) / kChunk;
-    t->first_cta[s] = ctas;
-    offset += l->batch * n;
-    ctas += l->batch * t->chunks[s];
-    if (n % 4 != 0) *all_vec4 = false;
-  }
-  t->first_cta[l->stages] = ctas;
-  if (ctas > INT32_MAX) return invalid(fn, "layout: too large");
-  *grid = ctas;
-  return DF_CUDA_OK;
-}
 
 template <Op kOp>
 int launch(const char* fn, int device, const DfCudaStageLayout* l, const float* x, const float* a, const float* b,
@@ -132,7 +23,7 @@ int launch(const char* fn, int device, const DfCudaStageLayout* l, const float* 
   StageTable t;
   int64_t grid = 0;
   bool vec4 = false;
-  DF_STATUS_TRY(make_table(fn, l, &t, &grid, &vec4));
+  DF_STATUS_TRY(make_table(fn, l, &t, &grid, &vec4, [](const std::string& msg) { return set_error(DF_CUDA_INVALID, msg); }));
   if (grid == 0) return DF_CUDA_OK;
   if (!a || !out || (kOp != Op::Euler && !b) || (kOp != Op::Guidance && (!x || !dt)))
     return invalid(fn, "expected device pointers, got null");
@@ -141,9 +32,9 @@ int launch(const char* fn, int device, const DfCudaStageLayout* l, const float* 
   vec4 = vec4 && aligned16(a) && aligned16(out) && (kOp == Op::Euler || aligned16(b)) &&
          (kOp == Op::Guidance || aligned16(x));
   if (vec4)
-    integrator_kernel<kOp, true><<<unsigned(grid), kThreads, 0, stream>>>(t, x, a, b, dt, w, out);
+    integrator_kernel<kOp, true><<<unsigned(grid), kIntegratorThreads, 0, stream>>>(t, x, a, b, dt, w, out);
   else
-    integrator_kernel<kOp, false><<<unsigned(grid), kThreads, 0, stream>>>(t, x, a, b, dt, w, out);
+    integrator_kernel<kOp, false><<<unsigned(grid), kIntegratorThreads, 0, stream>>>(t, x, a, b, dt, w, out);
   DF_CUDA_LAUNCHED("integrator_kernel");
   return DF_CUDA_OK;
 }
