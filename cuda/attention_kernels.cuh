@@ -23,6 +23,16 @@ constexpr float kLn2 = 0.69314718055994531f;
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 __device__ __forceinline__ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+// dst[0] += a, dst[1] += b (dst 8-byte aligned): one vector atomic on sm_90, two before.
+__device__ __forceinline__ void atomic_add2(float* dst, float a, float b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float2*>(dst), make_float2(a, b));
+#else
+  atomicAdd(dst, a);
+  atomicAdd(dst + 1, b);
+#endif
+}
+
 struct AttentionParams {
   const void *q, *k, *v, *o, *d_o;  // o and d_o: backward only
   void* out;                        // forward: o; backward: dq (written by the dq kernel)
@@ -402,9 +412,7 @@ __global__ void __launch_bounds__(128) attention_backward_kernel(const Attention
         if (row >= p.nq) continue;
 #pragma unroll
         for (int n = 0; n < kDT; n++) {
-          float* dst = dq + row * D + (warp * kDT + n) * 8 + 2 * t;
-          atomicAdd(dst, dq_acc[mt][n][2 * r]);
-          atomicAdd(dst + 1, dq_acc[mt][n][2 * r + 1]);
+          atomic_add2(dq + row * D + (warp * kDT + n) * 8 + 2 * t, dq_acc[mt][n][2 * r], dq_acc[mt][n][2 * r + 1]);
         }
       }
     }
