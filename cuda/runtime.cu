@@ -1,5 +1,6 @@
 // The CUDA backend's runtime: devices, a caching allocator, copies and the exported API table.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -30,6 +31,16 @@ size_t round_size(size_t bytes) {
 }
 
 // Gives every cached block of `device` back to the driver (cudaFree waits for the device first).
+// DECOFLOW_CUDA_EXACT_ALLOC=1 (for compute-sanitizer runs): every block is its own cudaMalloc of
+// the exact size, freed at once, so the sanitizer sees an access past a tensor's end.
+bool exact_alloc() {
+  static const bool exact = [] {
+    const char* v = std::getenv("DECOFLOW_CUDA_EXACT_ALLOC");
+    return v && *v && std::string(v) != "0";
+  }();
+  return exact;
+}
+
 void release_cached(int device) {
   for (auto& kv : g_free[device]) {
     cudaFree(kv.second);
@@ -73,9 +84,9 @@ int stream_for(int device, cudaStream_t* stream) {
 int alloc_block(int device, size_t bytes, void** out) {
   *out = nullptr;
   DF_STATUS_TRY(check_device(device));
-  size_t size = round_size(bytes ? bytes : 1);
+  size_t size = exact_alloc() ? (bytes ? bytes : 1) : round_size(bytes ? bytes : 1);
   std::lock_guard<std::mutex> lock(g_mutex);
-  auto it = g_free[device].find(size);
+  auto it = exact_alloc() ? g_free[device].end() : g_free[device].find(size);
   if (it != g_free[device].end()) {
     *out = it->second;
     g_free[device].erase(it);
@@ -102,6 +113,11 @@ int free_block(int device, void* p) {
   std::lock_guard<std::mutex> lock(g_mutex);
   auto it = g_sizes[device].find(p);
   if (it == g_sizes[device].end()) return set_error(DF_CUDA_INVALID, "free of an unknown CUDA pointer");
+  if (exact_alloc()) {
+    g_sizes[device].erase(it);
+    DF_CUDA_TRY(cudaFree(p));  // waits for the device: no stream-ordered reuse to reason about
+    return DF_CUDA_OK;
+  }
   g_free[device].emplace(it->second, p);
   return DF_CUDA_OK;
 }

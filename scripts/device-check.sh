@@ -63,11 +63,11 @@ step test_cuda_integrator 120 "$BIN/test_cuda_integrator"
 # 2. compute-sanitizer memcheck (and racecheck on the attention kernels' shared memory), small sizes.
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
 if [ -n "$SAN" ]; then
-  export DECOFLOW_TEST_SMALL=1
+  export DECOFLOW_TEST_SMALL=1 DECOFLOW_CUDA_EXACT_ALLOC=1  # exact-size blocks: no slack past a tensor's end
   step memcheck-attention 240 "$SAN" --tool memcheck --error-exitcode 9 "$BIN/test_cuda_attention"
   step memcheck-integrator 120 "$SAN" --tool memcheck --error-exitcode 9 "$BIN/test_cuda_integrator"
   step racecheck-attention 240 "$SAN" --tool racecheck --error-exitcode 9 "$BIN/test_cuda_attention"
-  unset DECOFLOW_TEST_SMALL
+  unset DECOFLOW_TEST_SMALL DECOFLOW_CUDA_EXACT_ALLOC
 else
   note "SKIP  compute-sanitizer: not found"
 fi

@@ -85,17 +85,17 @@ void run_case(const Case& c, int dtype, uint32_t seed) {
 
   const std::vector<uint16_t> nan16(std::max(nqd, nkd), dtype == DF_CUDA_BF16 ? 0x7fc0 : 0x7e00);
   const std::vector<float> nan32(rows, std::nanf(""));
-  DeviceBuffer dq_in(nqd * 2), dk_in(nkd * 2), dv_in(nkd * 2), d_o_dev(nqd * 2), o_dev(nqd * 2), lse_dev(rows * 4);
+  DeviceBuffer q_dev(nqd * 2), k_dev(nkd * 2), v_dev(nkd * 2), d_o_dev(nqd * 2), o_dev(nqd * 2), lse_dev(rows * 4);
   DeviceBuffer dq_dev(nqd * 2), dk_dev(nkd * 2), dv_dev(nkd * 2);
-  dq_in.upload(qb);
-  dk_in.upload(kb);
-  dv_in.upload(vb);
+  q_dev.upload(qb);
+  k_dev.upload(kb);
+  v_dev.upload(vb);
   d_o_dev.upload(dob);
 
   // Forward.
   o_dev.upload(std::vector<uint16_t>(nan16.begin(), nan16.begin() + long(nqd)));
   lse_dev.upload(nan32);
-  if (!CUDA_OK(g_api->attention_forward(0, dtype, dq_in.get(), dk_in.get(), dv_in.get(), o_dev.get(),
+  if (!CUDA_OK(g_api->attention_forward(0, dtype, q_dev.get(), k_dev.get(), v_dev.get(), o_dev.get(),
                                         lse_dev.as<float>(), &shape, scale, c.causal)))
     return;
   if (!CUDA_OK(g_api->synchronize(0))) return;
@@ -106,7 +106,7 @@ void run_case(const Case& c, int dtype, uint32_t seed) {
   dq_dev.upload(std::vector<uint16_t>(nan16.begin(), nan16.begin() + long(nqd)));
   dk_dev.upload(std::vector<uint16_t>(nan16.begin(), nan16.begin() + long(nkd)));
   dv_dev.upload(std::vector<uint16_t>(nan16.begin(), nan16.begin() + long(nkd)));
-  if (!CUDA_OK(g_api->attention_backward(0, dtype, dq_in.get(), dk_in.get(), dv_in.get(), o_dev.get(),
+  if (!CUDA_OK(g_api->attention_backward(0, dtype, q_dev.get(), k_dev.get(), v_dev.get(), o_dev.get(),
                                          lse_dev.as<float>(), d_o_dev.get(), dq_dev.get(), dk_dev.get(), dv_dev.get(),
                                          &shape, scale, c.causal)))
     return;
