@@ -48,7 +48,6 @@ ls -la "$BIN" > "$OUT/binaries.txt" 2>&1
 if [ "$HAVE_GPU" != 1 ]; then
   note "no GPU: built only; the CUDA tests below skip"
   step ctest-no-gpu 300 ctest --test-dir "$BUILD" --output-on-failure
-  cat "$SUMMARY"
   exit 0
 fi
 
@@ -59,6 +58,7 @@ export DECOFLOW_REQUIRE_CUDA=1  # a CUDA test that cannot find the device fails 
 step ctest 300 ctest --test-dir "$BUILD" --output-on-failure
 step test_cuda_attention 180 "$BIN/test_cuda_attention"
 step test_cuda_integrator 120 "$BIN/test_cuda_integrator"
+step test_cuda_runtime 120 "$BIN/test_cuda_runtime"
 
 # 2. compute-sanitizer memcheck (and racecheck on the attention kernels' shared memory), small sizes.
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
@@ -96,7 +96,7 @@ fi
 echo
 echo "==================== summary ===================="
 cat "$SUMMARY"
-for f in test_cuda_attention test_cuda_integrator; do
+for f in test_cuda_attention test_cuda_integrator test_cuda_runtime; do
   [ -f "$OUT/$f.log" ] && { echo "--- $f"; tail -4 "$OUT/$f.log"; }
 done
 [ -f "$OUT/bench-decoflow.log" ] && { echo "--- decoflow bench"; cat "$OUT/bench-decoflow.log"; }

@@ -73,7 +73,7 @@ def main():
                         o = F.scaled_dot_product_attention(qg, kg, vg, is_causal=causal, scale=scale)
                         bwd_ms = time_ms(lambda: torch.autograd.grad(o, (qg, kg, vg), do, retain_graph=True), args.quick)
                         del o, qg, kg, vg
-                except RuntimeError as e:  # a backend that does not support this shape
+                except Exception as e:  # a backend that does not support this shape (or this PyTorch)
                     print(f"{heads:<6} {dim:<5} {n:<6} {batch:<6} {'causal' if causal else 'full':7} unsupported: {e}".splitlines()[0])
                     continue
                 flop = 4.0 * batch * heads * n * n * dim * (0.5 if causal else 1.0)
