@@ -15,6 +15,7 @@ PY="${PYTHON:-python3}"
 SUMMARY="$OUT/summary.txt"
 : > "$SUMMARY"
 start=$(date +%s)
+command -v nvcc > /dev/null || export PATH="$PATH:/usr/local/cuda/bin"  # the toolkit's usual home
 note() { echo "$*" | tee -a "$SUMMARY"; }
 # step NAME TIMEOUT_S CMD...: runs CMD with its output in $OUT/NAME.log, records pass/fail.
 failures=0
