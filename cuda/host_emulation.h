@@ -83,25 +83,15 @@ inline int lane() { return int(threadIdx.x % 32); }
 inline Warp& warp() { return *t_cta->warps[threadIdx.x / 32]; }
 inline std::mutex g_atomic_mutex;
 
-// Runs kernel(args...) over the grid, one CTA at a time, a thread per CUDA thread.
+inline constexpr size_t kSmemBytes = size_t(1) << 18;
+inline bool g_smem_overrun = false;
+
+// Runs kernel() over the grid, one CTA at a time, a thread per CUDA thread. Shared memory starts
+// every CTA filled with 0xff bytes (NaN as f32, bf16 and f16), so reading what was never written
+// shows up in the results; bytes past `smem_bytes` must still be 0xff afterwards, else
+// g_smem_overrun is set.
 template <class F>
-void launch(dim3 grid, dim3 block, F&& kernel) {
-  gridDim = grid;
-  blockDim = block;
-  for (unsigned by = 0; by < grid.y; by++)
-    for (unsigned bx = 0; bx < grid.x; bx++) {
-      Cta cta(int(block.x));
-      std::vector<std::thread> threads;
-      for (unsigned t = 0; t < block.x; t++)
-        threads.emplace_back([&, t] {
-          threadIdx = dim3(t);
-          blockIdx = dim3(bx, by);
-          t_cta = &cta;
-          kernel();
-        });
-      for (auto& th : threads) th.join();
-    }
-}
+void launch(dim3 grid, dim3 block, F&& kernel, size_t smem_bytes = 0);
 
 inline uint16_t load16(const void* base, int element) {
   uint16_t x;
@@ -181,7 +171,7 @@ inline float atomicAdd(float* p, float x) {
 namespace dfcuda {
 
 // The kernels' dynamic shared memory (block-scope `extern __shared__ ... smem[]` names this).
-alignas(16) inline unsigned char smem[1 << 18];
+alignas(16) inline unsigned char smem[dfemu::kSmemBytes];
 
 // 16-bit storage types standing in for __nv_bfloat16 and __half.
 struct emu_bf16 {
@@ -240,3 +230,28 @@ struct alignas(16) float4 {
   float x, y, z, w;
 };
 inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+template <class F>
+void dfemu::launch(dim3 grid, dim3 block, F&& kernel, size_t smem_bytes) {
+  gridDim = grid;
+  blockDim = block;
+  for (unsigned by = 0; by < grid.y; by++)
+    for (unsigned bx = 0; bx < grid.x; bx++) {
+      std::memset(dfcuda::smem, 0xff, kSmemBytes);
+      Cta cta(int(block.x));
+      std::vector<std::thread> threads;
+      for (unsigned t = 0; t < block.x; t++)
+        threads.emplace_back([&, t] {
+          threadIdx = dim3(t);
+          blockIdx = dim3(bx, by);
+          t_cta = &cta;
+          kernel();
+        });
+      for (auto& th : threads) th.join();
+      for (size_t i = smem_bytes; i < kSmemBytes; i++)
+        if (dfcuda::smem[i] != 0xff) {
+          g_smem_overrun = true;
+          break;
+        }
+    }
+}

@@ -82,7 +82,8 @@ void run_case(const attnref::Case& c, const char* type, uint32_t seed) {
   p.causal = c.causal;
   using FTile = ForwardTile<D, kWarps>;
   dfemu::launch(dim3(unsigned(heads), unsigned((c.nq + FTile::kBr - 1) / FTile::kBr)), dim3(FTile::kThreads),
-                [&] { attention_forward_kernel<T, D, kWarps>(p); });
+                [&] { attention_forward_kernel<T, D, kWarps>(p); }, FTile::template smem_bytes<T>());
+  CHECK(!dfemu::g_smem_overrun, "forward wrote shared memory past its %zu bytes", FTile::template smem_bytes<T>());
 
   p.o = o.data(), p.d_o = d_o.bits.data(), p.lse_in = lse.data(), p.delta = delta.data(), p.dq_accum = accum.data();
   p.dk = dk.data(), p.dv = dv.data(), p.out = dq.data();
@@ -91,7 +92,8 @@ void run_case(const attnref::Case& c, const char* type, uint32_t seed) {
   });
   using BTile = BackwardTile<D, kBr>;
   dfemu::launch(dim3(unsigned(heads), unsigned((c.nk + BTile::kBc - 1) / BTile::kBc)), dim3(BTile::kThreads),
-                [&] { attention_backward_kernel<T, D, kBr>(p); });
+                [&] { attention_backward_kernel<T, D, kBr>(p); }, BTile::template smem_bytes<T>());
+  CHECK(!dfemu::g_smem_overrun, "backward wrote shared memory past its %zu bytes", BTile::template smem_bytes<T>());
   dfemu::launch(dim3(2), dim3(256), [&] { attention_backward_dq_kernel<T>(accum.data(), dq.data(), scale, nqd); });
 
   char label[160];
