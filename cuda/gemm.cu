@@ -1,4 +1,6 @@
 // f32 GEMM through cuBLASLt (row-major, computed as the column-major transpose).
+#include <mutex>
+
 #include "common.cuh"
 
 #ifdef DECOFLOW_HAVE_CUBLASLT
@@ -19,18 +21,24 @@ namespace {
                        std::string(#call) + " failed with cuBLAS status " + std::to_string(int(st_))); \
   } while (0)
 
-cublasLtHandle_t handle_for(int device) {
-  static cublasLtHandle_t handles[64] = {};
-  if (!handles[device]) cublasLtCreate(&handles[device]);
-  return handles[device];
+// One handle per device, created on first use (the caller has checked the index).
+int handle_for(int device, cublasLtHandle_t* out) {
+  static cublasLtHandle_t handles[kMaxDevices] = {};
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!handles[device]) DF_LT_TRY(cublasLtCreate(&handles[device]));
+  *out = handles[device];
+  return DF_CUDA_OK;
 }
 
 }  // namespace
 
 int sgemm(int device, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cudaStream_t stream = stream_for(device);
-  cublasLtHandle_t lt = handle_for(device);
+  cudaStream_t stream;
+  DF_STATUS_TRY(stream_for(device, &stream));
+  cublasLtHandle_t lt;
+  DF_STATUS_TRY(handle_for(device, &lt));
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
   cublasLtMatmulDesc_t op;
   DF_LT_TRY(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));

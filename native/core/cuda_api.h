@@ -11,7 +11,7 @@
 extern "C" {
 #endif
 
-#define DF_CUDA_ABI_VERSION 1
+#define DF_CUDA_ABI_VERSION 2
 
 enum {
   DF_CUDA_OK = 0,
@@ -21,6 +21,22 @@ enum {
   DF_CUDA_INVALID = 4,
   DF_CUDA_ERROR = 5
 };
+
+/* Element types of the kernels (the values of df::DType). */
+enum { DF_CUDA_F32 = 0, DF_CUDA_F16 = 1, DF_CUDA_BF16 = 2 };
+
+/* Attention: q [batch, heads, nq, dim], k and v [batch, heads, nk, dim], o like q, lse
+   [batch, heads, nq] f32, contiguous; causal aligned at the end as in native/ops/attention.h. */
+typedef struct DfCudaAttentionShape {
+  int64_t batch, heads, nq, nk, dim;
+} DfCudaAttentionShape;
+
+/* The flat multi-stage layout of native/dfm/layout.h: stage s holds batch * per_sample[s] floats. */
+typedef struct DfCudaStageLayout {
+  int64_t batch;
+  int stages;
+  const int64_t* per_sample; /* host array of `stages` entries */
+} DfCudaStageLayout;
 
 typedef struct DfCudaApi {
   int abi_version;
@@ -37,6 +53,22 @@ typedef struct DfCudaApi {
   int (*sgemm)(int device, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                int64_t ldc);
+  /* Flash attention, f16 or bf16 tensors (f32 accumulation), dim 32, 64 or 128; pointers 16-byte
+     aligned. The backward overwrites dq, dk and dv (dtype of q) and uses scratch memory from the
+     backend's caching allocator. */
+  int (*attention_forward)(int device, int dtype, const void* q, const void* k, const void* v, void* o,
+                           float* lse, const DfCudaAttentionShape* shape, float scale, int causal);
+  int (*attention_backward)(int device, int dtype, const void* q, const void* k, const void* v,
+                            const void* o, const float* lse, const void* d_o, void* dq, void* dk, void* dv,
+                            const DfCudaAttentionShape* shape, float scale, int causal);
+  /* The integrator's fused updates over all stages (native/ops/integrator.h), f32, dt [batch, stages]
+     on the device; out may alias x (or either velocity for guidance_combine). */
+  int (*flow_euler_update)(int device, const DfCudaStageLayout* layout, const float* x, const float* v,
+                           const float* dt, float* out);
+  int (*flow_heun_update)(int device, const DfCudaStageLayout* layout, const float* x, const float* v1,
+                          const float* v2, const float* dt, float* out);
+  int (*guidance_combine)(int device, const DfCudaStageLayout* layout, const float* v_cond,
+                          const float* v_uncond, float w, float* out);
 } DfCudaApi;
 
 typedef const DfCudaApi* (*DfCudaApiFn)(void);

@@ -1,0 +1,134 @@
+// The integrator kernel (the CUDA twin of native/ops/integrator.cpp) and its CTA table, shared by
+// cuda/integrator.cu (launches) and the host emulation test (test/native/
+// test_integrator_kernels_emulated.cpp). One launch covers every stage of the flat multi-stage
+// layout (dfm/layout.h); each CTA handles one chunk of one (stage, sample) row, so dt is uniform
+// within a CTA and a row whose dt is 0 is copied without reading its velocity.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#ifdef DFCUDA_HOST_EMULATION
+#include "host_emulation.h"
+#else
+#include "common.cuh"
+#endif
+#include "core/cuda_api.h"
+
+namespace dfcuda {
+
+constexpr int kIntegratorMaxStages = 16;
+constexpr int kIntegratorThreads = 256;
+constexpr int64_t kIntegratorChunk = 4096;  // floats per CTA
+
+// Where each stage's CTAs start: CTA c belongs to the last stage s with first_cta[s] <= c.
+struct StageTable {
+  int stages;
+  int64_t batch;
+  int64_t per_sample[kIntegratorMaxStages];
+  int64_t offset[kIntegratorMaxStages];         // first float of the stage
+  int64_t chunks[kIntegratorMaxStages];         // CTAs per row
+  int64_t first_cta[kIntegratorMaxStages + 1];  // first_cta[stages] = the grid size
+};
+
+enum class Op { Euler, Heun, Guidance };
+
+struct Row {
+  int stage;
+  int64_t sample, begin, end;  // [begin, end): this CTA's floats in the flat buffer
+};
+
+__device__ __forceinline__ Row locate(const StageTable& t) {
+  const int64_t cta = blockIdx.x;
+  int s = 0;
+  while (s + 1 < t.stages && t.first_cta[s + 1] <= cta) s++;
+  const int64_t local = cta - t.first_cta[s];
+  const int64_t sample = local / t.chunks[s], chunk = local % t.chunks[s];
+  const int64_t row = t.offset[s] + sample * t.per_sample[s];
+  const int64_t begin = row + chunk * kIntegratorChunk;
+  const int64_t end = row + (t.per_sample[s] < (chunk + 1) * kIntegratorChunk ? t.per_sample[s] : (chunk + 1) * kIntegratorChunk);
+  return Row{s, sample, begin, end};
+}
+
+// Euler: out = x + h a (h = dt). Heun: out = x + h (a + b) (h = dt / 2). Guidance: out = b + w (a - b)
+// (a = v_cond, b = v_uncond; x, dt unused). kVec4: every row starts and ends on a multiple of 4
+// floats and every pointer is 16-byte aligned, so the loop moves float4s.
+template <Op kOp, bool kVec4>
+__global__ void __launch_bounds__(kIntegratorThreads) integrator_kernel(const StageTable t, const float* x, const float* a,
+                                                               const float* b, const float* dt, float w,
+                                                               float* out) {
+  const Row r = locate(t);
+  float h = 0.f;
+  if (kOp != Op::Guidance) {
+    h = dt[r.sample * t.stages + r.stage];
+    if (kOp == Op::Heun) h *= 0.5f;
+    if (h == 0.f) {  // a waiting stage: copy, never read the velocity
+      if (out == x) return;
+      if (kVec4) {
+        for (int64_t i = r.begin + 4 * threadIdx.x; i < r.end; i += 4 * kIntegratorThreads)
+          *reinterpret_cast<float4*>(out + i) = *reinterpret_cast<const float4*>(x + i);
+      } else {
+        for (int64_t i = r.begin + threadIdx.x; i < r.end; i += kIntegratorThreads) out[i] = x[i];
+      }
+      return;
+    }
+  }
+  auto f = [&](float xi, float ai, float bi) {
+    if (kOp == Op::Euler) return xi + h * ai;
+    if (kOp == Op::Heun) return xi + h * (ai + bi);
+    return bi + w * (ai - bi);
+  };
+  if (kVec4) {
+    for (int64_t i = r.begin + 4 * threadIdx.x; i < r.end; i += 4 * kIntegratorThreads) {
+      const float4 av = *reinterpret_cast<const float4*>(a + i);
+      const float4 bv = kOp == Op::Euler ? av : *reinterpret_cast<const float4*>(b + i);
+      const float4 xv = kOp == Op::Guidance ? av : *reinterpret_cast<const float4*>(x + i);
+      *reinterpret_cast<float4*>(out + i) =
+          make_float4(f(xv.x, av.x, bv.x), f(xv.y, av.y, bv.y), f(xv.z, av.z, bv.z), f(xv.w, av.w, bv.w));
+    }
+  } else {
+    for (int64_t i = r.begin + threadIdx.x; i < r.end; i += kIntegratorThreads) {
+      const float ai = a[i];
+      const float bi = kOp == Op::Euler ? 0.f : b[i];
+      const float xi = kOp == Op::Guidance ? 0.f : x[i];
+      out[i] = f(xi, ai, bi);
+    }
+  }
+}
+
+// Checks the layout and builds the CTA table; *grid = 0 when there is nothing to do. *all_vec4:
+// every stage size is a multiple of 4 (the caller also checks the pointers' alignment). Errors
+// return `invalid(message)`'s status.
+template <class Invalid>
+int make_table(const char* fn, const DfCudaStageLayout* l, StageTable* t, int64_t* grid, bool* all_vec4,
+               Invalid&& invalid) {
+  auto bad = [&](const std::string& what) { return invalid(std::string(fn) + ": " + what); };
+  if (!l) return bad("layout: expected a pointer, got null");
+  if (l->stages < 1 || l->stages > kIntegratorMaxStages)
+    return bad("layout: expected 1 to " + std::to_string(kIntegratorMaxStages) + " stages, got " + std::to_string(l->stages));
+  if (l->batch < 0) return bad("layout: expected batch >= 0, got " + std::to_string(l->batch));
+  if (!l->per_sample) return bad("layout: per_sample: expected a pointer, got null");
+  *t = StageTable{};
+  t->stages = l->stages;
+  t->batch = l->batch;
+  *all_vec4 = true;
+  int64_t offset = 0, ctas = 0;
+  for (int s = 0; s < l->stages; s++) {
+    const int64_t n = l->per_sample[s];
+    if (n < 1) return bad("layout: per_sample[" + std::to_string(s) + "]: expected >= 1, got " + std::to_string(n));
+    if (n > (int64_t(1) << 40) || (l->batch > 0 && n > (int64_t(1) << 40) / l->batch))
+      return bad("layout: stage " + std::to_string(s) + " is too large");
+    t->per_sample[s] = n;
+    t->offset[s] = offset;
+    t->chunks[s] = (n + kIntegratorChunk - 1) / kIntegratorChunk;
+    t->first_cta[s] = ctas;
+    offset += l->batch * n;
+    ctas += l->batch * t->chunks[s];
+    if (n % 4 != 0) *all_vec4 = false;
+  }
+  t->first_cta[l->stages] = ctas;
+  if (ctas > INT32_MAX) return bad("layout: too large");
+  *grid = ctas;
+  return DF_CUDA_OK;
+}
+
+}  // namespace dfcuda

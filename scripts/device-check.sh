@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The GPU machine's one-shot check of the CUDA backend: builds with plain CMake + Ninja (no Node),
+# runs every ctest (the CUDA tests must not skip), compute-sanitizer memcheck on small sizes, the
+# dev/cuda kernel ladder, and the attention benchmark against PyTorch's SDPA on the same card.
+# Everything goes to $OUT (default: ./device-out); a summary is printed at the end.
+# Usage: OUT=/some/dir bash scripts/device-check.sh        (target: under ~8 minutes on an H100)
+# Without a GPU it still configures and builds, then reports "no GPU" and exits 0.
+set -u
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/device-out}"
+mkdir -p "$OUT"
+BUILD="${BUILD_DIR:-build-gpu}"
+ARCHS="${DECOFLOW_CUDA_ARCHS:-80;90a}"
+PY="${PYTHON:-python3}"
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+start=$(date +%s)
+command -v nvcc > /dev/null || export PATH="$PATH:/usr/local/cuda/bin"  # the toolkit's usual home
+note() { echo "$*" | tee -a "$SUMMARY"; }
+# step NAME TIMEOUT_S CMD...: runs CMD with its output in $OUT/NAME.log, records pass/fail.
+failures=0
+step() {
+  local name=$1 limit=$2; shift 2
+  local t0=$(date +%s)
+  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  local dt=$(( $(date +%s) - t0 ))
+  if [ $rc -eq 0 ]; then note "PASS  $name (${dt}s)"; else note "FAIL  $name (rc $rc, ${dt}s): see $name.log"; failures=$((failures + 1)); fi
+  return $rc
+}
+
+note "decoflow device check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+if command -v nvidia-smi > /dev/null && nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1; then
+  cat "$OUT/nvidia-smi.txt"
+  HAVE_GPU=1
+else
+  echo "nvidia-smi: not available or failed" | tee "$OUT/nvidia-smi.txt"
+  HAVE_GPU=0
+fi
+note "nvcc: $(nvcc --version 2>/dev/null | tail -1 || echo missing); cmake: $(cmake --version | head -1); GPU: $HAVE_GPU"
+
+# Build: the backend, the tests, the benchmark and the ladder. cuBLASLt is optional (matmul only).
+step configure 300 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDECOFLOW_CUDA=ON \
+  "-DDECOFLOW_CUDA_ARCHS=$ARCHS" -DDECOFLOW_DEV_CUDA=ON || { note "configure failed"; exit 1; }
+step build 420 cmake --build "$BUILD" -j "$(nproc)" || { note "build failed"; tail -40 "$OUT/build.log"; exit 1; }
+BIN="$BUILD/Release"
+ls -la "$BIN" > "$OUT/binaries.txt" 2>&1
+
+if [ "$HAVE_GPU" != 1 ]; then
+  note "no GPU: built only; the CUDA tests below skip"
+  step ctest-no-gpu 300 ctest --test-dir "$BUILD" --output-on-failure
+  exit 0
+fi
+
+export DECOFLOW_CUDA_LIBRARY="$PWD/$BIN/libdecoflow_cuda.so"
+export DECOFLOW_REQUIRE_CUDA=1  # a CUDA test that cannot find the device fails instead of skipping
+
+# 1. Correctness: every ctest (CPU tests included), then the CUDA tests' own output for the record.
+step ctest 300 ctest --test-dir "$BUILD" --output-on-failure
+step test_cuda_attention 180 "$BIN/test_cuda_attention"
+step test_cuda_integrator 120 "$BIN/test_cuda_integrator"
+step test_cuda_runtime 120 "$BIN/test_cuda_runtime"
+
+# 2. compute-sanitizer memcheck (and racecheck on the attention kernels' shared memory), small sizes.
+SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
+if [ -n "$SAN" ]; then
+  export DECOFLOW_TEST_SMALL=1 DECOFLOW_CUDA_EXACT_ALLOC=1  # exact-size blocks: no slack past a tensor's end
+  step memcheck-attention 240 "$SAN" --tool memcheck --error-exitcode 9 "$BIN/test_cuda_attention"
+  step memcheck-integrator 120 "$SAN" --tool memcheck --error-exitcode 9 "$BIN/test_cuda_integrator"
+  step racecheck-attention 240 "$SAN" --tool racecheck --error-exitcode 9 "$BIN/test_cuda_attention"
+  unset DECOFLOW_TEST_SMALL DECOFLOW_CUDA_EXACT_ALLOC
+else
+  note "SKIP  compute-sanitizer: not found"
+fi
+
+# 3. The dev/cuda ladder (each checks itself and prints its timings).
+for exe in "$BIN"/dev/dev_attention_*; do
+  [ -x "$exe" ] || continue
+  step "$(basename "$exe")" 120 "$exe"
+done
+
+# 4. Benchmark against PyTorch SDPA on this card, same run.
+step bench-decoflow 180 "$BIN/bench_cuda_attention" --json "$OUT/bench_decoflow.json"
+if "$PY" -c "import torch; assert torch.cuda.is_available()" > /dev/null 2>&1; then
+  step bench-torch 240 "$PY" bench/cuda/attention_torch.py --json "$OUT/bench_torch.json"
+  step bench-torch-flash 240 "$PY" bench/cuda/attention_torch.py --backend flash --json "$OUT/bench_torch_flash.json"
+  if [ -f "$OUT/bench_decoflow.json" ] && [ -f "$OUT/bench_torch.json" ]; then
+    extra=""
+    [ -f "$OUT/bench_torch_flash.json" ] && extra="$OUT/bench_torch_flash.json"
+    "$PY" bench/cuda/report.py "$OUT/bench_decoflow.json" "$OUT/bench_torch.json" $extra > "$OUT/bench_report.md" 2>&1
+    [ -n "$extra" ] && "$PY" bench/cuda/report.py "$OUT/bench_decoflow.json" "$extra" > "$OUT/bench_report_flash.md" 2>&1
+  fi
+else
+  note "SKIP  bench-torch: PyTorch with CUDA not importable by $PY"
+fi
+
+echo
+echo "==================== summary ===================="
+cat "$SUMMARY"
+for f in test_cuda_attention test_cuda_integrator test_cuda_runtime; do
+  [ -f "$OUT/$f.log" ] && { echo "--- $f"; tail -4 "$OUT/$f.log"; }
+done
+[ -f "$OUT/bench-decoflow.log" ] && { echo "--- decoflow bench"; cat "$OUT/bench-decoflow.log"; }
+[ -f "$OUT/bench_report.md" ] && { echo "--- vs PyTorch SDPA (default)"; cat "$OUT/bench_report.md"; }
+[ -f "$OUT/bench_report_flash.md" ] && { echo "--- vs PyTorch SDPA (flash)"; cat "$OUT/bench_report_flash.md"; }
+for exe in "$OUT"/dev_attention_*.log; do [ -f "$exe" ] && { echo "--- $(basename "$exe")"; tail -15 "$exe"; }; done
+note "total $(( $(date +%s) - start ))s, $failures failing step(s)"
+[ $failures -eq 0 ]
