@@ -1,7 +1,7 @@
 // decoflow: Decomposable Flow Matching for Node.js.
 export { Tensor } from './tensor';
 export type { DType, Device, TypedArray, TensorOptions } from './tensor';
-export { backends, info, setThreads, getThreads, memory, resetPeakMemory } from './runtime';
+export { backends, info, setThreads, getThreads, memory, resetPeakMemory, releaseCachedMemory } from './runtime';
 export type { Backend, Info, DeviceMemory } from './runtime';
 export { matmul, matmulSync, setGemm, getGemm } from './gemm';
 export type { MatmulOptions } from './gemm';

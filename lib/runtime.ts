@@ -52,11 +52,18 @@ export interface DeviceMemory {
   bytes: number;
   /** The most bytes live at once since the last resetPeakMemory(). */
   peakBytes: number;
+  /** cpu: freed large blocks kept for reuse (not live; see releaseCachedMemory). */
+  cachedBytes?: number;
 }
 
 /** Live tensors and bytes per device ('cpu', 'cuda:0', ...). */
 export function memory(): Record<string, DeviceMemory> {
   return native.memory();
+}
+
+/** Returns the CPU blocks decoflow keeps for reuse to the system (DECOFLOW_CPU_CACHE_MB bounds them). */
+export function releaseCachedMemory(): void {
+  native.releaseCachedMemory();
 }
 
 export function resetPeakMemory(device: string = 'cpu'): void {

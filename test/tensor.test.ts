@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { memory, Tensor } from '../lib';
+import { memory, releaseCachedMemory, Tensor } from '../lib';
 import { caught, caughtAsync, randomArray } from './helpers';
 
 describe('Tensor round trips', () => {
@@ -97,6 +97,22 @@ describe('Tensor round trips', () => {
     for (const t of ts) t.dispose();
     expect(memory().cpu.tensors).toBe(before.tensors);
     expect(memory().cpu.bytes).toBe(before.bytes);
+  });
+
+  test('freed large blocks are cached for reuse, counted apart from live memory, and released on request', () => {
+    const before = memory().cpu;
+    const big = Tensor.zeros([1 << 18]); // 1 MiB: cached when freed
+    big.dispose();
+    const after = memory().cpu;
+    expect(after.tensors).toBe(before.tensors);
+    expect(after.bytes).toBe(before.bytes);
+    expect(after.cachedBytes).toBeGreaterThanOrEqual(1 << 20);
+    const again = Tensor.randn([1 << 18], { seed: 1 }); // reuses the cached block
+    expect(memory().cpu.cachedBytes).toBe(after.cachedBytes! - (1 << 20));
+    expect(again.dataSync()[12345]).toBe(Tensor.randn([1 << 18], { seed: 1 }).dataSync()[12345]);
+    again.dispose();
+    releaseCachedMemory();
+    expect(memory().cpu.cachedBytes).toBe(0);
   });
 
   test('Symbol.dispose releases the tensor', () => {

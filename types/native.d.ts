@@ -41,7 +41,7 @@ export interface NativeBuildInfo {
 }
 
 export interface NativeMemory {
-  [device: string]: { tensors: number; bytes: number; peakBytes: number };
+  [device: string]: { tensors: number; bytes: number; peakBytes: number; cachedBytes?: number };
 }
 
 export interface NativeBinding {
@@ -56,6 +56,7 @@ export interface NativeBinding {
   getThreads(): number;
   memory(): NativeMemory;
   resetPeakMemory(device?: string): void;
+  releaseCachedMemory(): void;
 
   matmulSync(a: NativeTensor, b: NativeTensor): NativeTensor;
   matmul(a: NativeTensor, b: NativeTensor, options?: { onProgress?: (p: NativeProgress) => void }): Promise<NativeTensor>;

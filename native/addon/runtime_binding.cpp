@@ -70,9 +70,15 @@ Napi::Value memory(const Napi::CallbackInfo& info) {
     o.Set("tensors", Napi::Number::New(env, double(s.live_tensors)));
     o.Set("bytes", Napi::Number::New(env, double(s.live_bytes)));
     o.Set("peakBytes", Napi::Number::New(env, double(s.peak_bytes)));
+    if (s.device.is_cpu()) o.Set("cachedBytes", Napi::Number::New(env, double(cpu_cached_bytes())));
     out.Set(s.device.name(), o);
   }
   return out;
+}
+
+Napi::Value release_cached_memory(const Napi::CallbackInfo& info) {
+  release_cpu_cache();
+  return info.Env().Undefined();
 }
 
 Napi::Value reset_peak_memory(const Napi::CallbackInfo& info) {
@@ -89,6 +95,7 @@ void init_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New<guarded<set_threads>>(env, "setThreads"));
   exports.Set("getThreads", Napi::Function::New<guarded<get_threads>>(env, "getThreads"));
   exports.Set("memory", Napi::Function::New<guarded<memory>>(env, "memory"));
+  exports.Set("releaseCachedMemory", Napi::Function::New<guarded<release_cached_memory>>(env, "releaseCachedMemory"));
   exports.Set("resetPeakMemory", Napi::Function::New<guarded<reset_peak_memory>>(env, "resetPeakMemory"));
 }
 

@@ -1,6 +1,7 @@
 #include "allocator.h"
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -29,7 +30,79 @@ void count(Device d, int64_t tensors, int64_t bytes) {
   if (s.live_bytes > s.peak_bytes) s.peak_bytes = s.live_bytes;
 }
 
+// A cache of freed large CPU blocks. glibc returns big blocks to the system on free (they are
+// mmap'ed), so an op that allocates its outputs each call pays page faults on every byte; keeping
+// freed blocks of the same rounded size avoids that. Small blocks are left to malloc's own bins.
+// The cache is bounded; memory() counts live tensors only, cached bytes separately.
+constexpr size_t kCacheMinBytes = size_t(64) << 10;
+size_t cache_limit() {
+  static const size_t limit = [] {
+    const char* env = std::getenv("DECOFLOW_CPU_CACHE_MB");
+    long mb = env ? std::strtol(env, nullptr, 10) : 1024;
+    return size_t(mb < 0 ? 0 : mb) << 20;
+  }();
+  return limit;
+}
+std::multimap<size_t, void*> g_cpu_cache;  // rounded size -> block
+size_t g_cpu_cached = 0;
+
+size_t round_cpu(size_t bytes) {
+  if (bytes < kCacheMinBytes) return (bytes + 63) / 64 * 64;
+  return (bytes + 4095) / 4096 * 4096;
+}
+
+void* cpu_alloc(size_t bytes) {
+  size_t rounded = round_cpu(bytes ? bytes : 1);
+  if (rounded >= kCacheMinBytes) {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    auto it = g_cpu_cache.find(rounded);
+    if (it != g_cpu_cache.end()) {
+      void* p = it->second;
+      g_cpu_cache.erase(it);
+      g_cpu_cached -= rounded;
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) {
+    release_cpu_cache();  // give the cache back and try once more
+    p = std::aligned_alloc(64, rounded);
+  }
+  if (!p) fail(Code::OutOfMemory, "out of memory allocating " + std::to_string(bytes) + " bytes on cpu");
+  return p;
+}
+
+void cpu_free(void* p, size_t bytes) {
+  size_t rounded = round_cpu(bytes ? bytes : 1);
+  if (rounded >= kCacheMinBytes && rounded <= cache_limit()) {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    // evict the largest blocks until this one fits under the limit
+    while (g_cpu_cached + rounded > cache_limit() && !g_cpu_cache.empty()) {
+      auto last = std::prev(g_cpu_cache.end());
+      std::free(last->second);
+      g_cpu_cached -= last->first;
+      g_cpu_cache.erase(last);
+    }
+    g_cpu_cache.emplace(rounded, p);
+    g_cpu_cached += rounded;
+    return;
+  }
+  std::free(p);
+}
+
 }  // namespace
+
+void release_cpu_cache() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  for (auto& kv : g_cpu_cache) std::free(kv.second);
+  g_cpu_cache.clear();
+  g_cpu_cached = 0;
+}
+
+int64_t cpu_cached_bytes() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return int64_t(g_cpu_cached);
+}
 
 void* device_alloc(Device device, size_t bytes) {
   if (bytes > kMaxAllocBytes)
@@ -37,10 +110,7 @@ void* device_alloc(Device device, size_t bytes) {
                              " exceeds the limit of 1 TiB");
   void* p = nullptr;
   if (device.is_cpu()) {
-    size_t rounded = (bytes + 63) / 64 * 64;
-    p = std::aligned_alloc(64, rounded ? rounded : 64);
-    if (!p)
-      fail(Code::OutOfMemory, "out of memory allocating " + std::to_string(bytes) + " bytes on cpu");
+    p = cpu_alloc(bytes);
   } else {
     p = cuda_backend().alloc(device, bytes);
   }
@@ -51,7 +121,7 @@ void* device_alloc(Device device, size_t bytes) {
 void device_free(Device device, void* p, size_t bytes) {
   if (!p) return;
   if (device.is_cpu())
-    std::free(p);
+    cpu_free(p, bytes);
   else
     cuda_backend().free(device, p);
   count(device, -1, -int64_t(bytes));

@@ -24,6 +24,11 @@ std::vector<MemoryStats> memory_stats();
 MemoryStats memory_stats(Device device);
 void reset_peak(Device device);
 
+// Freed large CPU blocks kept for reuse (bounded by DECOFLOW_CPU_CACHE_MB, default 1024; 0 turns
+// the cache off), and how to give them back to the system.
+int64_t cpu_cached_bytes();
+void release_cpu_cache();
+
 // Upper bound on one allocation: a request above it is an absurd size, not an out-of-memory.
 constexpr uint64_t kMaxAllocBytes = uint64_t(1) << 40;
 
