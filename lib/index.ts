@@ -35,3 +35,6 @@ export { Trainer } from './trainer';
 export type { TrainerOptions, TrainStepStats, TrainingDraws, DecompositionKind } from './trainer';
 export { Sampler, flowSchedule } from './sampler';
 export type { SampleOptions, SampleResult, Schedule, Solver } from './sampler';
+export { MODEL_SIZES, modelConfig, patchSizesFor } from './presets';
+export { writeSampleGrid, gridLabels, interleave } from './samples';
+export type { SampleGridOptions } from './samples';
