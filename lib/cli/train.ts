@@ -34,6 +34,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'checkpoint-every': { kind: 'int', help: 'steps between checkpoints (0: only at the end)', default: 500 },
   'sample-every': { kind: 'int', help: 'steps between sample grids (0: only at the end)', default: 0 },
   'time-limit': { kind: 'number', help: 'stop (and save) after this many seconds' },
+  'sample-cfg': { kind: 'number', help: 'guidance scale of the sample grids', default: 1 },
   threads: { kind: 'int', help: 'CPU threads (default: all cores)' },
   resume: { kind: 'bool', help: 'continue the run in --out from its checkpoint' },
   help: { kind: 'bool', help: 'this text' },
@@ -122,7 +123,11 @@ export async function train(argv: string[]): Promise<number> {
     await writeFileAtomic(runFile, Buffer.from(JSON.stringify({ ...run, step: model.step }, null, 2)));
   };
   const samples = async (name: string) =>
-    writeSampleGrid(model, path.join(out, `${name}.png`), { seed: 1, previewFile: path.join(out, `${name}-previews.png`) });
+    writeSampleGrid(model, path.join(out, `${name}.png`), {
+      seed: 1,
+      cfg: model.config.numClasses > 0 ? (a['sample-cfg'] as number) : 1,
+      previewFile: path.join(out, `${name}-previews.png`),
+    });
 
   const c = run.config;
   process.stderr.write(
