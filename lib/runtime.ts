@@ -37,7 +37,7 @@ export function info(): Info {
   };
 }
 
-/** Sets the number of CPU threads decoflow's kernels (and OpenBLAS) use; 0 means every core. */
+/** Sets the number of CPU threads decoflow's kernels (BLAS calls included) use; 0 means every core. */
 export function setThreads(n: number): void {
   native.setThreads(n);
 }

@@ -56,7 +56,6 @@ Napi::Value build_info(const Napi::CallbackInfo& info) {
 Napi::Value set_threads(const Napi::CallbackInfo& info) {
   int n = int(arg_int(info[0], "setThreads: n", 0, 1024));
   set_num_threads(n);
-  blas_set_threads(num_threads());
   return info.Env().Undefined();
 }
 

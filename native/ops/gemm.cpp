@@ -47,7 +47,9 @@ const Blas& blas() {
       std::string cfg = config ? config() : "OpenBLAS";
       if (cfg.rfind("OpenBLAS", 0) != 0) cfg = "OpenBLAS " + cfg;
       r.description = cfg + " (" + name + ")";
-      if (r.set_threads) r.set_threads(num_threads());
+      // OpenBLAS runs single-threaded: sgemm splits a product over decoflow's own pool instead, so
+      // one set of threads does all the work (two pools on the same cores spin against each other).
+      if (r.set_threads) r.set_threads(1);
       return r;
     }
     r.description = "none: OpenBLAS not found (tried " + tried + "); install libopenblas0 or libopenblas-dev";
@@ -63,9 +65,6 @@ std::atomic<GemmImpl> g_impl{GemmImpl::Auto};
 bool blas_available() { return blas().sgemm != nullptr; }
 std::string blas_description() { return blas().description; }
 
-void blas_set_threads(int n) {
-  if (blas().set_threads) blas().set_threads(n);
-}
 
 void set_gemm_impl(GemmImpl impl) {
   if (impl == GemmImpl::Blas && !blas_available())
@@ -186,19 +185,38 @@ void sgemm_builtin(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
 void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   GemmImpl impl = g_impl;
-  bool use_blas = impl != GemmImpl::Builtin && blas_available() && !in_parallel_region() &&
-                  m < INT32_MAX && n < INT32_MAX && k < INT32_MAX;
-  if (use_blas) {
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {
-      scale_c(c, ldc, 0, m, n, beta);
-      return;
-    }
-    blas().sgemm(101 /*RowMajor*/, ta ? 112 : 111, tb ? 112 : 111, int(m), int(n), int(k), alpha, a, int(lda), b,
-                 int(ldb), beta, c, int(ldc));
+  bool use_blas = impl != GemmImpl::Builtin && blas_available() && m < INT32_MAX && n < INT32_MAX && k < INT32_MAX;
+  if (!use_blas) {
+    sgemm_builtin(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true);
     return;
   }
-  sgemm_builtin(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true);
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    scale_c(c, ldc, 0, m, n, beta);
+    return;
+  }
+  auto call = [&](int64_t m1, int64_t n1, const float* a1, const float* b1, float* c1) {
+    blas().sgemm(101 /*RowMajor*/, ta ? 112 : 111, tb ? 112 : 111, int(m1), int(n1), int(k), alpha, a1, int(lda), b1,
+                 int(ldb), beta, c1, int(ldc));
+  };
+  // Split the larger of m and n over the pool in blocks of 16 rows or 64 columns; each block is one
+  // single-threaded BLAS call. Small products run in one call.
+  int threads = in_parallel_region() ? 1 : num_threads();
+  bool split_rows = m >= n;
+  int64_t extent = split_rows ? m : n, unit = split_rows ? 16 : 64;
+  int64_t chunks = std::min<int64_t>(threads, extent / unit);
+  if (chunks <= 1 || double(m) * double(n) * double(k) < 262144.0) {
+    call(m, n, a, b, c);
+    return;
+  }
+  int64_t per = (extent / chunks + unit - 1) / unit * unit;
+  parallel_tasks((extent + per - 1) / per, [&](int64_t t) {
+    int64_t lo = t * per, len = std::min(per, extent - lo);
+    if (split_rows)
+      call(len, n, a + (ta ? lo : lo * lda), b, c + lo * ldc);
+    else
+      call(m, len, a, b + (tb ? lo * ldb : lo), c + lo);
+  });
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {

@@ -1,7 +1,8 @@
 // Matrix products. Row-major, f32: C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C.
 // On the CPU they go to OpenBLAS when it can be loaded (dlopen at first use, so the build never
-// needs it), else to the built-in blocked kernel below; inside a parallel region the built-in kernel
-// runs serially, so ops may call gemm on tiles from pool threads.
+// needs it), else to the built-in blocked kernel below. OpenBLAS runs single-threaded and a large
+// product is split over decoflow's pool; inside a parallel region a product runs on the calling
+// thread, so ops may call gemm on tiles from pool threads.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -26,7 +27,6 @@ void set_gemm_impl(GemmImpl impl);
 GemmImpl gemm_impl();
 bool blas_available();
 std::string blas_description();  // e.g. "OpenBLAS 0.3.21 (libopenblas.so.0)" or why not
-void blas_set_threads(int n);    // keeps OpenBLAS's own pool in step with ours
 
 // matmul on tensors: a [.., m, k] @ b [.., k, n] -> [.., m, n], f32. Leading dims of a and b must
 // match exactly (batched) or b may be 2-D (shared). Any device with a kernel.
