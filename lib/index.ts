@@ -33,3 +33,5 @@ export { Trainer } from './trainer';
 export type { TrainerOptions, TrainStepStats, TrainingDraws, DecompositionKind } from './trainer';
 export { Sampler, flowSchedule } from './sampler';
 export type { SampleOptions, SampleResult, Schedule, Solver } from './sampler';
+export { evaluate, evaluateSync, evalFeatures, frechetDistance, symmetricEigen, loadImageSet, readNpy, formatEvalTable } from './eval';
+export type { EvalFeature, EvalOptions, EvalResult, EvalReport, ImageSetOptions } from './eval';

@@ -19,6 +19,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_model(env, exports);
   init_safetensors(env, exports);
   init_pyramid(env, exports);
+  init_eval(env, exports);
   return exports;
 }
 
