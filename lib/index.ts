@@ -35,3 +35,5 @@ export { Sampler, flowSchedule } from './sampler';
 export type { SampleOptions, SampleResult, Schedule, Solver } from './sampler';
 export { evaluate, evaluateSync, evalFeatures, frechetDistance, symmetricEigen, loadImageSet, readNpy, formatEvalTable } from './eval';
 export type { EvalFeature, EvalOptions, EvalResult, EvalReport, ImageSetOptions } from './eval';
+export { runExperiment, runArm, parseArm, forwardFlops, trainingFlopsPerStep, chartSvg, drawCharts, drawGrids } from './experiment';
+export type { Arm, ArmResult, EvalPoint, ExperimentOptions } from './experiment';
