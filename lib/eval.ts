@@ -234,7 +234,7 @@ async function readFolder(dir: string, o: ImageSetOptions): Promise<{ data: Floa
     throw decoflowError('ERR_DECOFLOW_FORMAT', `cannot decode image ${chosen[0]}: ${(e as Error).message}`);
   }
   const size = o.imageSize ?? meta.width!;
-  const channels = o.channels ?? (meta.channels === 1 || meta.channels === 2 ? 1 : 3);
+  const channels = o.channels ?? (meta.channels === 1 || meta.channels === 2 || isGrey(await sharp(chosen[0]).stats()) ? 1 : 3);
   const per = channels * size * size;
   const out = new Float32Array(chosen.length * per);
   let next = 0;

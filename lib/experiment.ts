@@ -144,6 +144,8 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
         );
       }
     }
+    // the final weights, for sampling-only studies (steps per stage, tau) afterwards
+    model.save(path.join(dir, 'checkpoint.safetensors'));
   } finally {
     result.trainSeconds = trainMs / 1000;
     trainer.dispose();

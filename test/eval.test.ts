@@ -439,3 +439,61 @@ describe('loadImageSet', () => {
     expect(e.code).toBe('ERR_DECOFLOW_IO');
   });
 });
+
+describe('decoflow eval and decoflow sample --count from the command line', () => {
+  let dir = '';
+  beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'decoflow-evalcli-'))));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  async function run(args: string[]): Promise<{ code: number; out: string }> {
+    const { main } = await import('../lib/cli');
+    let out = '';
+    const write = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      return { code: await main(args), out };
+    } finally {
+      write.mockRestore();
+      err.mockRestore();
+    }
+  }
+
+  test('a folder of PNGs of the held-out shapes against the same images: near 0; table and JSON', async () => {
+    const x = await loadImageSet('shapes', { limit: 40 });
+    await saveImages(path.join(dir, 'shapes'), x);
+    const json = path.join(dir, 'report.json');
+    const r = await run(['eval', '--generated', path.join(dir, 'shapes'), '--real', 'shapes', '--real-count', '40', '--swd-projections', '64', '--frechet', 'pix8,bands', '--pr-feature', 'pix8', '--json', json]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/SWD mean/);
+    const report = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(report.generated).toBe(40);
+    expect(report.real).toBe(40);
+    expect(report.imageShape).toEqual([3, 32, 32]);
+    expect(report.swd.mean).toBeLessThan(8); // only the 8-bit rounding of the PNGs differs (disjoint halves: ~25)
+    expect(report.frechet.pix8).toBeLessThan(1e-3);
+    expect(report.precision).toBe(1);
+    expect((await run(['eval', '--real', 'shapes'])).code).toBe(2); // --generated missing
+    expect((await run(['eval', '--generated', dir, '--frechet', 'inception'])).code).toBe(2);
+    x.dispose();
+  });
+
+  test('sample --count writes N individual grey PNGs for a 1-channel model, in batches', async () => {
+    const { Model } = await import('../lib');
+    const model = Model.create(
+      { stages: 2, channels: 1, height: 16, width: 16, patchSizes: [2, 4], hidden: 32, depth: 1, heads: 2, numClasses: 3, stageEmbedding: true },
+      { maxBatch: 8, seed: 1 },
+    );
+    const ckpt = path.join(dir, 'tiny.safetensors');
+    model.save(ckpt);
+    model.dispose();
+    const out = path.join(dir, 'many');
+    const r = await run(['sample', '--checkpoint', ckpt, '--count', '300', '--batch', '128', '--steps-per-stage', '1,1', '--out', out]);
+    expect(r.code).toBe(0);
+    const files = fs.readdirSync(out).filter((f) => f.endsWith('.png')).sort();
+    expect(files.length).toBe(300);
+    expect(files[299]).toBe('sample-00299.png');
+    const back = await loadImageSet(out);
+    expect(back.shape).toEqual([300, 1, 16, 16]);
+    back.dispose();
+  }, 60000);
+});
