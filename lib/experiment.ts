@@ -45,10 +45,11 @@ export function parseArm(spec: string, nfe: number): Arm {
  * and MLP, and the final layers; the elementwise work (norms, activations, softmax) is left out.
  * Every stage's embedding and final layer run whether or not the stage is masked.
  */
-export function forwardFlops(c: ModelConfig, freqDim = 256): number {
+export function forwardFlops(c: ModelConfig): number {
   const T = (c.height / c.patchSizes[c.stages - 1]) * (c.width / c.patchSizes[c.stages - 1]);
   const h = c.hidden;
-  const m = 4 * h;
+  const m = Math.floor(h * (c.mlpRatio ?? 4));
+  const freqDim = c.freqDim ?? 256;
   let f = 0;
   for (let s = 0; s < c.stages; s++) {
     const patch = c.channels * c.patchSizes[s] ** 2;
@@ -185,12 +186,23 @@ export async function runExperiment(o: ExperimentOptions): Promise<ArmResult[]> 
 // Charts: SVG drawn here, rasterised by sharp (librsvg).
 
 const COLOURS = ['#222222', '#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
-const METRICS: Array<{ key: string; label: string; get: (r: EvalResult) => number }> = [
-  { key: 'swd', label: 'SWD x1e3 (mean of levels)', get: (r) => r.swd!.mean },
-  { key: 'bands', label: 'FD bands (fine detail)', get: (r) => r.frechet.bands! },
-  { key: 'pix16', label: 'FD pix16 (layout)', get: (r) => r.frechet.pix16! },
+const METRICS: Array<{ key: string; label: string; get: (r: EvalResult) => number; log?: boolean }> = [
+  { key: 'swd', label: 'SWD x1e3 (mean of levels)', get: (r) => r.swd!.mean, log: true },
+  { key: 'bands', label: 'FD bands (fine detail)', get: (r) => r.frechet.bands!, log: true },
+  { key: 'pix16', label: 'FD pix16 (layout)', get: (r) => r.frechet.pix16!, log: true },
   { key: 'precision', label: 'precision (pix16, k=3)', get: (r) => r.precision! },
 ];
+
+// Ticks of a log axis: 1, 2, 5 x powers of ten inside [lo, hi] (at least the two ends).
+function logTicks(lo: number, hi: number): number[] {
+  const out: number[] = [];
+  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
+    for (const m of [1, 2, 5]) {
+      const v = m * 10 ** e;
+      if (v >= lo && v <= hi) out.push(Number(v.toPrecision(3)));
+    }
+  return out.length >= 2 ? out : [Number(lo.toPrecision(2)), Number(hi.toPrecision(2))];
+}
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 
@@ -217,16 +229,18 @@ export function chartSvg(results: ArmResult[]): string {
       const all = series.flatMap((s) => s.pts);
       if (all.length === 0) return;
       const xmax = Math.max(...all.map((p) => p[0]));
-      let ylo = Math.min(...all.map((p) => p[1])), yhi = Math.max(...all.map((p) => p[1]));
+      const log = !!metric.log && all.every((p) => p[1] > 0);
+      const tf = (y: number) => (log ? Math.log10(y) : y);
+      let ylo = Math.min(...all.map((p) => tf(p[1]))), yhi = Math.max(...all.map((p) => tf(p[1])));
       const pad = (yhi - ylo) * 0.08 || Math.abs(yhi) * 0.1 || 1;
       ylo -= pad;
       yhi += pad;
-      if (metric.key !== 'precision') ylo = Math.max(0, ylo);
+      if (!log && metric.key !== 'precision') ylo = Math.max(0, ylo);
       const px = (x: number) => x0 + ml + ((W - ml - mr) * x) / (xmax || 1);
-      const py = (y: number) => y0 + mt + (H - mt - mb) * (1 - (y - ylo) / (yhi - ylo || 1));
-      parts.push(`<text x="${x0 + W / 2}" y="${y0 + 16}" text-anchor="middle" font-weight="bold">${esc(`${ds}: ${metric.label}`)}</text>`);
+      const py = (y: number) => y0 + mt + (H - mt - mb) * (1 - (tf(y) - ylo) / (yhi - ylo || 1));
+      parts.push(`<text x="${x0 + W / 2}" y="${y0 + 16}" text-anchor="middle" font-weight="bold">${esc(`${ds}: ${metric.label}${log ? ' (log)' : ''}`)}</text>`);
       parts.push(`<rect x="${x0 + ml}" y="${y0 + mt}" width="${W - ml - mr}" height="${H - mt - mb}" fill="none" stroke="#999"/>`);
-      for (const t of niceTicks(ylo, yhi)) {
+      for (const t of log ? logTicks(10 ** ylo, 10 ** yhi) : niceTicks(ylo, yhi)) {
         parts.push(`<line x1="${x0 + ml}" x2="${x0 + W - mr}" y1="${py(t)}" y2="${py(t)}" stroke="#eee"/>`);
         parts.push(`<text x="${x0 + ml - 4}" y="${py(t) + 4}" text-anchor="end">${t}</text>`);
       }

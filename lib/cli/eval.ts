@@ -36,7 +36,7 @@ const SUMMARY = `Compares generated images with real ones, without any pretraine
   FD       Frechet distances between Gaussian fits of pixel features: pix8 / pix16 (the image
            box-averaged to 8x8 / 16x16), bands (RMS of each pyramid detail level in 4x4 cells);
   P / R    k-NN precision and recall (Kynkaanniemi et al. 2019) in one of those feature spaces.
-Lower distances are better; both sets should have the same size for comparable numbers.`;
+Lower distances are better. The numbers depend on the set sizes: compare evaluations of equal sizes.`;
 
 export async function evalCommand(argv: string[]): Promise<number> {
   const a = parseArgs(argv, EVAL_FLAGS);

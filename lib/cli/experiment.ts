@@ -6,7 +6,7 @@ import { parseArgs, usage, UsageError, type FlagSpec } from './args';
 
 export const EXPERIMENT_FLAGS: Record<string, FlagSpec> = {
   datasets: { kind: 'string', help: 'comma-separated datasets', default: 'fashion-mnist,shapes' },
-  arms: { kind: 'string', help: "comma-separated arms: 'fm', 'dfm-P' (p_q = [P, 1-P]), 'dfm-P@N1,N2~TAU' is not comma-safe: use ';' between arms then", default: 'fm;dfm-0.9;dfm-0.5' },
+  arms: { kind: 'string', help: "arms separated by ';': 'fm', 'dfm-P' (p_q = [P, 1-P]), optionally with '@N1,N2' (sampling steps per stage) and '~TAU'", default: 'fm;dfm-0.9;dfm-0.5' },
   out: { kind: 'string', help: 'output folder (results.json, curves.png, grids-*.png)', default: 'experiment' },
   model: { kind: 'string', help: 'model size (same for every arm)', default: 'tiny' },
   batch: { kind: 'int', help: 'batch size', default: 32 },
