@@ -1,5 +1,7 @@
 // The `decoflow` command line. Exit codes: 0 ok, 1 failure at run time, 2 bad usage.
 import { UsageError } from './cli/args';
+import { evalCommand } from './cli/eval';
+import { experimentCommand } from './cli/experiment';
 import { sample } from './cli/sample';
 import { train } from './cli/train';
 import { info } from './runtime';
@@ -9,6 +11,8 @@ const USAGE = `usage: decoflow <command> [options]
 commands:
   train       train a DFM model (or plain flow matching with --stages 1)
   sample      generate images from a checkpoint
+  eval        compare generated images with real ones (SWD, Frechet distances, precision/recall)
+  experiment  train FM and DFM at equal compute and plot quality against training FLOPs
   info        version, backends, BLAS and threads
   help        this text
 
@@ -38,6 +42,10 @@ export async function main(argv: string[]): Promise<number> {
         return await train(rest);
       case 'sample':
         return await sample(rest);
+      case 'eval':
+        return await evalCommand(rest);
+      case 'experiment':
+        return await experimentCommand(rest);
       case undefined:
       case 'help':
       case '--help':

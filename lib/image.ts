@@ -93,9 +93,9 @@ export async function saveImages(dir: string, images: Tensor, { prefix = 'sample
   const { pixels, width, height, channels } = toPixels(images);
   const files: string[] = [];
   for (let i = 0; i < pixels.length; i++) {
-    const png = await sharp(Buffer.from(pixels[i].buffer), { raw: { width, height, channels: channels as 1 | 3 } })
-      .png()
-      .toBuffer();
+    // 1-channel images stay 1-channel (grey) PNGs: sharp would otherwise write RGB
+    const img = sharp(Buffer.from(pixels[i].buffer), { raw: { width, height, channels: channels as 1 | 3 } });
+    const png = await (channels === 1 ? img.toColourspace('b-w') : img).png().toBuffer();
     const file = path.join(dir, `${prefix}-${String(start + i).padStart(5, '0')}.png`);
     await writeFileAtomic(file, png);
     files.push(file);

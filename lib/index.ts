@@ -38,3 +38,7 @@ export type { SampleOptions, SampleResult, Schedule, Solver } from './sampler';
 export { MODEL_SIZES, modelConfig, patchSizesFor } from './presets';
 export { writeSampleGrid, gridLabels, interleave } from './samples';
 export type { SampleGridOptions } from './samples';
+export { evaluate, evaluateSync, evalFeatures, frechetDistance, symmetricEigen, loadImageSet, readNpy, formatEvalTable } from './eval';
+export type { EvalFeature, EvalOptions, EvalResult, EvalReport, ImageSetOptions } from './eval';
+export { runExperiment, runArm, parseArm, forwardFlops, trainingFlopsPerStep, chartSvg, drawCharts, drawGrids } from './experiment';
+export type { Arm, ArmResult, EvalPoint, ExperimentOptions } from './experiment';

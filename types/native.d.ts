@@ -213,3 +213,12 @@ export interface NativeBinding {
   flowSchedule(stages: number, stepsPerStage: number[], thresholds: number[]): { times: number[][]; newestStage: number[] };
   samplerDefaults(stages: number): { stepsPerStage: number[]; thresholds: number[]; stageProbs: number[] };
 }
+
+export interface NativeBinding {
+  // Generation-quality metrics (native/addon/eval_binding.cpp).
+  evalMetricsSync(generated: NativeTensor, real: NativeTensor, options?: object): object;
+  evalMetrics(generated: NativeTensor, real: NativeTensor, options?: object): Promise<object>;
+  evalFeaturesSync(images: NativeTensor, kind: string): NativeTensor;
+  evalFrechetSync(meanA: NativeTensor, covA: NativeTensor, meanB: NativeTensor, covB: NativeTensor): number;
+  evalEigenSync(matrix: NativeTensor): { values: Float64Array; vectors: Float64Array };
+}

@@ -20,6 +20,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_safetensors(env, exports);
   init_pyramid(env, exports);
   init_attention(env, exports);
+  init_eval(env, exports);
   return exports;
 }
 

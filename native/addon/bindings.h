@@ -12,5 +12,6 @@ void init_model(Napi::Env env, Napi::Object exports);
 void init_safetensors(Napi::Env env, Napi::Object exports);
 void init_pyramid(Napi::Env env, Napi::Object exports);
 void init_attention(Napi::Env env, Napi::Object exports);
+void init_eval(Napi::Env env, Napi::Object exports);
 
 }  // namespace df::addon

@@ -1,0 +1,46 @@
+// Sampling-only study on checkpoints written by `decoflow experiment`: the same DFM weights sampled
+// with other splits of the 40 function evaluations between the stages and other thresholds tau,
+// each scored with decoflow eval's metrics against the held-out images of the dataset.
+//   node bench/sampling_study.js --dataset fashion-mnist --checkpoints DIR1,DIR2 [--samples 96]
+//     [--variants "30,10~0.7;20,20~0.7;10,30~0.7;30,10~0.9;30,10~0.5"] [--out study.json]
+const fs = require('node:fs');
+const path = require('node:path');
+const { Model, Sampler, evaluate, loadImageSet, formatEvalTable, setThreads } = require('../dist/index.cjs');
+
+function flag(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+(async () => {
+  const dataset = flag('dataset', 'fashion-mnist');
+  const checkpoints = flag('checkpoints', '').split(',').filter(Boolean);
+  const samples = Number(flag('samples', '96'));
+  const variants = flag('variants', '30,10~0.7;20,20~0.7;10,30~0.7;30,10~0.9;30,10~0.5').split(';');
+  const out = flag('out', 'sampling-study.json');
+  if (flag('threads')) setThreads(Number(flag('threads')));
+  const real = await loadImageSet(dataset, { limit: 1000, imageSize: 32 });
+  const rows = [];
+  for (const dir of checkpoints) {
+    const model = Model.load(path.join(dir, 'checkpoint.safetensors'));
+    const k = model.config.numClasses;
+    const labels = k > 0 ? Array.from({ length: samples }, (_, i) => Math.floor(i / 8) % k) : undefined;
+    for (const v of model.config.stages === 1 ? ['40'] : variants) {
+      const [steps, tau] = v.split('~');
+      const stepsPerStage = steps.split(',').map(Number);
+      const t0 = Date.now();
+      const r = await new Sampler(model).sample({ n: samples, labels, seed: 1, stepsPerStage, thresholds: tau ? [Number(tau)] : undefined });
+      const result = await evaluate(r.images, real, { seed: 0 });
+      for (const t of [r.images, ...r.levels]) t.dispose();
+      rows.push({ name: `${path.basename(dir)} ${v}`, checkpoint: dir, stepsPerStage, tau: tau ? Number(tau) : null, result });
+      process.stderr.write(`${path.basename(dir)} ${v}: SWD ${result.swd.mean.toFixed(1)} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
+    }
+    model.dispose();
+  }
+  real.dispose();
+  process.stdout.write(formatEvalTable(rows));
+  fs.writeFileSync(out, JSON.stringify({ dataset, samples, rows }, null, 2));
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

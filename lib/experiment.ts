@@ -1,0 +1,297 @@
+// The DFM-versus-flow-matching experiment: trains plain flow matching (1 stage) and DFM (2 stages)
+// with the same model size, batch, token grid and number of steps, so that their training FLOPs are
+// equal up to the extra patch embedding and final layer (counted exactly by trainingFlops), evaluates
+// every arm at the same checkpoints with the same sampling budget (function evaluations), and draws
+// metric-against-compute curves and side-by-side sample grids.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { BatchLoader, loadDataset } from './data';
+import { decoflowError } from './errors';
+import { evaluate, loadImageSet, type EvalResult } from './eval';
+import { encodePng, grid, writeFileAtomic } from './image';
+import { Model, type ModelConfig } from './model';
+import { modelConfig } from './presets';
+import { Sampler } from './sampler';
+import { gridLabels } from './samples';
+import { Tensor } from './tensor';
+import { Trainer } from './trainer';
+
+export interface Arm {
+  /** e.g. 'fm', 'dfm-0.9' (p_q = [0.9, 0.1]), 'dfm-0.5@20,20~0.9' (sampling steps [20, 20], tau 0.9). */
+  name: string;
+  stages: number;
+  stageProbs?: number[];
+  stepsPerStage: number[];
+  thresholds?: number[];
+}
+
+/** Parses 'fm' or 'dfm-P[@N1,N2][~TAU]' for a total budget of `nfe` function evaluations (DFM default: 3/4 then 1/4). */
+export function parseArm(spec: string, nfe: number): Arm {
+  if (spec === 'fm') return { name: 'fm', stages: 1, stepsPerStage: [nfe] };
+  const m = /^dfm-([0-9.]+)(?:@(\d+),(\d+))?(?:~([0-9.]+))?$/.exec(spec);
+  if (!m) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': expected 'fm' or 'dfm-P[@N1,N2][~TAU]' (P: probability of the coarse stage)`);
+  const p = Number(m[1]);
+  if (!(p > 0 && p < 1)) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the coarse-stage probability must be in (0, 1)`);
+  const first = Math.round((nfe * 3) / 4);
+  const steps = m[2] ? [Number(m[2]), Number(m[3])] : [first, nfe - first];
+  const tau = m[4] ? Number(m[4]) : undefined;
+  return { name: spec, stages: 2, stageProbs: [p, Math.round((1 - p) * 1e6) / 1e6], stepsPerStage: steps, thresholds: tau === undefined ? undefined : [tau] };
+}
+
+/**
+ * Multiply-add FLOPs (2 per MAC) of one forward pass of one image through the DiT: patch
+ * embeddings, timestep MLPs, every block's adaLN linear, qkv, attention (QK^T and AV), projection
+ * and MLP, and the final layers; the elementwise work (norms, activations, softmax) is left out.
+ * Every stage's embedding and final layer run whether or not the stage is masked.
+ */
+export function forwardFlops(c: ModelConfig): number {
+  const T = (c.height / c.patchSizes[c.stages - 1]) * (c.width / c.patchSizes[c.stages - 1]);
+  const h = c.hidden;
+  const m = Math.floor(h * (c.mlpRatio ?? 4));
+  const freqDim = c.freqDim ?? 256;
+  let f = 0;
+  for (let s = 0; s < c.stages; s++) {
+    const patch = c.channels * c.patchSizes[s] ** 2;
+    f += 2 * T * patch * h; // patch embedding
+    f += 2 * (freqDim * h + h * h); // timestep MLP
+    f += 2 * (h * 2 * h + T * h * patch); // final adaLN + linear
+  }
+  const block = 2 * h * 6 * h + 2 * T * h * 3 * h + 2 * 2 * T * T * h + 2 * T * h * h + 2 * 2 * T * h * m;
+  return f + c.depth * block;
+}
+
+/** Training FLOPs of one step: forward + backward ~ 3 x forward, times the batch. */
+export function trainingFlopsPerStep(c: ModelConfig, batch: number): number {
+  return 3 * forwardFlops(c) * batch;
+}
+
+export interface ExperimentOptions {
+  datasets: string[];
+  arms: string[];
+  out: string;
+  model: string;
+  batch: number;
+  steps: number;
+  evalEvery: number;
+  samples: number;
+  realCount: number;
+  nfe: number;
+  lr: number;
+  emaDecay: number;
+  seed: number;
+  /** File name of the results in `out` (default results.json). */
+  resultsFile?: string;
+  log?: (line: string) => void;
+}
+
+export interface EvalPoint {
+  step: number;
+  trainingFlops: number;
+  seconds: number;
+  result: EvalResult;
+}
+
+export interface ArmResult {
+  dataset: string;
+  arm: Arm;
+  config: ModelConfig;
+  parameters: number;
+  flopsPerStep: number;
+  forwardFlops: number;
+  points: EvalPoint[];
+  trainSeconds: number;
+}
+
+async function sampleSet(model: Model, arm: Arm, n: number, seed: number): Promise<Tensor> {
+  const sampler = new Sampler(model);
+  const labels = gridLabels(n, model.config.numClasses, 8);
+  const r = await sampler.sample({ n, labels, seed, stepsPerStage: arm.stepsPerStage, thresholds: arm.thresholds });
+  for (const t of r.levels) t.dispose();
+  return r.images;
+}
+
+export async function runArm(dataset: string, armSpec: string, o: ExperimentOptions, real: Tensor): Promise<ArmResult> {
+  const log = o.log ?? (() => {});
+  const arm = parseArm(armSpec, o.nfe);
+  const data = await loadDataset(dataset, { imageSize: 32, seed: o.seed });
+  const config = modelConfig({ size: o.model, stages: arm.stages, channels: data.channels, imageSize: 32, numClasses: data.numClasses, grid: 8 });
+  const model = Model.create(config, { maxBatch: Math.max(o.batch, o.samples), seed: o.seed, optimizer: { lr: o.lr, warmupSteps: Math.min(100, Math.floor(o.steps / 10)), emaDecay: o.emaDecay } });
+  const trainer = new Trainer(model, { stageProbs: arm.stageProbs, seed: o.seed });
+  const loader = new BatchLoader(data, o.batch, o.seed);
+  const perStep = trainingFlopsPerStep(config, o.batch);
+  const result: ArmResult = { dataset, arm, config, parameters: model.numParameters, flopsPerStep: perStep, forwardFlops: forwardFlops(config), points: [], trainSeconds: 0 };
+  const dir = path.join(o.out, dataset.replace(/[^a-z0-9-]/gi, '_'), arm.name);
+  await fs.promises.mkdir(dir, { recursive: true });
+  let trainMs = 0;
+  try {
+    while (model.step < o.steps) {
+      const t0 = Date.now();
+      const b = await loader.next();
+      await trainer.step(b);
+      b.images.dispose();
+      b.labels.dispose();
+      trainMs += Date.now() - t0;
+      if (model.step % o.evalEvery === 0 || model.step === o.steps) {
+        const t1 = Date.now();
+        const images = await sampleSet(model, arm, o.samples, o.seed + 1);
+        const r = await evaluate(images, real, { seed: o.seed });
+        result.points.push({ step: model.step, trainingFlops: perStep * model.step, seconds: trainMs / 1000, result: r });
+        await writeFileAtomic(path.join(dir, `samples-${String(model.step).padStart(6, '0')}.png`), await encodePng(grid(firstN(images, 64), { columns: 8, scale: 2 })));
+        images.dispose();
+        log(
+          `${dataset} ${arm.name} step ${model.step} (${(perStep * model.step / 1e12).toFixed(2)} TFLOP, train ${(trainMs / 1000).toFixed(0)} s, eval ${((Date.now() - t1) / 1000).toFixed(0)} s): ` +
+            `SWD ${r.swd!.mean.toFixed(1)} FD pix8 ${r.frechet.pix8!.toFixed(3)} pix16 ${r.frechet.pix16!.toFixed(3)} bands ${r.frechet.bands!.toFixed(4)} P ${r.precision!.toFixed(2)} R ${r.recall!.toFixed(2)}`,
+        );
+      }
+    }
+    // the final weights, for sampling-only studies (steps per stage, tau) afterwards
+    model.save(path.join(dir, 'checkpoint.safetensors'));
+  } finally {
+    result.trainSeconds = trainMs / 1000;
+    trainer.dispose();
+    model.dispose();
+    data.dispose();
+  }
+  return result;
+}
+
+function firstN(t: Tensor, n: number): Tensor {
+  const [N, c, h, w] = t.shape;
+  const k = Math.min(n, N);
+  return Tensor.from((t.dataSync() as Float32Array).slice(0, k * c * h * w), [k, c, h, w]);
+}
+
+export async function runExperiment(o: ExperimentOptions): Promise<ArmResult[]> {
+  await fs.promises.mkdir(o.out, { recursive: true });
+  const results: ArmResult[] = [];
+  const save = () => writeFileAtomic(path.join(o.out, o.resultsFile ?? 'results.json'), Buffer.from(JSON.stringify({ options: { ...o, log: undefined }, results }, null, 2)));
+  for (const dataset of o.datasets) {
+    const real = await loadImageSet(dataset, { limit: o.realCount, imageSize: 32 });
+    try {
+      for (const arm of o.arms) {
+        results.push(await runArm(dataset, arm, o, real));
+        await save();
+        await drawCharts(results, o.out, o.resultsFile ? `curves-${path.basename(o.resultsFile, '.json')}` : 'curves');
+      }
+    } finally {
+      real.dispose();
+    }
+  }
+  await drawGrids(results, o.out);
+  return results;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Charts: SVG drawn here, rasterised by sharp (librsvg).
+
+const COLOURS = ['#222222', '#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
+const METRICS: Array<{ key: string; label: string; get: (r: EvalResult) => number; log?: boolean }> = [
+  { key: 'swd', label: 'SWD x1e3 (mean of levels)', get: (r) => r.swd!.mean, log: true },
+  { key: 'bands', label: 'FD bands (fine detail)', get: (r) => r.frechet.bands!, log: true },
+  { key: 'pix16', label: 'FD pix16 (layout)', get: (r) => r.frechet.pix16!, log: true },
+  { key: 'precision', label: 'precision (pix16, k=3)', get: (r) => r.precision! },
+];
+
+// Ticks of a log axis: 1, 2, 5 x powers of ten inside [lo, hi] (at least the two ends).
+function logTicks(lo: number, hi: number): number[] {
+  const out: number[] = [];
+  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
+    for (const m of [1, 2, 5]) {
+      const v = m * 10 ** e;
+      if (v >= lo && v <= hi) out.push(Number(v.toPrecision(3)));
+    }
+  return out.length >= 2 ? out : [Number(lo.toPrecision(2)), Number(hi.toPrecision(2))];
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+
+function niceTicks(lo: number, hi: number, n = 4): number[] {
+  const span = hi - lo || Math.abs(hi) || 1;
+  const step0 = span / n;
+  const mag = 10 ** Math.floor(Math.log10(step0));
+  const step = [1, 2, 5, 10].map((k) => k * mag).find((s) => s >= step0)!;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9 * span; v += step) out.push(Number(v.toPrecision(6)));
+  return out;
+}
+
+export function chartSvg(results: ArmResult[]): string {
+  const datasets = [...new Set(results.map((r) => r.dataset))];
+  const armNames = [...new Set(results.map((r) => r.arm.name))];
+  const W = 300, H = 210, ml = 58, mr = 12, mt = 34, mb = 40;
+  const width = METRICS.length * W, height = datasets.length * H + 40;
+  const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, sans-serif" font-size="11">`, `<rect width="100%" height="100%" fill="white"/>`];
+  datasets.forEach((ds, row) => {
+    METRICS.forEach((metric, col) => {
+      const x0 = col * W, y0 = row * H;
+      const series = results.filter((r) => r.dataset === ds).map((r) => ({ name: r.arm.name, pts: r.points.map((p) => [p.trainingFlops / 1e12, metric.get(p.result)] as [number, number]) }));
+      const all = series.flatMap((s) => s.pts);
+      if (all.length === 0) return;
+      const xmax = Math.max(...all.map((p) => p[0]));
+      const log = !!metric.log && all.every((p) => p[1] > 0);
+      const tf = (y: number) => (log ? Math.log10(y) : y);
+      let ylo = Math.min(...all.map((p) => tf(p[1]))), yhi = Math.max(...all.map((p) => tf(p[1])));
+      const pad = (yhi - ylo) * 0.08 || Math.abs(yhi) * 0.1 || 1;
+      ylo -= pad;
+      yhi += pad;
+      if (!log && metric.key !== 'precision') ylo = Math.max(0, ylo);
+      const px = (x: number) => x0 + ml + ((W - ml - mr) * x) / (xmax || 1);
+      const py = (y: number) => y0 + mt + (H - mt - mb) * (1 - (tf(y) - ylo) / (yhi - ylo || 1));
+      parts.push(`<text x="${x0 + W / 2}" y="${y0 + 16}" text-anchor="middle" font-weight="bold">${esc(`${ds}: ${metric.label}${log ? ' (log)' : ''}`)}</text>`);
+      parts.push(`<rect x="${x0 + ml}" y="${y0 + mt}" width="${W - ml - mr}" height="${H - mt - mb}" fill="none" stroke="#999"/>`);
+      for (const t of log ? logTicks(10 ** ylo, 10 ** yhi) : niceTicks(ylo, yhi)) {
+        parts.push(`<line x1="${x0 + ml}" x2="${x0 + W - mr}" y1="${py(t)}" y2="${py(t)}" stroke="#eee"/>`);
+        parts.push(`<text x="${x0 + ml - 4}" y="${py(t) + 4}" text-anchor="end">${t}</text>`);
+      }
+      for (const t of niceTicks(0, xmax)) parts.push(`<text x="${px(t)}" y="${y0 + H - mb + 14}" text-anchor="middle">${t}</text>`);
+      parts.push(`<text x="${x0 + ml + (W - ml - mr) / 2}" y="${y0 + H - 10}" text-anchor="middle">training TFLOP</text>`);
+      series.forEach((s) => {
+        const colour = COLOURS[armNames.indexOf(s.name) % COLOURS.length];
+        parts.push(`<polyline fill="none" stroke="${colour}" stroke-width="2" points="${s.pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
+        for (const [x, y] of s.pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${colour}"/>`);
+      });
+    });
+  });
+  armNames.forEach((name, i) => {
+    const x = 20 + i * 170, y = height - 16;
+    parts.push(`<rect x="${x}" y="${y - 9}" width="14" height="4" fill="${COLOURS[i % COLOURS.length]}"/><text x="${x + 20}" y="${y - 3}">${esc(name)}</text>`);
+  });
+  parts.push(`<text x="${width - 8}" y="${height - 19}" text-anchor="end" fill="#555">lower is better (precision: higher)</text>`);
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+export async function drawCharts(results: ArmResult[], out: string, name = 'curves'): Promise<void> {
+  const svg = chartSvg(results);
+  await writeFileAtomic(path.join(out, `${name}.svg`), Buffer.from(svg));
+  await writeFileAtomic(path.join(out, `${name}.png`), await sharp(Buffer.from(svg)).png().toBuffer());
+}
+
+/** The last checkpoint's samples of every arm side by side, one image per dataset. */
+export async function drawGrids(results: ArmResult[], out: string): Promise<void> {
+  for (const ds of [...new Set(results.map((r) => r.dataset))]) {
+    const arms = results.filter((r) => r.dataset === ds);
+    const tiles: Array<{ name: string; png: Buffer; w: number; h: number }> = [];
+    for (const r of arms) {
+      const last = r.points[r.points.length - 1];
+      if (!last) continue;
+      const file = path.join(out, ds.replace(/[^a-z0-9-]/gi, '_'), r.arm.name, `samples-${String(last.step).padStart(6, '0')}.png`);
+      const png = await fs.promises.readFile(file);
+      const meta = await sharp(png).metadata();
+      tiles.push({ name: `${r.arm.name} (step ${last.step}, SWD ${last.result.swd!.mean.toFixed(1)})`, png, w: meta.width!, h: meta.height! });
+    }
+    if (tiles.length === 0) continue;
+    const gap = 16, top = 24;
+    const width = tiles.reduce((a, t) => a + t.w + gap, gap), height = top + Math.max(...tiles.map((t) => t.h)) + gap;
+    let x = gap;
+    const parts = [`<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="${width}" height="${height}" font-family="DejaVu Sans, sans-serif" font-size="13"><rect width="100%" height="100%" fill="white"/>`];
+    for (const t of tiles) {
+      parts.push(`<text x="${x}" y="17">${esc(t.name)}</text>`);
+      parts.push(`<image x="${x}" y="${top}" width="${t.w}" height="${t.h}" xlink:href="data:image/png;base64,${t.png.toString('base64')}"/>`);
+      x += t.w + gap;
+    }
+    parts.push('</svg>');
+    await writeFileAtomic(path.join(out, `grids-${ds.replace(/[^a-z0-9-]/gi, '_')}.png`), await sharp(Buffer.from(parts.join(''))).png().toBuffer());
+  }
+}

@@ -1,0 +1,53 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chartSvg, forwardFlops, parseArm, runExperiment, trainingFlopsPerStep } from '../lib';
+import type { ArmResult, ModelConfig } from '../lib';
+
+const base = { channels: 1, height: 32, width: 32, hidden: 64, depth: 2, heads: 2, numClasses: 10 };
+
+describe('the FM vs DFM experiment', () => {
+  test('arms: fm, dfm-P, steps and tau', () => {
+    expect(parseArm('fm', 40)).toEqual({ name: 'fm', stages: 1, stepsPerStage: [40] });
+    expect(parseArm('dfm-0.7', 40)).toMatchObject({ stages: 2, stageProbs: [0.7, 0.3], stepsPerStage: [30, 10], thresholds: undefined });
+    expect(parseArm('dfm-0.5@20,20~0.9', 40)).toMatchObject({ stageProbs: [0.5, 0.5], stepsPerStage: [20, 20], thresholds: [0.9] });
+    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20'])
+      expect(() => parseArm(bad, 40)).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_ARG_VALUE' }));
+  });
+
+  test('FLOPs counted by hand for one config; FM and DFM differ only by the extra stage embedding and final layer', () => {
+    const fm: ModelConfig = { ...base, stages: 1, patchSizes: [4] } as ModelConfig;
+    const dfm: ModelConfig = { ...base, stages: 2, patchSizes: [2, 4] } as ModelConfig;
+    // 64 tokens, h = 64, mlp 256, patch 16 values (FM) / 4 and 16 (DFM), freq 256
+    const T = 64, h = 64, m = 256;
+    const block = 2 * h * 6 * h + 2 * T * h * 3 * h + 4 * T * T * h + 2 * T * h * h + 4 * T * h * m;
+    const stage = (patch: number) => 2 * T * patch * h + 2 * (256 * h + h * h) + 2 * (2 * h * h + T * h * patch);
+    expect(forwardFlops(fm)).toBe(2 * block + stage(16));
+    expect(forwardFlops(dfm)).toBe(2 * block + stage(16) + stage(4));
+    expect(trainingFlopsPerStep(fm, 32)).toBe(3 * 32 * forwardFlops(fm));
+    // the config's own MLP ratio and frequency features count
+    const small = { ...fm, mlpRatio: 2, freqDim: 32 } as ModelConfig;
+    expect(forwardFlops(small)).toBe(2 * (block - 4 * T * h * m + 4 * T * h * 128) + stage(16) - 2 * 224 * h);
+  });
+
+  test('a miniature run writes results, curves, grids and checkpoints; the chart is an SVG with every arm', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'decoflow-exp-'));
+    try {
+      const results = await runExperiment({
+        datasets: ['shapes'], arms: ['fm', 'dfm-0.5'], out, model: 'tiny', batch: 4, steps: 2, evalEvery: 1, samples: 16,
+        realCount: 20, nfe: 4, lr: 1e-3, emaDecay: 0.9, seed: 0,
+      });
+      expect(results.map((r: ArmResult) => r.arm.name)).toEqual(['fm', 'dfm-0.5']);
+      expect(results[0].points.map((p) => p.step)).toEqual([1, 2]);
+      expect(results[1].points[1].trainingFlops).toBeCloseTo(2 * results[1].flopsPerStep, 0);
+      for (const f of ['results.json', 'curves.png', 'curves.svg', 'grids-shapes.png', 'shapes/fm/checkpoint.safetensors', 'shapes/dfm-0.5/samples-000002.png'])
+        expect(fs.existsSync(path.join(out, f))).toBe(true);
+      const svg = chartSvg(results);
+      expect(svg.startsWith('<svg')).toBe(true);
+      expect(svg).toMatch(/dfm-0\.5/);
+      expect(svg).not.toMatch(/NaN/);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  }, 120000);
+});
