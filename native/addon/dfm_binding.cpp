@@ -177,9 +177,7 @@ Napi::Value dfm_training_batch(const Napi::CallbackInfo& info) {
     fail(Code::Shape, "dfmTrainingBatch: images: expected the model's [B, C, H, W]");
   const int S = int(c.stages);
   const int64_t B = ps.batch;
-  StageLayout l;
-  l.batch = B;
-  for (int s = 0; s < S; s++) l.per_sample.push_back(c.stage_numel(s));
+  StageLayout l = stage_layout(c, B);
   std::vector<float> clean(size_t(l.total())), noisy(clean.size()), target(clean.size()), t(size_t(B * S)), mask(t.size());
   std::vector<float> ws(size_t(std::max<int64_t>(ps.workspace_floats(), 1)));
   std::vector<float*> lv;

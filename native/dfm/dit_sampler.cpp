@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../core/error.h"
+#include "trainer.h"
 
 namespace df {
 
@@ -73,15 +74,8 @@ SampleResult sample_images(const DiTConfig& c, const float* weights, const Sampl
   const int S = int(c.stages);
   DiT model(c, r.count);
   std::memcpy(model.param_data(), weights, size_t(model.num_params()) * sizeof(float));
-  StageLayout l;
-  l.batch = r.count;
-  for (int s = 0; s < S; s++) l.per_sample.push_back(c.stage_numel(s));
-  PyramidShape ps;
-  ps.batch = r.count;
-  ps.channels = c.channels;
-  ps.height = c.height;
-  ps.width = c.width;
-  ps.stages = S;
+  StageLayout l = stage_layout(c, r.count);
+  PyramidShape ps = pyramid_geometry(c, r.count);
   const Decomposition& dec = cpu_decomposition(r.decomposition);
   std::vector<float> x(size_t(l.total())), workspace(size_t(std::max<int64_t>(ps.workspace_floats(), 1)));
   auto level_ptrs = [&](const float* base) {

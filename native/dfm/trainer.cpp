@@ -13,16 +13,14 @@ std::vector<double> default_stage_probs(int stages) {
   return p;
 }
 
-namespace {
-
-StageLayout layout_of(const DiTConfig& c, int64_t batch) {
+StageLayout stage_layout(const DiTConfig& c, int64_t batch) {
   StageLayout l;
   l.batch = batch;
   for (int64_t s = 0; s < c.stages; s++) l.per_sample.push_back(c.stage_numel(s));
   return l;
 }
 
-PyramidShape pyramid_of(const DiTConfig& c, int64_t batch) {
+PyramidShape pyramid_geometry(const DiTConfig& c, int64_t batch) {
   PyramidShape p;
   p.batch = batch;
   p.channels = c.channels;
@@ -32,8 +30,6 @@ PyramidShape pyramid_of(const DiTConfig& c, int64_t batch) {
   return p;
 }
 
-}  // namespace
-
 Trainer::Trainer(DiT& model, DiTOptimizer& optimizer, const TrainerOptions& options)
     : model_(model), optimizer_(optimizer), options_(options) {
   const DiTConfig& c = model_.config();
@@ -42,7 +38,7 @@ Trainer::Trainer(DiT& model, DiTOptimizer& optimizer, const TrainerOptions& opti
   validate_batch_config(options_.batch, int(c.stages));
   decomposition_ = &cpu_decomposition(options_.decomposition);
   int64_t B = model_.max_batch();
-  StageLayout l = layout_of(c, B);
+  StageLayout l = stage_layout(c, B);
   size_t total = size_t(l.total());
   clean_.assign(total, 0.f);
   noisy_.assign(total, 0.f);
@@ -50,7 +46,7 @@ Trainer::Trainer(DiT& model, DiTOptimizer& optimizer, const TrainerOptions& opti
   t_.assign(size_t(B * c.stages), 0.f);
   mask_.assign(size_t(B * c.stages), 0.f);
   labels_.assign(size_t(B), 0);
-  workspace_.assign(size_t(std::max<int64_t>(pyramid_of(c, B).workspace_floats(), 1)), 0.f);
+  workspace_.assign(size_t(std::max<int64_t>(pyramid_geometry(c, B).workspace_floats(), 1)), 0.f);
 }
 
 TrainStepStats Trainer::step(const float* images, const int32_t* labels, int64_t batch) {
@@ -60,8 +56,8 @@ TrainStepStats Trainer::step(const float* images, const int32_t* labels, int64_t
                           std::to_string(model_.max_batch()));
   if (c.num_classes > 0 && !labels) fail(Code::ArgValue, "trainer.step: labels: the model is class-conditional; pass labels");
   const int S = int(c.stages);
-  StageLayout l = layout_of(c, batch);
-  PyramidShape ps = pyramid_of(c, batch);
+  StageLayout l = stage_layout(c, batch);
+  PyramidShape ps = pyramid_geometry(c, batch);
   std::vector<float*> levels(static_cast<size_t>(S));
   for (int s = 0; s < S; s++) levels[size_t(s)] = clean_.data() + l.offset(s);
   decomposition_->decompose(images, levels.data(), workspace_.data(), ps);

@@ -22,6 +22,10 @@ struct TrainerOptions {
   uint64_t seed = 0;     // the data side's randomness (times, noise, label dropout)
 };
 
+// The flat multi-stage layout and the pyramid geometry of `batch` images of a model's size.
+StageLayout stage_layout(const DiTConfig& c, int64_t batch);
+PyramidShape pyramid_geometry(const DiTConfig& c, int64_t batch);
+
 // The paper's [0.9, 0.1] for 2 stages; for S stages, 0.9 on the first and the rest shared by the
 // others; [1] for plain flow matching.
 std::vector<double> default_stage_probs(int stages);
