@@ -1,5 +1,5 @@
-// The float64 attention reference shared by the CUDA attention tests (test_cuda_attention and the
-// host emulation of the kernels): softmax(Q K^T scale + mask) V and its gradients, one query row at
+// The float64 attention reference shared by the attention tests (test_attention on the CPU op,
+// test_cuda_attention and the host emulation of the kernels): softmax(Q K^T scale + mask) V and its gradients, one query row at
 // a time, causal aligned at the end (key j visible to query i when j <= i + nk - nq).
 #pragma once
 #include <algorithm>

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "attention_reference.h"
 #include "ops/attention.h"
 
 using df::AttentionShape;
@@ -56,65 +57,6 @@ double rel_error(const std::vector<float>& a, const std::vector<double>& b) {
   return den > 0 ? num / den : num;
 }
 
-struct Reference {
-  std::vector<double> o, lse, dq, dk, dv;
-};
-
-// softmax(Q K^T scale + mask) V and its gradients, in float64, one row at a time.
-Reference reference(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
-                    const std::vector<float>& d_o, const AttentionShape& s, double scale, bool causal) {
-  const int64_t D = s.dim, heads = s.batch * s.heads, off = s.nk - s.nq;
-  Reference r;
-  r.o.assign(q.size(), 0);
-  r.lse.assign(size_t(heads * s.nq), 0);
-  r.dq.assign(q.size(), 0);
-  r.dk.assign(k.size(), 0);
-  r.dv.assign(v.size(), 0);
-  std::vector<double> sc(size_t(s.nk)), dp(size_t(s.nk));
-  for (int64_t h = 0; h < heads; h++) {
-    const float *qh = &q[h * s.nq * D], *kh = &k[h * s.nk * D], *vh = &v[h * s.nk * D], *doh = &d_o[h * s.nq * D];
-    for (int64_t i = 0; i < s.nq; i++) {
-      int64_t n = causal ? std::min<int64_t>(std::max<int64_t>(i + off + 1, 0), s.nk) : s.nk;
-      double* orow = &r.o[(h * s.nq + i) * D];
-      if (n == 0) {
-        r.lse[h * s.nq + i] = -std::numeric_limits<double>::infinity();
-        continue;
-      }
-      double m = -std::numeric_limits<double>::infinity();
-      for (int64_t j = 0; j < n; j++) {
-        double acc = 0;
-        for (int64_t d = 0; d < D; d++) acc += double(qh[i * D + d]) * kh[j * D + d];
-        sc[j] = acc * scale;
-        m = std::max(m, sc[j]);
-      }
-      double l = 0;
-      for (int64_t j = 0; j < n; j++) l += std::exp(sc[j] - m);
-      double lse = m + std::log(l);
-      r.lse[h * s.nq + i] = lse;
-      for (int64_t j = 0; j < n; j++) {
-        double p = std::exp(sc[j] - lse);
-        for (int64_t d = 0; d < D; d++) orow[d] += p * vh[j * D + d];
-      }
-      // Backward for row i.
-      double delta = 0;
-      for (int64_t j = 0; j < n; j++) {
-        double acc = 0;
-        for (int64_t d = 0; d < D; d++) acc += double(doh[i * D + d]) * vh[j * D + d];
-        dp[j] = acc;
-        delta += std::exp(sc[j] - lse) * acc;
-      }
-      for (int64_t j = 0; j < n; j++) {
-        double p = std::exp(sc[j] - lse), ds = p * (dp[j] - delta) * scale;
-        for (int64_t d = 0; d < D; d++) {
-          r.dv[(h * s.nk + j) * D + d] += p * doh[i * D + d];
-          r.dq[(h * s.nq + i) * D + d] += ds * kh[j * D + d];
-          r.dk[(h * s.nk + j) * D + d] += ds * qh[i * D + d];
-        }
-      }
-    }
-  }
-  return r;
-}
 
 void check_case(int64_t batch, int64_t heads, int64_t nq, int64_t nk, int64_t dim, bool causal, uint32_t seed,
                 float scale = 0.f) {
@@ -128,7 +70,7 @@ void check_case(int64_t batch, int64_t heads, int64_t nq, int64_t nk, int64_t di
   auto dq = poisoned(nqd), dk = poisoned(nkd), dv = poisoned(nkd);
   df::attention_backward(q.data(), k.data(), v.data(), o.data(), lse.data(), d_o.data(), dq.data(), dk.data(),
                          dv.data(), s, scale, causal);
-  Reference ref = reference(q, k, v, d_o, s, scale, causal);
+  attnref::Reference ref = attnref::reference(q, k, v, d_o, {s.batch, s.heads, s.nq, s.nk, s.dim, causal, float(scale)}, scale);
   char name[160];
   std::snprintf(name, sizeof name, "B%lld H%lld nq%lld nk%lld D%lld %s scale %g", (long long)batch,
                 (long long)heads, (long long)nq, (long long)nk, (long long)dim, causal ? "causal" : "full", scale);
