@@ -2,13 +2,25 @@
 # The GPU machine's one-shot check of the CUDA backend: builds with plain CMake + Ninja (no Node),
 # runs every ctest (the CUDA tests must not skip), compute-sanitizer memcheck on small sizes, the
 # dev/cuda kernel ladder, and the attention benchmark against PyTorch's SDPA on the same card.
-# Everything goes to $OUT (default: ./device-out); a summary is printed at the end.
+# $OUT (default: ./device-out) receives few files, because the device tool returns at most eight:
+# summary.txt, the benchmark report and logs.tar.gz with every log and JSON (written on exit, also
+# when a step fails). DEADLINE_S (default 480) bounds the whole run: each step's own limit is cut
+# to what is left, so the script ends, and packs its logs, before the caller's timeout.
 # Usage: OUT=/some/dir bash scripts/device-check.sh        (target: under ~8 minutes on an H100)
 # Without a GPU it still configures and builds, then reports "no GPU" and exits 0.
 set -u
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/device-out}"
 mkdir -p "$OUT"
+RESULTS="$OUT"
+OUT="$(mktemp -d "${TMPDIR:-/tmp}/decoflow-device.XXXXXX")"  # the logs; packed into $RESULTS at exit
+DEADLINE=$(( $(date +%s) + ${DEADLINE_S:-480} ))
+pack() {
+  cp "$OUT/summary.txt" "$RESULTS/" 2>/dev/null
+  for f in bench_report.md bench_report_flash.md bench_pyramid.md; do [ -f "$OUT/$f" ] && cp "$OUT/$f" "$RESULTS/"; done
+  tar -czf "$RESULTS/logs.tar.gz" -C "$OUT" . 2>/dev/null
+}
+trap pack EXIT
 BUILD="${BUILD_DIR:-build-gpu}"
 ARCHS="${DECOFLOW_CUDA_ARCHS:-80;90a}"
 PY="${PYTHON:-python3}"
@@ -22,6 +34,9 @@ failures=0
 step() {
   local name=$1 limit=$2; shift 2
   local t0=$(date +%s)
+  local left=$(( DEADLINE - t0 - 10 ))
+  if [ $left -lt 5 ]; then note "SKIP  $name: out of time (DEADLINE_S)"; failures=$((failures + 1)); return 124; fi
+  [ $limit -gt $left ] && limit=$left
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
   local dt=$(( $(date +%s) - t0 ))
@@ -56,7 +71,7 @@ export DECOFLOW_CUDA_LIBRARY="$PWD/$BIN/libdecoflow_cuda.so"
 export DECOFLOW_REQUIRE_CUDA=1  # a CUDA test that cannot find the device fails instead of skipping
 
 # 1. Correctness: every ctest (CPU tests included), then the CUDA tests' own output for the record.
-step ctest 300 ctest --test-dir "$BUILD" --output-on-failure
+step ctest 300 ctest --test-dir "$BUILD" --output-on-failure -j 8 -E '^test_cuda_'
 step test_cuda_attention 180 "$BIN/test_cuda_attention"
 step test_cuda_integrator 120 "$BIN/test_cuda_integrator"
 step test_cuda_runtime 120 "$BIN/test_cuda_runtime"
