@@ -72,7 +72,7 @@ void validate_sample_request(const DiTConfig& c, const SampleRequest& r) {
 SampleResult sample_images(const DiTConfig& c, const float* weights, const SampleRequest& r, const SamplerHooks& hooks) {
   validate_sample_request(c, r);
   const int S = int(c.stages);
-  DiT model(c, r.count);
+  DiT model(c, r.count, DiTUse::Inference);  // forward only: no backward buffers
   std::memcpy(model.param_data(), weights, size_t(model.num_params()) * sizeof(float));
   StageLayout l = stage_layout(c, r.count);
   PyramidShape ps = pyramid_geometry(c, r.count);

@@ -93,7 +93,8 @@ const ParamInfo* DiT::find_param(const std::string& name) const {
   return nullptr;
 }
 
-DiT::DiT(const DiTConfig& config, int64_t max_batch) : cfg_(config), max_batch_(max_batch) {
+DiT::DiT(const DiTConfig& config, int64_t max_batch, DiTUse use)
+    : cfg_(config), max_batch_(max_batch), training_(use == DiTUse::Training) {
   cfg_.validate();
   if (max_batch < 1 || max_batch > (1 << 20))
     fail(Code::ArgValue, "model: maxBatch: expected an integer from 1 to 1048576, got " + std::to_string(max_batch));
@@ -142,7 +143,10 @@ DiT::DiT(const DiTConfig& config, int64_t max_batch) : cfg_(config), max_batch_(
     stage_params_[size_t(s)].flin_b = add_param(pre + "linear.bias", {p * p * C}, ParamInit::Zero);
   }
 
-  // Activations (kept for backward) and scratch, all in one arena.
+  // Activations (kept for backward) and scratch, all in one arena. A model for inference keeps no
+  // activation past its use: all blocks share one set of regions (block i's output overwrites its
+  // own input, which it no longer reads), and nothing of the backward is allocated.
+  auto train_slot = [&](int64_t floats) { return training_ ? slot(floats) : Slot{}; };
   int64_t max_td = 0;
   stage_acts_.resize(size_t(S));
   for (int64_t s = 0; s < S; s++) {
@@ -159,7 +163,7 @@ DiT::DiT(const DiTConfig& config, int64_t max_batch) : cfg_(config), max_batch_(
     a.fy = slot(R * D);
     a.fout = slot(R * td);
     a.out = slot(Bm * cfg_.stage_numel(s));
-    a.dout = slot(Bm * cfg_.stage_numel(s));
+    a.dout = train_slot(Bm * cfg_.stage_numel(s));
   }
   pos_ = slot(N * D);
   c_ = slot(Bm * D);
@@ -167,6 +171,10 @@ DiT::DiT(const DiTConfig& config, int64_t max_batch) : cfg_(config), max_batch_(
   tmp_td_ = slot(R * D);
   qkv_tmp_ = slot(R * 3 * D);
   for (int64_t i = 0; i < cfg_.depth; i++) {
+    if (!training_ && i > 0) {
+      block_acts_.push_back(block_acts_[0]);
+      continue;
+    }
     BlockActs a;
     a.x_in = slot(R * D);
     a.mean1 = slot(R);
@@ -190,33 +198,34 @@ DiT::DiT(const DiTConfig& config, int64_t max_batch) : cfg_(config), max_batch_(
     block_acts_.push_back(a);
   }
   x_final_ = slot(R * D);
-  dx_ = slot(R * D);
-  dtmp_ = slot(R * D);
-  dattn_ = slot(R * D);
-  dqkv_ = slot(R * 3 * D);
-  dq_ = slot(R * D);
-  dk_ = slot(R * D);
-  dv_ = slot(R * D);
-  do_ = slot(R * D);
-  dh_ = slot(R * M);
-  dmod_ = slot(Bm * 6 * D);
-  dsilu_c_ = slot(Bm * D);
-  dc_ = slot(Bm * D);
-  dfout_ = slot(R * max_td);
-  dfy_ = slot(R * D);
-  dbd_ = slot(Bm * D);
-  dbd2_ = slot(Bm * D);
+  dx_ = train_slot(R * D);
+  dtmp_ = train_slot(R * D);
+  dattn_ = train_slot(R * D);
+  dqkv_ = train_slot(R * 3 * D);
+  dq_ = train_slot(R * D);
+  dk_ = train_slot(R * D);
+  dv_ = train_slot(R * D);
+  do_ = train_slot(R * D);
+  dh_ = train_slot(R * M);
+  dmod_ = train_slot(Bm * 6 * D);
+  dsilu_c_ = train_slot(Bm * D);
+  dc_ = train_slot(Bm * D);
+  dfout_ = train_slot(R * max_td);
+  dfy_ = train_slot(R * D);
+  dbd_ = slot(Bm * D);  // also the forward's scratch for the conditioning sums
+  dbd2_ = train_slot(Bm * D);
   (void)hd;
   // Refuse what cannot fit instead of letting the first touch of an overcommitted mapping kill the
-  // process: parameters, gradients, optimiser state (3 more copies) and activations.
-  double need = 4.0 * (5.0 * double(num_params_) + double(arena_floats_));
+  // process: parameters, gradients, optimiser state (3 more copies) and activations; for inference
+  // the parameters and the activations.
+  double need = 4.0 * ((training_ ? 5.0 : 1.0) * double(num_params_) + double(arena_floats_));
   double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
   if (phys > 0 && need > phys)
     fail(Code::OutOfMemory, "model: config and maxBatch " + std::to_string(max_batch) + " need " +
                                 std::to_string(int64_t(need / 1048576)) + " MiB, more than the machine's " +
                                 std::to_string(int64_t(phys / 1048576)) + " MiB");
   weights_ = Tensor::zeros({num_params_}, DType::F32);
-  grads_ = Tensor::zeros({num_params_}, DType::F32);
+  if (training_) grads_ = Tensor::zeros({num_params_}, DType::F32);
   arena_ = Tensor::zeros({arena_floats_}, DType::F32);
   if (cfg_.pos_embedding) sincos_pos_embed_2d(A(pos_), cfg_.grid_h(), cfg_.grid_w(), D);
   active_stage_.resize(size_t(Bm));
@@ -382,6 +391,7 @@ void DiT::forward(const DiTBatch& in) {
 
 double DiT::loss(const std::vector<const float*>& targets, bool with_backward) {
   if (!have_forward_) fail(Code::ArgValue, "model: loss: call forward first");
+  if (with_backward && !training_) fail(Code::ArgValue, "model: loss: backward needs a model built for training");
   const int64_t S = cfg_.stages, B = batch_;
   if (int64_t(targets.size()) != S)
     fail(Code::Shape, "model: targets: expected one per stage (" + std::to_string(S) + "), got " +

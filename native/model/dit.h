@@ -70,18 +70,24 @@ struct DiTBatch {
   const int32_t* labels = nullptr;
 };
 
+// Training keeps every activation for the backward pass; Inference (sampling) runs the forward
+// only, in an arena about 2 x depth times smaller, and has no gradients.
+enum class DiTUse { Training, Inference };
+
 class DiT {
  public:
-  DiT(const DiTConfig& config, int64_t max_batch);
+  DiT(const DiTConfig& config, int64_t max_batch, DiTUse use = DiTUse::Training);
 
   const DiTConfig& config() const { return cfg_; }
   int64_t max_batch() const { return max_batch_; }
+  bool training() const { return training_; }
+  int64_t arena_bytes() const { return arena_floats_ * int64_t(sizeof(float)); }
   const std::vector<ParamInfo>& params() const { return params_; }
   const ParamInfo* find_param(const std::string& name) const;
   int64_t num_params() const { return num_params_; }
   float* param_data() { return weights_.data<float>(); }
   const float* param_data() const { return weights_.data<float>(); }
-  float* grad_data() { return grads_.data<float>(); }
+  float* grad_data() { return grads_.data<float>(); }  // null for an inference model
   const float* grad_data() const { return grads_.data<float>(); }
 
   // DiT's initialisation from a seed (Philox, one stream per tensor): Xavier-uniform linears and
@@ -100,8 +106,8 @@ class DiT {
   double loss_stage(int64_t s) const { return stage_loss_[size_t(s)]; }
 
  private:
-  struct Slot {  // a region of the activation arena
-    int64_t offset = 0;
+  struct Slot {  // a region of the activation arena (default: none, in an inference model)
+    int64_t offset = -1;
     float* ptr(Tensor& arena) const { return arena.data<float>() + offset; }
   };
   struct BlockParams {
@@ -128,6 +134,7 @@ class DiT {
 
   DiTConfig cfg_;
   int64_t max_batch_;
+  bool training_;
   std::vector<ParamInfo> params_;
   int64_t num_params_ = 0;
   std::vector<BlockParams> block_params_;

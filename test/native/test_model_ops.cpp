@@ -373,6 +373,64 @@ void test_model_gradient() {
   expect(err < 1e-2, "model finite differences: " + std::to_string(err));
 }
 
+// A model built for inference (shared activation regions, no backward buffers) computes exactly
+// what the training model computes, in a smaller arena, and refuses a backward pass.
+void test_inference_model() {
+  DiTConfig c;
+  c.stages = 2;
+  c.channels = 3;
+  c.height = c.width = 16;
+  c.patch_sizes = {2, 4};
+  c.hidden = 32;
+  c.depth = 3;
+  c.heads = 4;
+  c.num_classes = 5;
+  c.freq_dim = 16;
+  const int64_t B = 3;
+  DiT train(c, B), infer(c, B, DiTUse::Inference);
+  expect(train.training() && !infer.training(), "training() reports the use");
+  expect(infer.grad_data() == nullptr, "an inference model has no gradients");
+  expect(infer.arena_bytes() * 2 < train.arena_bytes(),
+         "inference arena " + std::to_string(infer.arena_bytes()) + " B is < 1/2 of training's " +
+             std::to_string(train.arena_bytes()) + " B");
+  Vec p = randn(size_t(train.num_params()), 0.3f);  // random weights everywhere, adaLN-Zero layers too
+  std::copy(p.begin(), p.end(), train.param_data());
+  std::copy(p.begin(), p.end(), infer.param_data());
+  Vec x0 = randn(size_t(B * 3 * 8 * 8)), x1 = randn(size_t(B * 3 * 16 * 16));
+  Vec t = {0.2f, 0.f, 1.f, 0.4f, 0.7f, 0.1f}, mask = {1, 0, 1, 1, 1, 1};
+  std::vector<int32_t> labels = {0, 5, 2};
+  DiTBatch b;
+  b.batch = B;
+  b.x = {x0.data(), x1.data()};
+  b.time = t.data();
+  b.mask = mask.data();
+  b.labels = labels.data();
+  for (int rep = 0; rep < 2; rep++) {  // twice: the shared regions hold the last call's values
+    train.forward(b);
+    infer.forward(b);
+    for (int64_t s = 0; s < 2; s++) {
+      const int64_t n = B * c.stage_numel(s);
+      bool same = true, finite = true;
+      for (int64_t i = 0; i < n; i++) {
+        same = same && train.output(s)[i] == infer.output(s)[i];
+        finite = finite && std::isfinite(infer.output(s)[i]);
+      }
+      expect(same && finite, "inference output of stage " + std::to_string(s) + " is bit-identical to training's");
+    }
+  }
+  bool refused = false;
+  try {
+    infer.loss({x0.data(), x1.data()}, true);
+  } catch (const Error& e) {
+    refused = std::string(e.what()).find("built for training") != std::string::npos;
+  }
+  expect(refused, "an inference model refuses backward with a coded error");
+  const double l = infer.loss({x0.data(), x1.data()}, false);
+  expect(std::isfinite(l) && l == train.loss({x0.data(), x1.data()}, false), "inference loss (no backward) matches");
+  std::printf("  %-40s arena %lld KiB vs %lld KiB\n", "inference model", (long long)(infer.arena_bytes() >> 10),
+              (long long)(train.arena_bytes() >> 10));
+}
+
 }  // namespace
 
 int main() {
@@ -385,6 +443,7 @@ int main() {
   test_adamw();
   test_json();
   test_model_gradient();
+  test_inference_model();
   if (g_failures) {
     std::printf("%d failure(s)\n", g_failures);
     return 1;
