@@ -2,11 +2,14 @@
 // on the CPU in the same run with the same threads (bench/attention_torch.py).
 // GFLOP/s by FlashAttention's count: forward 4 * B * H * N * N * D, backward 2.5x the forward
 // (so forward+backward = 3.5x), halved with --causal.
+// Both sides' rates are also printed as a share of the machine's FMA peak measured in the same run
+// (bench_fma_peak, same threads), and the last lines say what share of that peak the issue's target
+// (1.5x PyTorch forward+backward) would take.
 // The machine is shared and noisy, so the two sides take turns for --rounds rounds (default 3) and
 // each row keeps each side's best median: contention only ever adds time.
 //   node bench/attention.js [--causal] [--threads N] [--rounds R]
 'use strict';
-const { time, torchPeer, table, decoflow } = require('./common');
+const { time, torchPeer, table, decoflow, fmaPeak } = require('./common');
 
 const SHAPES = [
   [8, 4, 256, 64],
@@ -55,7 +58,10 @@ async function main() {
 
   const best = SHAPES.map(() => ({ forward: Infinity, forwardBackward: Infinity, torchForward: Infinity, torchForwardBackward: Infinity }));
   let peerVersion = null;
+  let peak = null;  // the best of one measurement a round: contention only lowers it
   for (let r = 0; r < rounds; r++) {
+    const p = fmaPeak(threads);
+    if (p) peak = Math.max(peak ?? 0, p);
     const peer = torchPeer('attention_torch.py', [...SHAPES.map((s) => s.join(',')), ...(causal ? ['--causal'] : [])], threads);
     const ours = await measureDecoflow(df, causal);
     SHAPES.forEach((_, i) => {
@@ -69,7 +75,9 @@ async function main() {
     });
   }
 
+  const ofPeak = (gflops) => (peak && gflops !== undefined ? `${((100 * gflops) / peak).toFixed(0)}%` : undefined);
   const rows = [];
+  const needs = [];
   SHAPES.forEach(([b, h, n, d], i) => {
     const flop = (4 * b * h * n * n * d) / (causal ? 2 : 1);
     const gf = (f, ms) => (Number.isFinite(ms) ? f / ms / 1e6 : undefined);
@@ -84,6 +92,8 @@ async function main() {
       'torch ms': Number.isFinite(p.torchForward) ? p.torchForward : undefined,
       'torch GFLOP/s': gf(flop, p.torchForward),
       'speed-up': ratio(p.torchForward, p.forward),
+      'decoflow of peak': ofPeak(gf(flop, p.forward)),
+      'torch of peak': ofPeak(gf(flop, p.torchForward)),
     });
     rows.push({
       shape,
@@ -93,9 +103,15 @@ async function main() {
       'torch ms': Number.isFinite(p.torchForwardBackward) ? p.torchForwardBackward : undefined,
       'torch GFLOP/s': gf(3.5 * flop, p.torchForwardBackward),
       'speed-up': ratio(p.torchForwardBackward, p.forwardBackward),
+      'decoflow of peak': ofPeak(gf(3.5 * flop, p.forwardBackward)),
+      'torch of peak': ofPeak(gf(3.5 * flop, p.torchForwardBackward)),
     });
+    const torchFb = gf(3.5 * flop, p.torchForwardBackward);
+    if (torchFb !== undefined && peak) needs.push(`${shape} ${(1.5 * torchFb).toFixed(0)} GFLOP/s = ${((1.5 * torchFb) / peak * 100).toFixed(0)}%`);
   });
   table(rows);
+  if (peak) console.log(`FMA peak (bench_fma_peak, ${threads} threads): ${peak.toFixed(1)} GFLOP/s`);
+  if (needs.length) console.log(`1.5x PyTorch forward+backward would need: ${needs.join('; ')} of that peak`);
   if (peerVersion) console.log(`peer: PyTorch ${peerVersion} scaled_dot_product_attention, ${threads} threads`);
 }
 

@@ -56,9 +56,20 @@ function table(rows) {
   for (const r of rows) console.log(keys.map((k, i) => fmt(r[k]).padEnd(widths[i])).join('  '));
 }
 
+/**
+ * The machine's FMA peak in GFLOP/s with `threads` threads, measured now by build/Release/bench_fma_peak
+ * (built with the addon); null when the program is missing.
+ */
+function fmaPeak(threads) {
+  const exe = path.join(__dirname, '..', 'build', 'Release', 'bench_fma_peak');
+  if (!fs.existsSync(exe)) return null;
+  const r = spawnSync(exe, [String(threads)], { encoding: 'utf8' });
+  return r.status === 0 ? JSON.parse(r.stdout).gflops : null;
+}
+
 /** The decoflow module: the built package (dist) so benches measure what users get. */
 function decoflow() {
   return require(path.join(__dirname, '..', 'dist', 'index.cjs'));
 }
 
-module.exports = { time, torchPeer, table, decoflow, TORCH_PYTHON };
+module.exports = { time, torchPeer, table, decoflow, fmaPeak, TORCH_PYTHON };
