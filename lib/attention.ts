@@ -1,6 +1,7 @@
-// Flash attention: o = softmax(q k^T * scale [+ causal mask]) v over [batch, heads, n, dim] f32
+// Flash attention: o = softmax(q k^T * scale [+ causal mask]) v over [batch, heads, n, dim]
 // tensors, computed tile by tile (the n x n matrix never exists), with the per-row log-sum-exp
-// that the backward pass needs. Causal masking hides key j from query i when
+// (f32) that the backward pass needs. On the CPU the tensors are f32 (any dim up to 256); on a CUDA
+// device f16 or bf16 with f32 accumulation (dim 32, 64 or 128), and the outputs stay there. Causal masking hides key j from query i when
 // j > i + (nk - nq) (with nq = nk: the usual lower triangle); a query that sees no key gets o = 0
 // and lse = -Infinity.
 import type { NativeAttentionGrads, NativeAttentionOutput } from '../types/native';
@@ -34,7 +35,7 @@ const wrapGrads = (r: NativeAttentionGrads): AttentionGrads => ({
   dv: new Tensor(r.dv),
 });
 
-/** q [B, H, nq, D], k and v [B, H, nk, D] (D <= 256). Runs off the event loop. */
+/** q [B, H, nq, D], k and v [B, H, nk, D], all on one device (see above). Runs off the event loop. */
 export async function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Promise<AttentionOutput> {
   const fn = 'attention';
   return wrapOutput(await native.attention(nativeOf(q, `${fn}: q`), nativeOf(k, `${fn}: k`), nativeOf(v, `${fn}: v`), options));

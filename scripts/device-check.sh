@@ -5,7 +5,8 @@
 # $OUT (default: ./device-out) receives few files, because the device tool returns at most eight:
 # summary.txt, the benchmark report and logs.tar.gz with every log and JSON (written on exit, also
 # when a step fails). DEADLINE_S (default 480) bounds the whole run: each step's own limit is cut
-# to what is left, so the script ends, and packs its logs, before the caller's timeout.
+# to what is left, so the script ends, and packs its logs, before the caller's timeout. SKIP_STEPS is
+# a regular expression of step names to leave out (e.g. 'dev_attention_.*|bench-torch.*').
 # Usage: OUT=/some/dir bash scripts/device-check.sh        (target: under ~8 minutes on an H100)
 # Without a GPU it still configures and builds, then reports "no GPU" and exits 0.
 set -u
@@ -34,6 +35,7 @@ failures=0
 step() {
   local name=$1 limit=$2; shift 2
   local t0=$(date +%s)
+  if [ -n "${SKIP_STEPS:-}" ] && [[ "$name" =~ ^(${SKIP_STEPS})$ ]]; then note "SKIP  $name (SKIP_STEPS)"; return 0; fi
   local left=$(( DEADLINE - t0 - 10 ))
   if [ $left -lt 5 ]; then note "SKIP  $name: out of time (DEADLINE_S)"; failures=$((failures + 1)); return 124; fi
   [ $limit -gt $left ] && limit=$left
@@ -54,9 +56,22 @@ else
 fi
 note "nvcc: $(nvcc --version 2>/dev/null | tail -1 || echo missing); cmake: $(cmake --version | head -1); GPU: $HAVE_GPU"
 
+# Node, for the checks through the public API: on the PATH, or carried gzipped in .device-carry/
+# (the GPU image has none). With it and the Node-API headers (node_modules/node-api-headers and
+# node-addon-api, carried) the addon is built too; dist/ (carried) is the package it loads.
+if ! command -v node > /dev/null && [ -f .device-carry/node.gz ]; then
+  mkdir -p /tmp/decoflow-node/bin && gunzip -c .device-carry/node.gz > /tmp/decoflow-node/bin/node &&
+    chmod +x /tmp/decoflow-node/bin/node && export PATH="/tmp/decoflow-node/bin:$PATH"
+fi
+ADDON_FLAGS=()
+if command -v node > /dev/null && [ -d node_modules/node-api-headers/include ] && [ -d node_modules/node-addon-api ]; then
+  ADDON_FLAGS=("-DCMAKE_JS_INC=$PWD/node_modules/node-api-headers/include")
+fi
+note "node: $(node --version 2>/dev/null || echo none); addon build: ${#ADDON_FLAGS[@]}"
+
 # Build: the backend, the tests, the benchmark and the ladder. cuBLASLt is optional (matmul only).
 step configure 300 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDECOFLOW_CUDA=ON \
-  "-DDECOFLOW_CUDA_ARCHS=$ARCHS" -DDECOFLOW_DEV_CUDA=ON || { note "configure failed"; exit 1; }
+  "-DDECOFLOW_CUDA_ARCHS=$ARCHS" -DDECOFLOW_DEV_CUDA=ON "${ADDON_FLAGS[@]}" || { note "configure failed"; exit 1; }
 step build 420 cmake --build "$BUILD" -j "$(nproc)" || { note "build failed"; tail -40 "$OUT/build.log"; exit 1; }
 BIN="$BUILD/Release"
 ls -la "$BIN" > "$OUT/binaries.txt" 2>&1
@@ -75,6 +90,14 @@ step ctest 300 ctest --test-dir "$BUILD" --output-on-failure -j 8 -E '^test_cuda
 step test_cuda_attention 180 "$BIN/test_cuda_attention"
 step test_cuda_integrator 120 "$BIN/test_cuda_integrator"
 step test_cuda_runtime 120 "$BIN/test_cuda_runtime"
+
+# 1b. The public API on the GPU (test/cuda/checks.js through scripts/device-node-check.js).
+if [ -f "$BIN/decoflow.node" ] && [ -f dist/index.cjs ]; then
+  export DECOFLOW_NATIVE_PATH="$PWD/$BIN/decoflow.node"
+  step node-check 120 node scripts/device-node-check.js
+else
+  note "SKIP  node-check: no addon build or no dist/ (carry .device-carry, dist and the Node-API headers)"
+fi
 
 # 2. compute-sanitizer memcheck (and racecheck on the attention kernels' shared memory), small sizes.
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
@@ -112,7 +135,7 @@ fi
 echo
 echo "==================== summary ===================="
 cat "$SUMMARY"
-for f in test_cuda_attention test_cuda_integrator test_cuda_runtime; do
+for f in test_cuda_attention test_cuda_integrator test_cuda_runtime node-check; do
   [ -f "$OUT/$f.log" ] && { echo "--- $f"; tail -4 "$OUT/$f.log"; }
 done
 [ -f "$OUT/bench-decoflow.log" ] && { echo "--- decoflow bench"; cat "$OUT/bench-decoflow.log"; }
