@@ -64,24 +64,26 @@ __device__ __forceinline__ void load_rows_async(T* tile, const T* src, int64_t r
 }
 
 // ---------------------------------------------------------------------------------------------
-// Forward. One CTA = kWarps warps = 16 * kWarps queries of one head; warp w owns query rows
-// 16w .. 16w + 15 of the tile and keeps their Q fragments, O accumulator (f32), running max m
-// and running sum l in registers. Keys stream through shared memory in blocks of 64, double
-// buffered with cp.async (block j + 1 loads while block j computes).
+// Forward. One CTA = kWarps warps = 16 * kM * kWarps queries of one head; warp w owns kM blocks of
+// 16 query rows (rows 16 (kM w + mi) .. + 15) and keeps their Q fragments, O accumulators (f32),
+// running max m and running sum l in registers. Each K or V fragment read from shared memory feeds
+// the kM blocks, so kM = 2 halves the shared-memory traffic per MMA (at twice the registers).
+// Keys stream through shared memory in blocks of 64, double buffered with cp.async (block j + 1
+// loads while block j computes).
 // Grid: x = head, y = query tile counted from the last (causal: the longest tiles start first).
 
-template <int D, int kWarps>
+template <int D, int kWarps, int kM = 1>
 struct ForwardTile {
-  static constexpr int kBr = 16 * kWarps, kBc = 64, kLd = D + 8, kThreads = 32 * kWarps;
+  static constexpr int kBr = 16 * kM * kWarps, kBc = 64, kLd = D + 8, kThreads = 32 * kWarps;
   template <class T>
   static constexpr size_t smem_bytes() {
     return size_t(kBr + 4 * kBc) * kLd * sizeof(T);  // Q, K x 2, V x 2
   }
 };
 
-template <class T, int D, int kWarps>
+template <class T, int D, int kWarps, int kM = 1>
 __global__ void __launch_bounds__(32 * kWarps) attention_forward_kernel(const AttentionParams p) {
-  using Tile = ForwardTile<D, kWarps>;
+  using Tile = ForwardTile<D, kWarps, kM>;
   constexpr int kBr = Tile::kBr, kBc = Tile::kBc, kLd = Tile::kLd, kThreads = Tile::kThreads;
   static_assert(D % 16 == 0 && D <= 128, "head dim");
   extern __shared__ __align__(16) unsigned char smem[];
@@ -113,12 +115,17 @@ __global__ void __launch_bounds__(32 * kWarps) attention_forward_kernel(const At
   }
   cp_async_commit();
 
-  uint32_t q_frag[D / 16][4];
-  float acc[D / 8][4];
+  uint32_t q_frag[kM][D / 16][4];
+  float acc[kM][D / 8][4];
+  float m[kM][2], l[kM][2];  // rows g and g + 8 of each block
 #pragma unroll
-  for (int i = 0; i < D / 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // rows g and g + 8
-  const int64_t row_base = q0 + 16 * warp + g;              // this lane's first query row
+  for (int mi = 0; mi < kM; mi++) {
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) acc[mi][i][0] = acc[mi][i][1] = acc[mi][i][2] = acc[mi][i][3] = 0.f;
+    m[mi][0] = m[mi][1] = -INFINITY;
+    l[mi][0] = l[mi][1] = 0.f;
+  }
+  const int64_t row_base = q0 + 16 * kM * warp + g;  // this lane's first query row (block mi: + 16 mi)
 
   for (int j = 0; j < blocks; j++) {
     const T* kb = s_k + (j & 1) * kBc * kLd;
@@ -133,22 +140,29 @@ __global__ void __launch_bounds__(32 * kWarps) attention_forward_kernel(const At
 
     if (j == 0) {
 #pragma unroll
-      for (int kk = 0; kk < D / 16; kk++)
-        ldmatrix_x4(q_frag[kk], s_q + (16 * warp + lane % 16) * kLd + kk * 16 + (lane / 16) * 8);
+      for (int mi = 0; mi < kM; mi++)
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++)
+          ldmatrix_x4(q_frag[mi][kk], s_q + (16 * (kM * warp + mi) + lane % 16) * kLd + kk * 16 + (lane / 16) * 8);
     }
 
-    // S = Q K^T for this warp's 16 rows x 64 keys.
-    float s[kBc / 8][4];
+    // S = Q K^T for this warp's kM x 16 rows x 64 keys.
+    float s[kM][kBc / 8][4];
 #pragma unroll
-    for (int i = 0; i < kBc / 8; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+    for (int mi = 0; mi < kM; mi++)
+#pragma unroll
+      for (int i = 0; i < kBc / 8; i++) s[mi][i][0] = s[mi][i][1] = s[mi][i][2] = s[mi][i][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
 #pragma unroll
       for (int np = 0; np < kBc / 16; np++) {
         uint32_t b[4];  // keys np*16 .. +15, dims kk*16 .. +15: b0, b1 of two key tiles
         ldmatrix_x4(b, kb + (np * 16 + (lane / 16) * 8 + lane % 8) * kLd + kk * 16 + ((lane / 8) % 2) * 8);
-        Mma<T>::mma(s[2 * np], q_frag[kk], b[0], b[1]);
-        Mma<T>::mma(s[2 * np + 1], q_frag[kk], b[2], b[3]);
+#pragma unroll
+        for (int mi = 0; mi < kM; mi++) {
+          Mma<T>::mma(s[mi][2 * np], q_frag[mi][kk], b[0], b[1]);
+          Mma<T>::mma(s[mi][2 * np + 1], q_frag[mi][kk], b[2], b[3]);
+        }
       }
     }
 
@@ -156,52 +170,63 @@ __global__ void __launch_bounds__(32 * kWarps) attention_forward_kernel(const At
     const int64_t k0 = int64_t(j) * kBc;
     const bool edge = k0 + kBc > p.nk || (p.causal && k0 + kBc - 1 > q0 + p.offset);
 #pragma unroll
-    for (int nt = 0; nt < kBc / 8; nt++) {
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float x = s[nt][e] * p.scale_log2;
-        if (edge) {
-          const int64_t key = k0 + nt * 8 + 2 * t + (e & 1), row = row_base + (e >> 1) * 8;
-          if (key >= p.nk || (p.causal && key > row + p.offset)) x = -INFINITY;
-        }
-        s[nt][e] = x;
-      }
-    }
-
-    // Online softmax, per row (each row lives in the 4 lanes of a quad).
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-      float mx = m[r];
-#pragma unroll
-      for (int nt = 0; nt < kBc / 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
-      mx = quad_max(mx);
-      const float m_use = mx == -INFINITY ? 0.f : mx;  // no visible key yet: P = 0, alpha = 0
-      const float alpha = exp2f(m[r] - m_use);
-      m[r] = mx;
-      float sum = 0.f;
+    for (int mi = 0; mi < kM; mi++) {
 #pragma unroll
       for (int nt = 0; nt < kBc / 8; nt++) {
-        s[nt][2 * r] = exp2f(s[nt][2 * r] - m_use);
-        s[nt][2 * r + 1] = exp2f(s[nt][2 * r + 1] - m_use);
-        sum += s[nt][2 * r] + s[nt][2 * r + 1];
-      }
-      l[r] = l[r] * alpha + sum;  // this lane's share; the quad's shares are summed at the end
 #pragma unroll
-      for (int dt = 0; dt < D / 8; dt++) acc[dt][2 * r] *= alpha, acc[dt][2 * r + 1] *= alpha;
+        for (int e = 0; e < 4; e++) {
+          float x = s[mi][nt][e] * p.scale_log2;
+          if (edge) {
+            const int64_t key = k0 + nt * 8 + 2 * t + (e & 1), row = row_base + 16 * mi + (e >> 1) * 8;
+            if (key >= p.nk || (p.causal && key > row + p.offset)) x = -INFINITY;
+          }
+          s[mi][nt][e] = x;
+        }
+      }
+
+      // Online softmax, per row (each row lives in the 4 lanes of a quad).
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        float mx = m[mi][r];
+#pragma unroll
+        for (int nt = 0; nt < kBc / 8; nt++) mx = fmaxf(mx, fmaxf(s[mi][nt][2 * r], s[mi][nt][2 * r + 1]));
+        mx = quad_max(mx);
+        const float m_use = mx == -INFINITY ? 0.f : mx;  // no visible key yet: P = 0, alpha = 0
+        const float alpha = exp2f(m[mi][r] - m_use);
+        m[mi][r] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < kBc / 8; nt++) {
+          s[mi][nt][2 * r] = exp2f(s[mi][nt][2 * r] - m_use);
+          s[mi][nt][2 * r + 1] = exp2f(s[mi][nt][2 * r + 1] - m_use);
+          sum += s[mi][nt][2 * r] + s[mi][nt][2 * r + 1];
+        }
+        l[mi][r] = l[mi][r] * alpha + sum;  // this lane's share; the quad's shares are summed at the end
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++) acc[mi][dt][2 * r] *= alpha, acc[mi][dt][2 * r + 1] *= alpha;
+      }
     }
 
     // O += P V: P from the S registers (C layout = A layout), V^T fragments by ldmatrix.trans.
 #pragma unroll
     for (int kk = 0; kk < kBc / 16; kk++) {
-      const uint32_t a[4] = {Mma<T>::pack(s[2 * kk][0], s[2 * kk][1]), Mma<T>::pack(s[2 * kk][2], s[2 * kk][3]),
-                             Mma<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             Mma<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t a[kM][4];
+#pragma unroll
+      for (int mi = 0; mi < kM; mi++) {
+        a[mi][0] = Mma<T>::pack(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+        a[mi][1] = Mma<T>::pack(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+        a[mi][2] = Mma<T>::pack(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+        a[mi][3] = Mma<T>::pack(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < D / 16; dp++) {
         uint32_t b[4];  // keys kk*16 .. +15, dims dp*16 .. +15
         ldmatrix_x4_trans(b, vb + (kk * 16 + ((lane / 8) % 2) * 8 + lane % 8) * kLd + dp * 16 + (lane / 16) * 8);
-        Mma<T>::mma(acc[2 * dp], a, b[0], b[1]);
-        Mma<T>::mma(acc[2 * dp + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int mi = 0; mi < kM; mi++) {
+          Mma<T>::mma(acc[mi][2 * dp], a[mi], b[0], b[1]);
+          Mma<T>::mma(acc[mi][2 * dp + 1], a[mi], b[2], b[3]);
+        }
       }
     }
     __syncthreads();  // every warp is done with this buffer before the next prefetch overwrites it
@@ -209,16 +234,19 @@ __global__ void __launch_bounds__(32 * kWarps) attention_forward_kernel(const At
   cp_async_wait<0>();
 
 #pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const float sum = quad_sum(l[r]);
-    const int64_t row = row_base + 8 * r;
-    if (row >= p.nq) continue;
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;  // no visible key (causal, nq > nk): O = 0
+  for (int mi = 0; mi < kM; mi++) {
 #pragma unroll
-    for (int dt = 0; dt < D / 8; dt++)
-      *reinterpret_cast<uint32_t*>(o + row * D + dt * 8 + 2 * t) =
-          Mma<T>::pack(acc[dt][2 * r] * inv, acc[dt][2 * r + 1] * inv);
-    if (t == 0) lse[row] = sum > 0.f ? m[r] * kLn2 + logf(sum) : -INFINITY;
+    for (int r = 0; r < 2; r++) {
+      const float sum = quad_sum(l[mi][r]);
+      const int64_t row = row_base + 16 * mi + 8 * r;
+      if (row >= p.nq) continue;
+      const float inv = sum > 0.f ? 1.f / sum : 0.f;  // no visible key (causal, nq > nk): O = 0
+#pragma unroll
+      for (int dt = 0; dt < D / 8; dt++)
+        *reinterpret_cast<uint32_t*>(o + row * D + dt * 8 + 2 * t) =
+            Mma<T>::pack(acc[mi][dt][2 * r] * inv, acc[mi][dt][2 * r + 1] * inv);
+      if (t == 0) lse[row] = sum > 0.f ? m[mi][r] * kLn2 + logf(sum) : -INFINITY;
+    }
   }
 }
 

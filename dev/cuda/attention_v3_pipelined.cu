@@ -1,17 +1,18 @@
 // Attention ladder, version 3: the mainline kernels (cuda/attention_kernels.cuh): forward with
 // K/V tiles double-buffered by cp.async (the next tile loads while this one computes), and the
 // FlashAttention-2 backward (a CTA per 64 keys, dK/dV in registers, dQ by f32 atomics). This
-// program times the tile choices the mainline could make: forward with 4 or 8 warps (64 or 128
-// queries per CTA), backward with query tiles of 32 or 64, and checks each against the reference.
+// program times the tile choices the mainline could make: forward with 4 or 8 warps of 16 or 32
+// query rows each (64 to 256 queries per CTA), backward with query tiles of 32 or 64, and checks
+// each against the reference.
 #include "attention_common.cuh"
 #include "attention_kernels.cuh"
 
 using dev::bf16;
 
-template <int D, int kWarps>
+template <int D, int kWarps, int kM = 1>
 bool forward(const dev::Problem& p, dev::Inputs& in, bf16* o, float* lse, bool timing) {
-  using Tile = dfcuda::ForwardTile<D, kWarps>;
-  auto kernel = dfcuda::attention_forward_kernel<bf16, D, kWarps>;
+  using Tile = dfcuda::ForwardTile<D, kWarps, kM>;
+  auto kernel = dfcuda::attention_forward_kernel<bf16, D, kWarps, kM>;
   const size_t smem = Tile::template smem_bytes<bf16>();
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   dfcuda::AttentionParams ap{};
@@ -24,7 +25,7 @@ bool forward(const dev::Problem& p, dev::Inputs& in, bf16* o, float* lse, bool t
   CUDA_CHECK(cudaGetLastError());
   CUDA_CHECK(cudaDeviceSynchronize());
   char name[64];
-  std::snprintf(name, sizeof name, "v3 forward %d warps", kWarps);
+  std::snprintf(name, sizeof name, "v3 forward %d warps x %d rows", kWarps, 16 * kM);
   const bool ok = dev::check_forward(name, p, in, dev::download_bf16(o, p.elems()), dev::download_f32(lse, p.rows()),
                                      timing ? 4 : 0);
   if (timing) dev::report_time(name, p, dev::time_ms(run), p.forward_flop());
@@ -80,6 +81,8 @@ bool run(const dev::Problem& p, bool timing) {
   CUDA_CHECK(cudaMalloc(&o, p.elems() * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&lse, p.rows() * sizeof(float)));
   bool ok = forward<D, 8>(p, in, o, lse, timing);
+  ok = forward<D, 4, 2>(p, in, o, lse, timing) && ok;
+  ok = forward<D, 8, 2>(p, in, o, lse, timing) && ok;
   ok = forward<D, 4>(p, in, o, lse, timing) && ok;  // the mainline's choice, whose o feeds the backward
   ok = backward<D, 32>(p, in, o, lse, timing) && ok;
   ok = backward<D, 64>(p, in, o, lse, timing) && ok;

@@ -63,7 +63,7 @@ double rel_error(const std::vector<float>& got, const std::vector<double>& ref, 
   return den > 0 ? num / den : num;
 }
 
-template <class T, int D, int kWarps, int kBr>
+template <class T, int D, int kWarps, int kBr, int kM = 1>
 void run_case(const attnref::Case& c, const char* type, uint32_t seed) {
   const float scale = c.scale > 0 ? c.scale : 1.f / std::sqrt(float(D));
   const int64_t heads = c.batch * c.heads, nqd = heads * c.nq * D, nkd = heads * c.nk * D, rows = heads * c.nq;
@@ -80,9 +80,9 @@ void run_case(const attnref::Case& c, const char* type, uint32_t seed) {
   p.q = q.bits.data(), p.k = k.bits.data(), p.v = v.bits.data(), p.out = o.data(), p.lse = lse.data();
   p.nq = c.nq, p.nk = c.nk, p.offset = c.nk - c.nq, p.scale = scale, p.scale_log2 = scale * kLog2e;
   p.causal = c.causal;
-  using FTile = ForwardTile<D, kWarps>;
+  using FTile = ForwardTile<D, kWarps, kM>;
   dfemu::launch(dim3(unsigned(heads), unsigned((c.nq + FTile::kBr - 1) / FTile::kBr)), dim3(FTile::kThreads),
-                [&] { attention_forward_kernel<T, D, kWarps>(p); }, FTile::template smem_bytes<T>());
+                [&] { attention_forward_kernel<T, D, kWarps, kM>(p); }, FTile::template smem_bytes<T>());
   CHECK(!dfemu::g_smem_overrun, "forward wrote shared memory past its %zu bytes", FTile::template smem_bytes<T>());
 
   p.o = o.data(), p.d_o = d_o.bits.data(), p.lse_in = lse.data(), p.delta = delta.data(), p.dq_accum = accum.data();
@@ -97,8 +97,9 @@ void run_case(const attnref::Case& c, const char* type, uint32_t seed) {
   dfemu::launch(dim3(2), dim3(256), [&] { attention_backward_dq_kernel<T>(accum.data(), dq.data(), scale, nqd); });
 
   char label[160];
-  std::snprintf(label, sizeof label, "%s B%lld H%lld nq%lld nk%lld D%d %s warps %d qtile %d", type, (long long)c.batch,
-                (long long)c.heads, (long long)c.nq, (long long)c.nk, D, c.causal ? "causal" : "full", kWarps, kBr);
+  std::snprintf(label, sizeof label, "%s B%lld H%lld nq%lld nk%lld D%d %s warps %d x %d qtile %d", type,
+                (long long)c.batch, (long long)c.heads, (long long)c.nq, (long long)c.nk, D, c.causal ? "causal" : "full",
+                kWarps, kM, kBr);
   const char* names[5] = {"o", "lse", "dq", "dk", "dv"};
   const std::vector<float> got[5] = {widen(o), lse, widen(dq), widen(dk), widen(dv)};
   const std::vector<double>* refs[5] = {&ref.o, &ref.lse, &ref.dq, &ref.dk, &ref.dv};
@@ -126,5 +127,10 @@ int main() {
   run_case<emu_f16, 32, 4, 64>({2, 1, 1, 1, 32, false, 0}, "f16", seed++);
   // The ladder's alternative tiles (dev/cuda/attention_v3_pipelined.cu).
   run_case<emu_bf16, 64, 8, 32>({1, 1, 150, 129, 64, true, 0}, "bf16", seed++);
+  // Two blocks of 16 query rows per warp (128 queries per CTA of 4 warps).
+  run_case<emu_bf16, 64, 4, 64, 2>({1, 1, 150, 129, 64, true, 0}, "bf16", seed++);
+  run_case<emu_bf16, 64, 4, 64, 2>({1, 2, 200, 70, 64, false, 0}, "bf16", seed++);
+  run_case<emu_f16, 32, 4, 64, 2>({1, 1, 140, 33, 32, true, 0}, "f16", seed++);  // rows that see no key
+  run_case<emu_bf16, 128, 4, 64, 2>({1, 1, 130, 64, 128, false, 0}, "bf16", seed++);
   return test_summary("test_attention_kernels_emulated");
 }
