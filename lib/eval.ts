@@ -12,7 +12,8 @@
 // Results depend only on the images and the seed. See native/eval/metrics.h for the definitions.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
+import type { Metadata, Stats } from 'sharp';
+import { sharp } from './sharp';
 import type { NativeProgress } from '../types/native';
 import { loadDataset } from './data';
 import { decoflowError } from './errors';
@@ -179,9 +180,9 @@ function gridPadding(width: number, height: number, tile: number): number {
 async function readGrid(file: string, o: ImageSetOptions): Promise<{ data: Float32Array; n: number; channels: number; size: number }> {
   const tile = o.tile!;
   if (!Number.isInteger(tile) || tile < 1) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `grid: tile: expected a positive integer, got ${tile}`);
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
-    meta = await sharp(file).metadata();
+    meta = await sharp()(file).metadata();
   } catch (e) {
     throw decoflowError('ERR_DECOFLOW_FORMAT', `cannot decode image ${file}: ${(e as Error).message}`);
   }
@@ -189,7 +190,7 @@ async function readGrid(file: string, o: ImageSetOptions): Promise<{ data: Float
   const pad = o.padding ?? gridPadding(W, H, tile);
   const cols = Math.floor((W - pad) / (tile + pad)), rows = Math.floor((H - pad) / (tile + pad));
   if (cols < 1 || rows < 1) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `grid: ${file} (${W}x${H}) holds no ${tile}-pixel tile`);
-  const channels = o.channels ?? (meta.channels === 1 || meta.channels === 2 || isGrey(await sharp(file).stats()) ? 1 : 3);
+  const channels = o.channels ?? (meta.channels === 1 || meta.channels === 2 || isGrey(await sharp()(file).stats()) ? 1 : 3);
   const size = o.imageSize ?? tile;
   const total = cols * rows;
   const first = Math.min(total, o.offset ?? 0);
@@ -199,7 +200,7 @@ async function readGrid(file: string, o: ImageSetOptions): Promise<{ data: Float
   for (let k = 0; k < n; k++) {
     const i = first + k;
     const left = pad + (i % cols) * (tile + pad), top = pad + Math.floor(i / cols) * (tile + pad);
-    let img = sharp(file).extract({ left, top, width: tile, height: tile }).removeAlpha();
+    let img = sharp()(file).extract({ left, top, width: tile, height: tile }).removeAlpha();
     // an integer reduction (e.g. a grid drawn at scale 3) is a box average, exact for upscaled tiles
     const box = tile % size === 0 ? tile / size : 0;
     if (!box) img = img.resize(size, size, { kernel: 'lanczos3' });
@@ -218,7 +219,7 @@ async function readGrid(file: string, o: ImageSetOptions): Promise<{ data: Float
   return { data: out, n, channels, size };
 }
 
-function isGrey(stats: sharp.Stats): boolean {
+function isGrey(stats: Stats): boolean {
   // a grid written from 1-channel images is stored as RGB with equal channels
   return stats.channels.length >= 3 && stats.channels[0].sum === stats.channels[1].sum && stats.channels[1].sum === stats.channels[2].sum;
 }
@@ -227,14 +228,14 @@ async function readFolder(dir: string, o: ImageSetOptions): Promise<{ data: Floa
   const files = (await fs.promises.readdir(dir)).filter((f) => IMAGE_EXT.test(f)).sort();
   const chosen = files.slice(o.offset ?? 0, o.limit === undefined ? undefined : (o.offset ?? 0) + o.limit).map((f) => path.join(dir, f));
   if (chosen.length === 0) throw decoflowError('ERR_DECOFLOW_IO', `no images (png, jpg, webp, ...) in ${dir}`);
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
-    meta = await sharp(chosen[0]).metadata();
+    meta = await sharp()(chosen[0]).metadata();
   } catch (e) {
     throw decoflowError('ERR_DECOFLOW_FORMAT', `cannot decode image ${chosen[0]}: ${(e as Error).message}`);
   }
   const size = o.imageSize ?? meta.width!;
-  const channels = o.channels ?? (meta.channels === 1 || meta.channels === 2 || isGrey(await sharp(chosen[0]).stats()) ? 1 : 3);
+  const channels = o.channels ?? (meta.channels === 1 || meta.channels === 2 || isGrey(await sharp()(chosen[0]).stats()) ? 1 : 3);
   const per = channels * size * size;
   const out = new Float32Array(chosen.length * per);
   let next = 0;

@@ -5,7 +5,7 @@
 // metric-against-compute curves and side-by-side sample grids.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
+import { sharp } from './sharp';
 import { BatchLoader, loadDataset } from './data';
 import { decoflowError } from './errors';
 import { evaluate, loadImageSet, type EvalResult } from './eval';
@@ -265,7 +265,7 @@ export function chartSvg(results: ArmResult[]): string {
 export async function drawCharts(results: ArmResult[], out: string, name = 'curves'): Promise<void> {
   const svg = chartSvg(results);
   await writeFileAtomic(path.join(out, `${name}.svg`), Buffer.from(svg));
-  await writeFileAtomic(path.join(out, `${name}.png`), await sharp(Buffer.from(svg)).png().toBuffer());
+  await writeFileAtomic(path.join(out, `${name}.png`), await sharp()(Buffer.from(svg)).png().toBuffer());
 }
 
 /** The last checkpoint's samples of every arm side by side, one image per dataset. */
@@ -278,7 +278,7 @@ export async function drawGrids(results: ArmResult[], out: string): Promise<void
       if (!last) continue;
       const file = path.join(out, ds.replace(/[^a-z0-9-]/gi, '_'), r.arm.name, `samples-${String(last.step).padStart(6, '0')}.png`);
       const png = await fs.promises.readFile(file);
-      const meta = await sharp(png).metadata();
+      const meta = await sharp()(png).metadata();
       tiles.push({ name: `${r.arm.name} (step ${last.step}, SWD ${last.result.swd!.mean.toFixed(1)})`, png, w: meta.width!, h: meta.height! });
     }
     if (tiles.length === 0) continue;
@@ -292,6 +292,6 @@ export async function drawGrids(results: ArmResult[], out: string): Promise<void
       x += t.w + gap;
     }
     parts.push('</svg>');
-    await writeFileAtomic(path.join(out, `grids-${ds.replace(/[^a-z0-9-]/gi, '_')}.png`), await sharp(Buffer.from(parts.join(''))).png().toBuffer());
+    await writeFileAtomic(path.join(out, `grids-${ds.replace(/[^a-z0-9-]/gi, '_')}.png`), await sharp()(Buffer.from(parts.join(''))).png().toBuffer());
   }
 }

@@ -2,7 +2,7 @@
 // written atomically (temp file + rename) so no half-written image is ever left on disk.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
+import { sharp } from './sharp';
 import { decoflowError } from './errors';
 import { Tensor } from './tensor';
 
@@ -76,7 +76,7 @@ export async function writeFileAtomic(file: string, bytes: Uint8Array | Buffer):
 
 /** Encodes RGB bytes as PNG. */
 export async function encodePng(rgb: { data: Uint8Array; width: number; height: number }): Promise<Buffer> {
-  return sharp(Buffer.from(rgb.data.buffer, rgb.data.byteOffset, rgb.data.byteLength), {
+  return sharp()(Buffer.from(rgb.data.buffer, rgb.data.byteOffset, rgb.data.byteLength), {
     raw: { width: rgb.width, height: rgb.height, channels: 3 },
   })
     .png()
@@ -94,7 +94,7 @@ export async function saveImages(dir: string, images: Tensor, { prefix = 'sample
   const files: string[] = [];
   for (let i = 0; i < pixels.length; i++) {
     // 1-channel images stay 1-channel (grey) PNGs: sharp would otherwise write RGB
-    const img = sharp(Buffer.from(pixels[i].buffer), { raw: { width, height, channels: channels as 1 | 3 } });
+    const img = sharp()(Buffer.from(pixels[i].buffer), { raw: { width, height, channels: channels as 1 | 3 } });
     const png = await (channels === 1 ? img.toColourspace('b-w') : img).png().toBuffer();
     const file = path.join(dir, `${prefix}-${String(start + i).padStart(5, '0')}.png`);
     await writeFileAtomic(file, png);
@@ -110,7 +110,7 @@ export async function saveImages(dir: string, images: Tensor, { prefix = 'sample
 export async function readImage(file: string, size: number, channels: 1 | 3): Promise<Float32Array> {
   let raw: Buffer;
   try {
-    let img = sharp(file, { failOn: 'error' }).resize(size, size, { fit: 'cover', kernel: 'lanczos3' }).removeAlpha();
+    let img = sharp()(file, { failOn: 'error' }).resize(size, size, { fit: 'cover', kernel: 'lanczos3' }).removeAlpha();
     img = channels === 1 ? img.grayscale() : img.toColourspace('srgb');
     raw = await img.raw().toBuffer();
   } catch (e) {

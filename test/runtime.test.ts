@@ -28,6 +28,29 @@ test('the ESM build loads too', () => {
   expect(out.trim()).toBe(require('../package.json').version);
 });
 
+test('the package loads without sharp; only the image functions fail, with a coded error', () => {
+  // Every require('sharp') fails, as where its native binary cannot load.
+  const script = `
+    const Module = require('module');
+    const load = Module._load;
+    Module._load = function (request, ...rest) {
+      if (request === 'sharp') throw new Error('sharp blocked by the test');
+      return load.call(this, request, ...rest);
+    };
+    const df = require('.');
+    const t = df.Tensor.randn([1, 1, 4, 4], { seed: 1 });
+    const sum = Array.from(t.dataSync()).reduce((a, b) => a + b, 0);
+    df.saveGrid(require('path').join(require('os').tmpdir(), 'decoflow-never-written.png'), t).then(
+      () => console.log('saved'),
+      (e) => console.log(JSON.stringify({ finite: Number.isFinite(sum), code: e.code, message: e.message })),
+    );`;
+  const out = execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' });
+  const r = JSON.parse(out);
+  expect(r.finite).toBe(true);
+  expect(r.code).toBe('ERR_DECOFLOW_NATIVE_MISSING');
+  expect(r.message).toMatch(/'sharp' package.*sharp blocked by the test/);
+});
+
 test('decoflow info prints version, backends, BLAS and threads', () => {
   const r = spawnSync(process.execPath, [path.join(root, 'bin', 'decoflow.js'), 'info'], { encoding: 'utf8' });
   expect(r.status).toBe(0);
