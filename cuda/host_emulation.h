@@ -161,6 +161,27 @@ inline float __shfl_xor_sync(unsigned, float x, int mask) {
   return y;
 }
 
+// Lanes below `delta` (up) or from 32 - delta (down) keep their own value, as on the GPU.
+inline float __shfl_up_sync(unsigned, float x, unsigned delta) {
+  dfemu::Warp& w = dfemu::warp();
+  const int l = dfemu::lane();
+  std::memcpy(&w.c[l][0], &x, 4);
+  w.barrier.wait();
+  const float y = l >= int(delta) ? w.c[l - int(delta)][0] : x;
+  w.barrier.wait();
+  return y;
+}
+
+inline float __shfl_down_sync(unsigned, float x, unsigned delta) {
+  dfemu::Warp& w = dfemu::warp();
+  const int l = dfemu::lane();
+  std::memcpy(&w.c[l][0], &x, 4);
+  w.barrier.wait();
+  const float y = l + int(delta) < 32 ? w.c[l + int(delta)][0] : x;
+  w.barrier.wait();
+  return y;
+}
+
 inline float atomicAdd(float* p, float x) {
   std::lock_guard<std::mutex> lock(dfemu::g_atomic_mutex);
   const float old = *p;
@@ -230,6 +251,14 @@ struct alignas(16) float4 {
   float x, y, z, w;
 };
 inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+// Vector types used by the pyramid kernels' loads and stores.
+struct alignas(8) uint2 {
+  unsigned x, y;
+};
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
 
 template <class F>
 void dfemu::launch(dim3 grid, dim3 block, F&& kernel, size_t smem_bytes) {

@@ -1,0 +1,552 @@
+// The pyramid kernels (the CUDA twins of native/ops/pyramid.cpp) and their host-side driver, shared
+// by cuda/pyramid.cu (argument checks, scratch, stream) and the host emulation test (test/native/
+// test_pyramid_kernels_emulated.cpp), so that the test runs the very code the GPU runs.
+//
+// One launch per level pair. Decompose reads the finer image once and writes the coarser image and
+// the detail; recompose reads the coarser image and the detail once and writes the finer image. The
+// arithmetic is the CPU op's, term for term (down = mean or Haar LL of each 2x2 block; Laplacian up =
+// bilinear x2 with half-pixel centres, edges clamped; Haar up = LL / 2 on the block's 4 pixels).
+//
+// Work split: a lane owns V adjacent coarse columns (2V fine columns) and walks down a strip of
+// coarse rows; a warp's 32 lanes own 32 V consecutive columns of the flattened [planes * wc] column
+// space, so narrow images still fill every lane. The Laplacian lane keeps a window of three
+// horizontally upsampled coarse rows (k-1, k, k+1) in registers, so every fine element is loaded
+// once per strip (plus one halo row at the strip's top); the coarse neighbours left and right of a
+// lane's columns come from the adjacent lanes by shuffles (lanes 0 and 31 load theirs). A row's
+// first and last columns take no neighbour (the edge clamp), which is also why a warp may straddle
+// two planes. Loads and stores are vectors of 2V (fine) and V (coarse) elements: V = 4, 2 or 1,
+// the largest dividing wc; with 16-byte aligned bases every vector is naturally aligned.
+//
+// Element types: f32, or bf16 storage with f32 math. A bf16 pyramid keeps its intermediate images
+// (the workspace) in f32, so its stages are the f32 results rounded once.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#ifdef DFCUDA_HOST_EMULATION
+#include "host_emulation.h"
+#else
+#include <cuda_runtime.h>
+#endif
+#include "core/cuda_api.h"
+
+namespace dfcuda {
+
+constexpr int kPyramidWarps = 4;
+constexpr int kPyramidThreads = 32 * kPyramidWarps;
+constexpr int kPyramidMaxStages = 16;
+
+enum class Pyr { Laplacian = DF_CUDA_LAPLACIAN, Haar = DF_CUDA_HAAR };
+
+// bf16 storage: the high 16 bits of an f32.
+struct Bf16 {
+  uint16_t bits;
+};
+
+__device__ __forceinline__ uint32_t float_bits(float x) {
+#ifdef DFCUDA_HOST_EMULATION
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return u;
+#else
+  return __float_as_uint(x);
+#endif
+}
+
+__device__ __forceinline__ float bits_float(uint32_t u) {
+#ifdef DFCUDA_HOST_EMULATION
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+#else
+  return __uint_as_float(u);
+#endif
+}
+
+// Round to nearest even (NaN stays NaN), bit for bit core/dtype.h's f32_to_bf16.
+__device__ __forceinline__ uint32_t round_bf16(float x) {
+  uint32_t u = float_bits(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return u >> 16;
+}
+
+// A 32-bit word holds one f32 or two bf16 (the lower address in the low half).
+template <class T>
+struct Words;
+template <>
+struct Words<float> {
+  static constexpr int kPer = 1;
+  static __device__ __forceinline__ void unpack(uint32_t w, float* x) { x[0] = bits_float(w); }
+  static __device__ __forceinline__ uint32_t pack(const float* x) { return float_bits(x[0]); }
+};
+template <>
+struct Words<Bf16> {
+  static constexpr int kPer = 2;
+  static __device__ __forceinline__ void unpack(uint32_t w, float* x) {
+    x[0] = bits_float(w << 16);
+    x[1] = bits_float(w & 0xffff0000u);
+  }
+  static __device__ __forceinline__ uint32_t pack(const float* x) { return round_bf16(x[0]) | (round_bf16(x[1]) << 16); }
+};
+
+// N contiguous elements at p, which is aligned to their total size (a power of two bytes): one
+// 16-, 8- or 4-byte access per 16, 8 or 4 bytes, or one 16-bit access for a single bf16.
+template <class T, int N>
+__device__ __forceinline__ void load_elems(const T* p, float (&x)[N]) {
+  constexpr int kBytes = N * int(sizeof(T));
+  if constexpr (kBytes == 2) {
+    x[0] = bits_float(uint32_t(reinterpret_cast<const uint16_t*>(p)[0]) << 16);
+  } else {
+    constexpr int kWords = kBytes / 4;
+    uint32_t w[kWords];
+    if constexpr (kWords % 4 == 0) {
+#pragma unroll
+      for (int i = 0; i < kWords / 4; i++) {
+        const uint4 v = reinterpret_cast<const uint4*>(p)[i];
+        w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
+      }
+    } else if constexpr (kWords == 2) {
+      const uint2 v = *reinterpret_cast<const uint2*>(p);
+      w[0] = v.x, w[1] = v.y;
+    } else {
+      w[0] = *reinterpret_cast<const uint32_t*>(p);
+    }
+#pragma unroll
+    for (int i = 0; i < kWords; i++) Words<T>::unpack(w[i], x + i * Words<T>::kPer);
+  }
+}
+
+template <class T, int N>
+__device__ __forceinline__ void store_elems(T* p, const float (&x)[N]) {
+  constexpr int kBytes = N * int(sizeof(T));
+  if constexpr (kBytes == 2) {
+    reinterpret_cast<uint16_t*>(p)[0] = uint16_t(round_bf16(x[0]));
+  } else {
+    constexpr int kWords = kBytes / 4;
+    uint32_t w[kWords];
+#pragma unroll
+    for (int i = 0; i < kWords; i++) w[i] = Words<T>::pack(x + i * Words<T>::kPer);
+    if constexpr (kWords % 4 == 0) {
+#pragma unroll
+      for (int i = 0; i < kWords / 4; i++) {
+        uint4 v;
+        v.x = w[4 * i], v.y = w[4 * i + 1], v.z = w[4 * i + 2], v.w = w[4 * i + 3];
+        reinterpret_cast<uint4*>(p)[i] = v;
+      }
+    } else if constexpr (kWords == 2) {
+      uint2 v;
+      v.x = w[0], v.y = w[1];
+      *reinterpret_cast<uint2*>(p) = v;
+    } else {
+      *reinterpret_cast<uint32_t*>(p) = w[0];
+    }
+  }
+}
+
+template <class T>
+__device__ __forceinline__ float load_one(const T* p) {
+  float x[1];
+  load_elems<T, 1>(p, x);
+  return x[0];
+}
+
+// One level pair: coarse [planes, hc, wc], fine and detail [planes, 2 hc, 2 wc].
+struct PairGeometry {
+  int64_t planes, hc, wc;
+  int vec;         // V: coarse columns per lane (4, 2 or 1, dividing wc)
+  int64_t rows;    // coarse rows per strip (one warp's walk)
+  int64_t strips;  // ceil(hc / rows)
+  int64_t chunks;  // warps across the flattened columns: ceil(planes * wc / (32 V))
+  int64_t units;   // warps in all: strips * chunks
+  unsigned blocks() const { return unsigned((units + kPyramidWarps - 1) / kPyramidWarps); }
+};
+
+// V is the widest vector dividing wc; rows per strip is the largest power of two <= 64 that still
+// gives at least `target_warps` warps (1 if none does), since a Laplacian strip re-reads one halo row.
+inline PairGeometry pair_geometry(int64_t planes, int64_t hc, int64_t wc, int64_t target_warps) {
+  PairGeometry g{};
+  g.planes = planes, g.hc = hc, g.wc = wc;
+  g.vec = wc % 4 == 0 ? 4 : wc % 2 == 0 ? 2 : 1;
+  g.chunks = (planes * wc / g.vec + 31) / 32;
+  g.rows = 64;
+  while (g.rows > 1 && (hc + g.rows - 1) / g.rows * g.chunks < target_warps) g.rows /= 2;
+  g.strips = (hc + g.rows - 1) / g.rows;
+  g.units = g.strips * g.chunks;
+  return g;
+}
+
+// Where a lane works: plane, first coarse column l (of V), strip [k0, k1); `active` is false for the
+// lanes past the last column (they still take part in the shuffles).
+struct LaneWork {
+  int64_t plane, l, k0, k1;
+  bool active;
+};
+
+__device__ __forceinline__ LaneWork lane_work(const PairGeometry& g, int64_t unit, int lane) {
+  const int64_t strip = unit / g.chunks, chunk = unit % g.chunks;
+  const int64_t column = (chunk * 32 + lane) * g.vec;  // in the flattened [planes * wc] columns
+  LaneWork w;
+  w.active = column < g.planes * g.wc;
+  w.plane = w.active ? column / g.wc : 0;
+  w.l = w.active ? column % g.wc : 0;
+  w.k0 = strip * g.rows;
+  w.k1 = w.k0 + g.rows < g.hc ? w.k0 + g.rows : g.hc;
+  return w;
+}
+
+// The horizontal x2 upsampling of V coarse values c (columns l .. l+V-1 of a row of wc), given the
+// coarse values just left and right of them: 2V values, exactly the CPU op's `hup` (a row's first
+// and last fine columns copy the edge pixel).
+template <int V>
+__device__ __forceinline__ void hup_bilinear(const float (&c)[V], float left, float right, int64_t l, int64_t wc,
+                                             float (&h)[2 * V]) {
+#pragma unroll
+  for (int j = 0; j < V; j++) {
+    const float lm = j == 0 ? left : c[j > 0 ? j - 1 : 0];
+    const float rm = j == V - 1 ? right : c[j + 1 < V ? j + 1 : 0];
+    h[2 * j] = l + j == 0 ? c[j] : 0.25f * lm + 0.75f * c[j];
+    h[2 * j + 1] = l + j == wc - 1 ? c[j] : 0.75f * c[j] + 0.25f * rm;
+  }
+}
+
+// The neighbours of a lane's V values from the adjacent lanes; lanes 0 and 31 get theirs from
+// `outside(column)` (only where the column exists in the row, else the value is unused).
+template <int V, class Outside>
+__device__ __forceinline__ void neighbours(const float (&c)[V], int lane, const LaneWork& w, int64_t wc,
+                                           const Outside& outside, float* left, float* right) {
+  *left = __shfl_up_sync(0xffffffffu, c[V - 1], 1);
+  *right = __shfl_down_sync(0xffffffffu, c[0], 1);
+  if (lane == 0 && w.active && w.l > 0) *left = outside(w.l - 1);
+  if (lane == 31 && w.active && w.l + V < wc) *right = outside(w.l + V);
+}
+
+template <int N>
+__device__ __forceinline__ void copy_n(float (&dst)[N], const float (&src)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; i++) dst[i] = src[i];
+}
+
+// ---- decompose: fine [planes, 2hc, 2wc] -> coarse [planes, hc, wc] + detail [planes, 2hc, 2wc] ----
+
+template <Pyr K, int V, class TF, class TC, class TD>
+__global__ void __launch_bounds__(kPyramidThreads)
+    pyramid_decompose_kernel(const TF* __restrict__ fine, TC* __restrict__ coarse, TD* __restrict__ detail,
+                             const PairGeometry g) {
+  const int64_t unit = int64_t(blockIdx.x) * kPyramidWarps + threadIdx.x / 32;
+  if (unit >= g.units) return;  // whole warps only
+  const int lane = int(threadIdx.x % 32);
+  const LaneWork w = lane_work(g, unit, lane);
+  const int64_t hc = g.hc, wc = g.wc, wf = 2 * wc;
+  const TF* f = fine + w.plane * 2 * hc * wf + 2 * w.l;
+  TC* c = coarse + w.plane * hc * wc + w.l;
+  TD* d = detail + w.plane * 2 * hc * wf + 2 * w.l;
+  const float scale = K == Pyr::Haar ? 0.5f : 0.25f;  // LL of the orthonormal Haar; the block mean
+
+  // Fine rows 2k, 2k+1 of this lane's columns, and their coarse row k.
+  auto fine_block = [&](int64_t k, float (&f0)[2 * V], float (&f1)[2 * V], float (&cv)[V]) {
+    if (w.active) {
+      load_elems<TF, 2 * V>(f + 2 * k * wf, f0);
+      load_elems<TF, 2 * V>(f + (2 * k + 1) * wf, f1);
+    } else {
+#pragma unroll
+      for (int i = 0; i < 2 * V; i++) f0[i] = f1[i] = 0.f;
+    }
+#pragma unroll
+    for (int j = 0; j < V; j++) cv[j] = scale * ((f0[2 * j] + f0[2 * j + 1]) + (f1[2 * j] + f1[2 * j + 1]));
+  };
+
+  if constexpr (K == Pyr::Haar) {
+    if (!w.active) return;  // no shuffles below
+    for (int64_t k = w.k0; k < w.k1; k++) {
+      float f0[2 * V], f1[2 * V], cv[V];
+      fine_block(k, f0, f1, cv);
+      store_elems<TC, V>(c + k * wc, cv);
+#pragma unroll
+      for (int i = 0; i < 2 * V; i++) {
+        const float up = 0.5f * cv[i / 2];
+        f0[i] -= up;
+        f1[i] -= up;
+      }
+      store_elems<TD, 2 * V>(d + 2 * k * wf, f0);
+      store_elems<TD, 2 * V>(d + (2 * k + 1) * wf, f1);
+    }
+  } else {
+    // Coarse row k upsampled along the row (2V values); cv is the lane's part of coarse row k.
+    auto upsampled = [&](int64_t k, const float (&cv)[V], float (&h)[2 * V]) {
+      const TF* r0 = fine + w.plane * 2 * hc * wf + 2 * k * wf;  // the row's start: neighbours' blocks
+      auto outside = [&](int64_t col) {
+        return 0.25f * ((load_one(r0 + 2 * col) + load_one(r0 + 2 * col + 1)) +
+                        (load_one(r0 + wf + 2 * col) + load_one(r0 + wf + 2 * col + 1)));
+      };
+      float left, right;
+      neighbours<V>(cv, lane, w, wc, outside, &left, &right);
+      hup_bilinear<V>(cv, left, right, w.l, wc, h);
+    };
+    float f0[2 * V], f1[2 * V], cv[V], up_prev[2 * V], up_cur[2 * V], up_next[2 * V];
+    fine_block(w.k0, f0, f1, cv);
+    upsampled(w.k0, cv, up_cur);
+    if (w.k0 == 0) {
+      copy_n(up_prev, up_cur);  // row -1 clamps to row 0
+    } else {
+      float g0[2 * V], g1[2 * V], gv[V];
+      fine_block(w.k0 - 1, g0, g1, gv);
+      upsampled(w.k0 - 1, gv, up_prev);
+    }
+    for (int64_t k = w.k0; k < w.k1; k++) {
+      float n0[2 * V], n1[2 * V], nv[V];
+      if (k + 1 < hc) {  // uniform across the warp
+        fine_block(k + 1, n0, n1, nv);
+        upsampled(k + 1, nv, up_next);
+      } else {  // the last row: row hc clamps to row hc - 1
+        copy_n(up_next, up_cur);
+        copy_n(n0, f0);
+        copy_n(n1, f1);
+        copy_n(nv, cv);
+      }
+      if (w.active) {
+        store_elems<TC, V>(c + k * wc, cv);
+#pragma unroll
+        for (int i = 0; i < 2 * V; i++) {
+          f0[i] -= 0.75f * up_cur[i] + 0.25f * up_prev[i];
+          f1[i] -= 0.75f * up_cur[i] + 0.25f * up_next[i];
+        }
+        store_elems<TD, 2 * V>(d + 2 * k * wf, f0);
+        store_elems<TD, 2 * V>(d + (2 * k + 1) * wf, f1);
+      }
+      copy_n(up_prev, up_cur);
+      copy_n(up_cur, up_next);
+      copy_n(f0, n0);
+      copy_n(f1, n1);
+      copy_n(cv, nv);
+    }
+  }
+}
+
+// ---- recompose: coarse [planes, hc, wc] + detail (or none: previews) -> fine [planes, 2hc, 2wc] ----
+
+template <Pyr K, int V, class TF, class TC, class TD>
+__global__ void __launch_bounds__(kPyramidThreads)
+    pyramid_recompose_kernel(const TC* __restrict__ coarse, const TD* __restrict__ detail, TF* __restrict__ fine,
+                             const PairGeometry g) {
+  const int64_t unit = int64_t(blockIdx.x) * kPyramidWarps + threadIdx.x / 32;
+  if (unit >= g.units) return;
+  const int lane = int(threadIdx.x % 32);
+  const LaneWork w = lane_work(g, unit, lane);
+  const int64_t hc = g.hc, wc = g.wc, wf = 2 * wc;
+  const TC* plane_c = coarse + w.plane * hc * wc;
+  const TD* d = detail ? detail + w.plane * 2 * hc * wf + 2 * w.l : nullptr;
+  TF* f = fine + w.plane * 2 * hc * wf + 2 * w.l;
+
+  auto coarse_row = [&](int64_t k, float (&cv)[V]) {
+    if (w.active) {
+      load_elems<TC, V>(plane_c + k * wc + w.l, cv);
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; j++) cv[j] = 0.f;
+    }
+  };
+  // Writes fine row i = up (+ its detail row).
+  auto emit = [&](int64_t i, float (&up)[2 * V]) {
+    if (d) {
+      float dv[2 * V];
+      load_elems<TD, 2 * V>(d + i * wf, dv);
+#pragma unroll
+      for (int x = 0; x < 2 * V; x++) up[x] += dv[x];
+    }
+    store_elems<TF, 2 * V>(f + i * wf, up);
+  };
+
+  if constexpr (K == Pyr::Haar) {
+    if (!w.active) return;
+    for (int64_t k = w.k0; k < w.k1; k++) {
+      float cv[V], up[2 * V], up1[2 * V];
+      coarse_row(k, cv);
+#pragma unroll
+      for (int x = 0; x < 2 * V; x++) up[x] = up1[x] = 0.5f * cv[x / 2];
+      emit(2 * k, up);
+      emit(2 * k + 1, up1);
+    }
+  } else {
+    auto upsampled = [&](int64_t k, float (&h)[2 * V]) {
+      float cv[V];
+      coarse_row(k, cv);
+      const TC* row = plane_c + k * wc;
+      float left, right;
+      neighbours<V>(cv, lane, w, wc, [&](int64_t col) { return load_one(row + col); }, &left, &right);
+      hup_bilinear<V>(cv, left, right, w.l, wc, h);
+    };
+    float up_prev[2 * V], up_cur[2 * V], up_next[2 * V];
+    upsampled(w.k0, up_cur);
+    if (w.k0 == 0) copy_n(up_prev, up_cur);
+    else upsampled(w.k0 - 1, up_prev);
+    for (int64_t k = w.k0; k < w.k1; k++) {
+      if (k + 1 < hc) upsampled(k + 1, up_next);
+      else copy_n(up_next, up_cur);
+      if (w.active) {
+        float o0[2 * V], o1[2 * V];
+#pragma unroll
+        for (int x = 0; x < 2 * V; x++) {
+          o0[x] = 0.75f * up_cur[x] + 0.25f * up_prev[x];
+          o1[x] = 0.75f * up_cur[x] + 0.25f * up_next[x];
+        }
+        emit(2 * k, o0);
+        emit(2 * k + 1, o1);
+      }
+      copy_n(up_prev, up_cur);
+      copy_n(up_cur, up_next);
+    }
+  }
+}
+
+// ---- host side: argument checks and the level loop ----------------------------------------------
+
+// Checks a call's arguments; errors return `invalid(message)`'s status.
+template <class Invalid>
+int check_pyramid_args(const char* fn, int kind, int dtype, const DfCudaPyramidShape* s, Invalid&& invalid) {
+  auto bad = [&](const std::string& what) { return invalid(std::string(fn) + ": " + what); };
+  if (!s) return bad("shape: expected a pointer, got null");
+  if (kind != DF_CUDA_LAPLACIAN && kind != DF_CUDA_HAAR)
+    return bad("kind: expected laplacian (0) or haar (1), got " + std::to_string(kind));
+  if (dtype != DF_CUDA_F32 && dtype != DF_CUDA_BF16)
+    return bad("dtype: expected f32 or bf16, got code " + std::to_string(dtype));
+  if (s->stages < 1 || s->stages > kPyramidMaxStages)
+    return bad("shape: expected 1 to " + std::to_string(kPyramidMaxStages) + " stages, got " + std::to_string(s->stages));
+  if (s->batch < 0 || s->channels < 0 || s->height < 0 || s->width < 0)
+    return bad("shape: expected non-negative batch, channels, height and width");
+  const int64_t factor = int64_t(1) << (s->stages - 1);
+  if (s->height % factor != 0 || s->width % factor != 0)
+    return bad("shape: " + std::to_string(s->stages) + " stages need height and width divisible by " +
+               std::to_string(factor) + ", got " + std::to_string(s->height) + " x " + std::to_string(s->width));
+  const int64_t limit = int64_t(1) << 40;  // elements: far beyond any GPU's memory
+  if (s->height > limit || s->width > limit || (s->height > 0 && s->width > limit / s->height) ||
+      (s->batch > 0 && s->channels > limit / s->batch) ||
+      (s->batch * s->channels > 0 && s->height * s->width > limit / (s->batch * s->channels)))
+    return bad("shape: too large");
+  return DF_CUDA_OK;
+}
+
+inline int64_t pyramid_planes(const DfCudaPyramidShape& s) { return s.batch * s.channels; }
+inline int64_t pyramid_level_numel(const DfCudaPyramidShape& s, int level) {
+  const int shift = s.stages - 1 - level;
+  return pyramid_planes(s) * (s.height >> shift) * (s.width >> shift);
+}
+
+// The f32 workspace: the intermediate images of levels 1 .. S-2, each at a 256-byte aligned offset.
+inline size_t pyramid_workspace_offset(const DfCudaPyramidShape& s, int level) {
+  size_t bytes = 0;
+  for (int t = 1; t < level; t++) bytes += (size_t(pyramid_level_numel(s, t)) * 4 + 255) / 256 * 256;
+  return bytes;
+}
+inline size_t pyramid_workspace_bytes(const DfCudaPyramidShape& s) {
+  return s.stages > 2 ? pyramid_workspace_offset(s, s.stages - 1) : 0;
+}
+
+// Where level t's image lives during a pass: a stage (level 0 and the image itself, dtype `dtype`)
+// or the f32 workspace.
+struct LevelImage {
+  void* p;
+  bool f32;
+};
+
+template <class TF, class TC, class TD, class Launch>
+int decompose_pair_typed(Launch& launch, int kind, const PairGeometry& g, const void* f, void* c, void* d) {
+  const TF* fp = static_cast<const TF*>(f);
+  TC* cp = static_cast<TC*>(c);
+  TD* dp = static_cast<TD*>(d);
+  const bool lap = kind == DF_CUDA_LAPLACIAN;
+  if (g.vec == 4)
+    return lap ? launch(pyramid_decompose_kernel<Pyr::Laplacian, 4, TF, TC, TD>, g, fp, cp, dp)
+               : launch(pyramid_decompose_kernel<Pyr::Haar, 4, TF, TC, TD>, g, fp, cp, dp);
+  if (g.vec == 2)
+    return lap ? launch(pyramid_decompose_kernel<Pyr::Laplacian, 2, TF, TC, TD>, g, fp, cp, dp)
+               : launch(pyramid_decompose_kernel<Pyr::Haar, 2, TF, TC, TD>, g, fp, cp, dp);
+  return lap ? launch(pyramid_decompose_kernel<Pyr::Laplacian, 1, TF, TC, TD>, g, fp, cp, dp)
+             : launch(pyramid_decompose_kernel<Pyr::Haar, 1, TF, TC, TD>, g, fp, cp, dp);
+}
+
+template <class TF, class TC, class TD, class Launch>
+int recompose_pair_typed(Launch& launch, int kind, const PairGeometry& g, const void* c, const void* d, void* f) {
+  const TC* cp = static_cast<const TC*>(c);
+  const TD* dp = static_cast<const TD*>(d);
+  TF* fp = static_cast<TF*>(f);
+  const bool lap = kind == DF_CUDA_LAPLACIAN;
+  if (g.vec == 4)
+    return lap ? launch(pyramid_recompose_kernel<Pyr::Laplacian, 4, TF, TC, TD>, g, cp, dp, fp)
+               : launch(pyramid_recompose_kernel<Pyr::Haar, 4, TF, TC, TD>, g, cp, dp, fp);
+  if (g.vec == 2)
+    return lap ? launch(pyramid_recompose_kernel<Pyr::Laplacian, 2, TF, TC, TD>, g, cp, dp, fp)
+               : launch(pyramid_recompose_kernel<Pyr::Haar, 2, TF, TC, TD>, g, cp, dp, fp);
+  return lap ? launch(pyramid_recompose_kernel<Pyr::Laplacian, 1, TF, TC, TD>, g, cp, dp, fp)
+             : launch(pyramid_recompose_kernel<Pyr::Haar, 1, TF, TC, TD>, g, cp, dp, fp);
+}
+
+// The element types of one pair: the stages' type S (float or Bf16) where an image is a stage, f32
+// where it is the workspace.
+template <class S, class Launch>
+int decompose_pair(Launch& launch, int kind, const PairGeometry& g, LevelImage fine, LevelImage coarse, void* d) {
+  if (fine.f32 && coarse.f32) return decompose_pair_typed<float, float, S>(launch, kind, g, fine.p, coarse.p, d);
+  if (fine.f32) return decompose_pair_typed<float, S, S>(launch, kind, g, fine.p, coarse.p, d);
+  if (coarse.f32) return decompose_pair_typed<S, float, S>(launch, kind, g, fine.p, coarse.p, d);
+  return decompose_pair_typed<S, S, S>(launch, kind, g, fine.p, coarse.p, d);
+}
+
+template <class S, class Launch>
+int recompose_pair(Launch& launch, int kind, const PairGeometry& g, LevelImage coarse, const void* d, LevelImage fine) {
+  if (fine.f32 && coarse.f32) return recompose_pair_typed<float, float, S>(launch, kind, g, coarse.p, d, fine.p);
+  if (fine.f32) return recompose_pair_typed<float, S, S>(launch, kind, g, coarse.p, d, fine.p);
+  if (coarse.f32) return recompose_pair_typed<S, float, S>(launch, kind, g, coarse.p, d, fine.p);
+  return recompose_pair_typed<S, S, S>(launch, kind, g, coarse.p, d, fine.p);
+}
+
+// The passes of a decomposition, finest pair first, as the CPU op: stage S-1 is the detail of the
+// image itself, the reduced image goes to the workspace (or, at the last pair, to stage 0). Arguments
+// already checked; `launch(kernel, geometry, args...)` runs one kernel, `launch.copy(dst, src, bytes)`
+// copies (a 1-stage pyramid is the image). `target_warps`: see pair_geometry.
+template <class Launch>
+int run_decompose(Launch& launch, int kind, int dtype, const void* image, void* const* levels, void* workspace,
+                  const DfCudaPyramidShape& s, int64_t target_warps) {
+  const int S = s.stages;
+  const size_t elem = dtype == DF_CUDA_BF16 ? 2 : 4;
+  if (pyramid_level_numel(s, S - 1) == 0) return DF_CUDA_OK;  // an empty image
+  if (S == 1) return launch.copy(levels[0], image, size_t(pyramid_level_numel(s, 0)) * elem);
+  LevelImage fine{const_cast<void*>(image), false};
+  for (int t = S - 1; t >= 1; t--) {
+    const LevelImage coarse =
+        t == 1 ? LevelImage{levels[0], false}
+               : LevelImage{static_cast<char*>(workspace) + pyramid_workspace_offset(s, t - 1), true};
+    const int shift = S - t;
+    const PairGeometry g = pair_geometry(pyramid_planes(s), s.height >> shift, s.width >> shift, target_warps);
+    const int st = dtype == DF_CUDA_BF16 ? decompose_pair<Bf16>(launch, kind, g, fine, coarse, levels[t])
+                                         : decompose_pair<float>(launch, kind, g, fine, coarse, levels[t]);
+    if (st != DF_CUDA_OK) return st;
+    fine = coarse;
+  }
+  return DF_CUDA_OK;
+}
+
+// Recomposes stages 0 .. up_to-1 (1 <= up_to <= S) to full size as if the later stages were zero
+// (up_to == S: recompose); levels[up_to..] are not read.
+template <class Launch>
+int run_recompose(Launch& launch, int kind, int dtype, const void* const* levels, int up_to, void* image,
+                  void* workspace, const DfCudaPyramidShape& s, int64_t target_warps) {
+  const int S = s.stages;
+  const size_t elem = dtype == DF_CUDA_BF16 ? 2 : 4;
+  if (pyramid_level_numel(s, S - 1) == 0) return DF_CUDA_OK;  // an empty image
+  if (S == 1) return launch.copy(image, levels[0], size_t(pyramid_level_numel(s, 0)) * elem);
+  LevelImage coarse{const_cast<void*>(levels[0]), false};
+  for (int t = 1; t < S; t++) {
+    const LevelImage fine = t == S - 1 ? LevelImage{image, false}
+                                       : LevelImage{static_cast<char*>(workspace) + pyramid_workspace_offset(s, t), true};
+    const int shift = S - t;
+    const PairGeometry g = pair_geometry(pyramid_planes(s), s.height >> shift, s.width >> shift, target_warps);
+    const void* d = t < up_to ? levels[t] : nullptr;
+    const int st = dtype == DF_CUDA_BF16 ? recompose_pair<Bf16>(launch, kind, g, coarse, d, fine)
+                                         : recompose_pair<float>(launch, kind, g, coarse, d, fine);
+    if (st != DF_CUDA_OK) return st;
+    coarse = fine;
+  }
+  return DF_CUDA_OK;
+}
+
+}  // namespace dfcuda
