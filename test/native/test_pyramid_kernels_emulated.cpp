@@ -6,14 +6,7 @@
 // Outputs and the workspace are filled with NaN before each run, so an element never written, or a
 // workspace element read before it is written, fails.
 //
-// Tolerances, per element, against the CPU op on the same inputs (bf16 inputs: the bf16 values
-// widened to f32):
-//   f32:  |got - cpu| <= 1e-5 * max|cpu|
-//   bf16: |got - cpu| <= 2^-8 |cpu| + 1e-5 * max|cpu|, i.e. the CPU's f32 result rounded once to
-//         bf16 (half an ulp is at most 2^-8 of the value; the workspace stays f32), plus the f32 slack.
-// Round trip (recompose of decompose): f32 within 1e-5 * max|x|; bf16 within the bound of one
-// rounding per stage and of the result, 2^-8 (sum_s max|stage s| + max|x|) (upsampling never
-// amplifies: its weights are positive and sum to 1). test_cuda_pyramid checks the same on a GPU.
+// Tolerances: pyramid_check.h. test_cuda_pyramid checks the same on a GPU.
 #define DFCUDA_HOST_EMULATION
 #include "../../cuda/pyramid_kernels.cuh"
 
@@ -25,6 +18,7 @@
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "ops/pyramid.h"
+#include "pyramid_check.h"
 #include "test_util.h"
 
 using namespace dfcuda;
@@ -86,31 +80,6 @@ df::Tensor tensor_of(const std::vector<float>& v, const df::Shape& shape) {
   return t;
 }
 
-double max_abs(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::max(m, double(std::fabs(x)));
-  return m;
-}
-
-// Checks got against the CPU's f32 result with the tolerance of dtype; returns max |got - cpu| / max|cpu|.
-double expect_close(const char* label, const std::vector<float>& got, const float* cpu, int dtype) {
-  double m = 0;
-  for (size_t i = 0; i < got.size(); i++) m = std::max(m, double(std::fabs(cpu[i])));
-  const double scale = m > 0 ? m : 1.0;
-  double worst = 0;
-  long long first_bad = -1;
-  for (size_t i = 0; i < got.size(); i++) {
-    const double err = std::isfinite(got[i]) ? std::fabs(double(got[i]) - cpu[i]) : INFINITY;
-    const double tol = 1e-5 * scale + (dtype == DF_CUDA_BF16 ? std::ldexp(std::fabs(double(cpu[i])), -8) : 0.0);
-    if (!(err <= tol) && first_bad < 0) {
-      first_bad = (long long)i;
-      CHECK(false, "%s: element %lld: got %.9g, cpu %.9g (tolerance %.3g)", label, first_bad, got[i], cpu[i], tol);
-    }
-    worst = std::max(worst, err / scale);
-  }
-  return worst;
-}
-
 const char* dtype_name(int dtype) { return dtype == DF_CUDA_BF16 ? "bf16" : "f32"; }
 
 void run_case(const DfCudaPyramidShape& s, int kind, int dtype, int64_t target_warps, uint32_t seed) {
@@ -142,7 +111,8 @@ void run_case(const DfCudaPyramidShape& s, int kind, int dtype, int64_t target_w
   for (int t = 0; t < S; t++) {
     char what[200];
     std::snprintf(what, sizeof what, "%s: decompose stage %d", label, t);
-    dec_err = std::max(dec_err, expect_close(what, levels[size_t(t)].values(), ref[size_t(t)].data<float>(), dtype));
+    dec_err = std::max(dec_err, pyrcheck::expect_close(what, levels[size_t(t)].values(), ref[size_t(t)].data<float>(),
+                                                       dtype == DF_CUDA_BF16));
   }
 
   // Round trip: recompose this pyramid.
@@ -152,17 +122,9 @@ void run_case(const DfCudaPyramidShape& s, int kind, int dtype, int64_t target_w
   st = run_recompose(launch, kind, dtype, const_ptrs.data(), S, back.p(), workspace.p(), s, target_warps);
   CHECK(st == DF_CUDA_OK, "%s: run_recompose returned %d", label, st);
   {
-    double bound = 1e-5 * max_abs(x);
-    if (dtype == DF_CUDA_BF16) {
-      double sum = max_abs(x);
-      for (auto& l : levels) sum += max_abs(l.values());
-      bound += std::ldexp(sum, -8);
-    }
-    const std::vector<float> got = back.values();
-    double worst = 0;
-    for (size_t i = 0; i < n_image; i++)
-      worst = std::max(worst, std::isfinite(got[i]) ? std::fabs(double(got[i]) - x[i]) : INFINITY);
-    CHECK(worst <= bound, "%s: round trip: max |x' - x| %.3g > %.3g", label, worst, bound);
+    std::vector<std::vector<float>> stages;
+    for (auto& l : levels) stages.push_back(l.values());
+    pyrcheck::expect_round_trip(label, back.values(), x, stages, dtype == DF_CUDA_BF16);
   }
 
   // Recompose and every preview of fresh random stages (not a decomposition of anything).
@@ -186,7 +148,7 @@ void run_case(const DfCudaPyramidShape& s, int kind, int dtype, int64_t target_w
     const df::Tensor want = cpu.preview(fresh_cpu, up_to, "test");
     char what[200];
     std::snprintf(what, sizeof what, "%s: recompose up_to %d", label, up_to);
-    rec_err = std::max(rec_err, expect_close(what, out.values(), want.data<float>(), dtype));
+    rec_err = std::max(rec_err, pyrcheck::expect_close(what, out.values(), want.data<float>(), dtype == DF_CUDA_BF16));
   }
   std::printf("  %-52s decompose %.1e  recompose %.1e\n", label, dec_err, rec_err);
 }
