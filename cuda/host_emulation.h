@@ -161,23 +161,13 @@ inline float __shfl_xor_sync(unsigned, float x, int mask) {
   return y;
 }
 
-// Lanes below `delta` (up) or from 32 - delta (down) keep their own value, as on the GPU.
-inline float __shfl_up_sync(unsigned, float x, unsigned delta) {
+// Every lane reads `x` of lane src_lane (mod 32).
+inline float __shfl_sync(unsigned, float x, int src_lane) {
   dfemu::Warp& w = dfemu::warp();
   const int l = dfemu::lane();
   std::memcpy(&w.c[l][0], &x, 4);
   w.barrier.wait();
-  const float y = l >= int(delta) ? w.c[l - int(delta)][0] : x;
-  w.barrier.wait();
-  return y;
-}
-
-inline float __shfl_down_sync(unsigned, float x, unsigned delta) {
-  dfemu::Warp& w = dfemu::warp();
-  const int l = dfemu::lane();
-  std::memcpy(&w.c[l][0], &x, 4);
-  w.barrier.wait();
-  const float y = l + int(delta) < 32 ? w.c[l + int(delta)][0] : x;
+  const float y = w.c[src_lane & 31][0];
   w.barrier.wait();
   return y;
 }

@@ -7,15 +7,18 @@
 // arithmetic is the CPU op's, term for term (down = mean or Haar LL of each 2x2 block; Laplacian up =
 // bilinear x2 with half-pixel centres, edges clamped; Haar up = LL / 2 on the block's 4 pixels).
 //
-// Work split: a lane owns V adjacent coarse columns (2V fine columns) and walks down a strip of
-// coarse rows; a warp's 32 lanes own 32 V consecutive columns of the flattened [planes * wc] column
-// space, so narrow images still fill every lane. The Laplacian lane keeps a window of three
-// horizontally upsampled coarse rows (k-1, k, k+1) in registers, so every fine element is loaded
-// once per strip (plus one halo row at the strip's top); the coarse neighbours left and right of a
-// lane's columns come from the adjacent lanes by shuffles (lanes 0 and 31 load theirs). A row's
-// first and last columns take no neighbour (the edge clamp), which is also why a warp may straddle
-// two planes. Loads and stores are vectors of 2V (fine) and V (coarse) elements: V = 4, 2 or 1,
-// the largest dividing wc; with 16-byte aligned bases every vector is naturally aligned.
+// Work split: a lane owns two groups of V adjacent coarse columns (2V fine columns: up to 16 bytes
+// of a fine row: V = 2 for f32 fine images; one group of V = 4 for bf16; less where wc is not a
+// multiple) and walks
+// down a strip of coarse rows. Group g of lane L is the (32 g + L)-th group of its warp's span of
+// the flattened [planes * wc] columns, so every vector load or store instruction of a warp covers
+// one contiguous span, and narrow images still fill every lane. The Laplacian lane keeps a window
+// of three horizontally upsampled coarse rows (k-1, k, k+1) in registers, so every fine element is
+// loaded once per strip (plus one halo row at the strip's top); the coarse neighbours left and right
+// of a group come from the adjacent lanes by shuffles (the warp's two outermost from memory). A
+// row's first and last columns take no neighbour (the edge clamp), which is also why a warp may
+// straddle planes. The next row's loads are issued before the current row's arithmetic and stores.
+// With 16-byte aligned bases every vector is naturally aligned.
 //
 // Element types: f32, or bf16 storage with f32 math. A bf16 pyramid keeps its intermediate images
 // (the workspace) in f32, so its stages are the f32 results rounded once.
@@ -33,6 +36,10 @@
 namespace dfcuda {
 
 constexpr int kPyramidWarps = 4;
+// CTAs per SM the register allocation must allow (__launch_bounds__' second argument).
+#ifndef DFCUDA_PYRAMID_MIN_CTAS
+#define DFCUDA_PYRAMID_MIN_CTAS 1
+#endif
 constexpr int kPyramidThreads = 32 * kPyramidWarps;
 constexpr int kPyramidMaxStages = 16;
 
@@ -152,23 +159,33 @@ __device__ __forceinline__ float load_one(const T* p) {
 }
 
 // One level pair: coarse [planes, hc, wc], fine and detail [planes, 2 hc, 2 wc].
+//
+// A lane owns groups_of(V) groups of V adjacent coarse columns; group g of lane L in a warp's chunk is
+// the (g * 32 + L)-th V-column group of the chunk, so each group's vector access across the warp is
+// one contiguous span (32 x 16 bytes for the fine rows).
+constexpr int kGroups = 2;  // the most groups per lane
+// Two groups of up to 2 columns, one of 4 (bf16 fine rows): the same registers per lane.
+__host__ __device__ constexpr int groups_of(int vec) { return vec >= 4 ? 1 : 2; }
+
 struct PairGeometry {
   int64_t planes, hc, wc;
-  int vec;         // V: coarse columns per lane (4, 2 or 1, dividing wc)
+  int vec;         // V: coarse columns per group (dividing wc), 16 bytes of fine row at most
   int64_t rows;    // coarse rows per strip (one warp's walk)
   int64_t strips;  // ceil(hc / rows)
-  int64_t chunks;  // warps across the flattened columns: ceil(planes * wc / (32 V))
+  int64_t chunks;  // warps across the flattened columns: ceil(planes * wc / (32 G V))
   int64_t units;   // warps in all: strips * chunks
   unsigned blocks() const { return unsigned((units + kPyramidWarps - 1) / kPyramidWarps); }
 };
 
-// V is the widest vector dividing wc; rows per strip is the largest power of two <= 64 that still
-// gives at least `target_warps` warps (1 if none does), since a Laplacian strip re-reads one halo row.
-inline PairGeometry pair_geometry(int64_t planes, int64_t hc, int64_t wc, int64_t target_warps) {
+// V is the widest of max_vec, max_vec / 2, ... dividing wc (max_vec: 16 bytes of the fine image's
+// row, 2 for f32, 4 for bf16); rows per strip is the largest power of two <= 64 that still gives at
+// least `target_warps` warps (1 if none does), since a Laplacian strip re-reads one halo row.
+inline PairGeometry pair_geometry(int64_t planes, int64_t hc, int64_t wc, int max_vec, int64_t target_warps) {
   PairGeometry g{};
   g.planes = planes, g.hc = hc, g.wc = wc;
-  g.vec = wc % 4 == 0 ? 4 : wc % 2 == 0 ? 2 : 1;
-  g.chunks = (planes * wc / g.vec + 31) / 32;
+  g.vec = max_vec;
+  while (wc % g.vec != 0) g.vec /= 2;
+  g.chunks = (planes * wc / g.vec + 32 * groups_of(g.vec) - 1) / (32 * groups_of(g.vec));
   g.rows = 64;
   while (g.rows > 1 && (hc + g.rows - 1) / g.rows * g.chunks < target_warps) g.rows /= 2;
   g.strips = (hc + g.rows - 1) / g.rows;
@@ -176,20 +193,31 @@ inline PairGeometry pair_geometry(int64_t planes, int64_t hc, int64_t wc, int64_
   return g;
 }
 
-// Where a lane works: plane, first coarse column l (of V), strip [k0, k1); `active` is false for the
-// lanes past the last column (they still take part in the shuffles).
-struct LaneWork {
-  int64_t plane, l, k0, k1;
+// One group's columns: plane, first coarse column l; `active` is false past the last column (such
+// lanes still take part in the shuffles).
+struct Group {
+  int64_t plane, l;
   bool active;
 };
 
+// Where a lane works: its groups and the strip [k0, k1) of coarse rows.
+struct LaneWork {
+  Group g[kGroups];
+  int64_t k0, k1;
+};
+
+template <int G>
 __device__ __forceinline__ LaneWork lane_work(const PairGeometry& g, int64_t unit, int lane) {
   const int64_t strip = unit / g.chunks, chunk = unit % g.chunks;
-  const int64_t column = (chunk * 32 + lane) * g.vec;  // in the flattened [planes * wc] columns
   LaneWork w;
-  w.active = column < g.planes * g.wc;
-  w.plane = w.active ? column / g.wc : 0;
-  w.l = w.active ? column % g.wc : 0;
+#pragma unroll
+  for (int i = 0; i < G; i++) {
+    const int64_t column = (chunk * 32 * G + i * 32 + lane) * g.vec;  // of the flattened [planes * wc]
+    Group& q = w.g[i];
+    q.active = column < g.planes * g.wc;
+    q.plane = q.active ? column / g.wc : 0;
+    q.l = q.active ? column % g.wc : 0;
+  }
   w.k0 = strip * g.rows;
   w.k1 = w.k0 + g.rows < g.hc ? w.k0 + g.rows : g.hc;
   return w;
@@ -210,191 +238,301 @@ __device__ __forceinline__ void hup_bilinear(const float (&c)[V], float left, fl
   }
 }
 
-// The neighbours of a lane's V values from the adjacent lanes; lanes 0 and 31 get theirs from
-// `outside(column)` (only where the column exists in the row, else the value is unused).
-template <int V, class Outside>
-__device__ __forceinline__ void neighbours(const float (&c)[V], int lane, const LaneWork& w, int64_t wc,
-                                           const Outside& outside, float* left, float* right) {
-  *left = __shfl_up_sync(0xffffffffu, c[V - 1], 1);
-  *right = __shfl_down_sync(0xffffffffu, c[0], 1);
-  if (lane == 0 && w.active && w.l > 0) *left = outside(w.l - 1);
-  if (lane == 31 && w.active && w.l + V < wc) *right = outside(w.l + V);
+// A row of the lane's coarse values, upsampled along the row: the neighbours of each group come from
+// the adjacent lanes (lane 0's group g > 0 from lane 31's group g - 1, and the other way round);
+// the warp's outermost two come from `outside(group, column)` (only where the column exists in the
+// row: at a row's edge no neighbour is used, which is also why groups may straddle planes).
+template <int V, int G, class Outside>
+__device__ __forceinline__ void upsample_row(const float (&c)[G][V], int lane, const LaneWork& w, int64_t wc,
+                                             const Outside& outside, float (&h)[G][2 * V]) {
+  float from_left[G], from_right[G];
+#pragma unroll
+  for (int i = 0; i < G; i++) {
+    from_left[i] = __shfl_sync(0xffffffffu, c[i][V - 1], (lane + 31) & 31);
+    from_right[i] = __shfl_sync(0xffffffffu, c[i][0], (lane + 1) & 31);
+  }
+#pragma unroll
+  for (int i = 0; i < G; i++) {
+    float left = lane > 0 ? from_left[i] : i > 0 ? from_left[i > 0 ? i - 1 : 0] : 0.f;
+    float right = lane < 31 ? from_right[i] : i + 1 < G ? from_right[i + 1 < G ? i + 1 : 0] : 0.f;
+    if (i == 0 && lane == 0 && w.g[0].active && w.g[0].l > 0) left = outside(0, w.g[0].l - 1);
+    if (i == G - 1 && lane == 31 && w.g[i].active && w.g[i].l + V < wc) right = outside(i, w.g[i].l + V);
+    hup_bilinear<V>(c[i], left, right, w.g[i].l, wc, h[i]);
+  }
 }
 
-template <int N>
-__device__ __forceinline__ void copy_n(float (&dst)[N], const float (&src)[N]) {
+template <int G, int N>
+__device__ __forceinline__ void copy_n(float (&dst)[G][N], const float (&src)[G][N]) {
 #pragma unroll
-  for (int i = 0; i < N; i++) dst[i] = src[i];
+  for (int i = 0; i < G; i++)
+#pragma unroll
+    for (int j = 0; j < N; j++) dst[i][j] = src[i][j];
 }
 
 // ---- decompose: fine [planes, 2hc, 2wc] -> coarse [planes, hc, wc] + detail [planes, 2hc, 2wc] ----
+//
+// The fine rows of coarse row k + 1 are loaded while row k is finished (one row pair in flight
+// ahead of the arithmetic), and the Laplacian window holds rows k-1, k, k+1 upsampled.
 
 template <Pyr K, int V, class TF, class TC, class TD>
-__global__ void __launch_bounds__(kPyramidThreads)
+__global__ void __launch_bounds__(kPyramidThreads, DFCUDA_PYRAMID_MIN_CTAS)
     pyramid_decompose_kernel(const TF* __restrict__ fine, TC* __restrict__ coarse, TD* __restrict__ detail,
                              const PairGeometry g) {
   const int64_t unit = int64_t(blockIdx.x) * kPyramidWarps + threadIdx.x / 32;
+  constexpr int G = groups_of(V);
   if (unit >= g.units) return;  // whole warps only
   const int lane = int(threadIdx.x % 32);
-  const LaneWork w = lane_work(g, unit, lane);
+  const LaneWork w = lane_work<G>(g, unit, lane);
   const int64_t hc = g.hc, wc = g.wc, wf = 2 * wc;
-  const TF* f = fine + w.plane * 2 * hc * wf + 2 * w.l;
-  TC* c = coarse + w.plane * hc * wc + w.l;
-  TD* d = detail + w.plane * 2 * hc * wf + 2 * w.l;
-  const float scale = K == Pyr::Haar ? 0.5f : 0.25f;  // LL of the orthonormal Haar; the block mean
+  const TF* f[G];
+  TC* c[G];
+  TD* d[G];
+#pragma unroll
+  for (int i = 0; i < G; i++) {
+    f[i] = fine + w.g[i].plane * 2 * hc * wf + 2 * w.g[i].l;
+    c[i] = coarse + w.g[i].plane * hc * wc + w.g[i].l;
+    d[i] = detail + w.g[i].plane * 2 * hc * wf + 2 * w.g[i].l;
+  }
+  constexpr float kScale = K == Pyr::Haar ? 0.5f : 0.25f;  // LL of the orthonormal Haar; the block mean
 
-  // Fine rows 2k, 2k+1 of this lane's columns, and their coarse row k.
-  auto fine_block = [&](int64_t k, float (&f0)[2 * V], float (&f1)[2 * V], float (&cv)[V]) {
-    if (w.active) {
-      load_elems<TF, 2 * V>(f + 2 * k * wf, f0);
-      load_elems<TF, 2 * V>(f + (2 * k + 1) * wf, f1);
-    } else {
+  // Fine rows 2k, 2k+1 of the lane's columns (zero where inactive).
+  auto load_fine = [&](int64_t k, float (&f0)[G][2 * V], float (&f1)[G][2 * V]) {
 #pragma unroll
-      for (int i = 0; i < 2 * V; i++) f0[i] = f1[i] = 0.f;
+    for (int i = 0; i < G; i++) {
+      if (w.g[i].active) {
+        load_elems<TF, 2 * V>(f[i] + 2 * k * wf, f0[i]);
+        load_elems<TF, 2 * V>(f[i] + (2 * k + 1) * wf, f1[i]);
+      } else {
+#pragma unroll
+        for (int x = 0; x < 2 * V; x++) f0[i][x] = f1[i][x] = 0.f;
+      }
     }
+  };
+  auto reduce = [&](const float (&f0)[G][2 * V], const float (&f1)[G][2 * V], float (&cv)[G][V]) {
 #pragma unroll
-    for (int j = 0; j < V; j++) cv[j] = scale * ((f0[2 * j] + f0[2 * j + 1]) + (f1[2 * j] + f1[2 * j + 1]));
+    for (int i = 0; i < G; i++)
+#pragma unroll
+      for (int j = 0; j < V; j++)
+        cv[i][j] = kScale * ((f0[i][2 * j] + f0[i][2 * j + 1]) + (f1[i][2 * j] + f1[i][2 * j + 1]));
+  };
+  auto store_coarse = [&](int64_t k, const float (&cv)[G][V]) {
+#pragma unroll
+    for (int i = 0; i < G; i++)
+      if (w.g[i].active) store_elems<TC, V>(c[i] + k * wc, cv[i]);
+  };
+  auto store_detail = [&](int64_t k, const float (&d0)[G][2 * V], const float (&d1)[G][2 * V]) {
+#pragma unroll
+    for (int i = 0; i < G; i++)
+      if (w.g[i].active) {
+        store_elems<TD, 2 * V>(d[i] + 2 * k * wf, d0[i]);
+        store_elems<TD, 2 * V>(d[i] + (2 * k + 1) * wf, d1[i]);
+      }
   };
 
+  float f0[G][2 * V], f1[G][2 * V], n0[G][2 * V] = {}, n1[G][2 * V] = {}, cv[G][V];
   if constexpr (K == Pyr::Haar) {
-    if (!w.active) return;  // no shuffles below
+    load_fine(w.k0, f0, f1);
     for (int64_t k = w.k0; k < w.k1; k++) {
-      float f0[2 * V], f1[2 * V], cv[V];
-      fine_block(k, f0, f1, cv);
-      store_elems<TC, V>(c + k * wc, cv);
+      const bool more = k + 1 < w.k1;
+      if (more) load_fine(k + 1, n0, n1);
+      reduce(f0, f1, cv);
+      store_coarse(k, cv);
 #pragma unroll
-      for (int i = 0; i < 2 * V; i++) {
-        const float up = 0.5f * cv[i / 2];
-        f0[i] -= up;
-        f1[i] -= up;
+      for (int i = 0; i < G; i++)
+#pragma unroll
+        for (int x = 0; x < 2 * V; x++) {
+          const float up = 0.5f * cv[i][x / 2];
+          f0[i][x] -= up;
+          f1[i][x] -= up;
+        }
+      store_detail(k, f0, f1);
+      if (more) {
+        copy_n(f0, n0);
+        copy_n(f1, n1);
       }
-      store_elems<TD, 2 * V>(d + 2 * k * wf, f0);
-      store_elems<TD, 2 * V>(d + (2 * k + 1) * wf, f1);
     }
   } else {
-    // Coarse row k upsampled along the row (2V values); cv is the lane's part of coarse row k.
-    auto upsampled = [&](int64_t k, const float (&cv)[V], float (&h)[2 * V]) {
-      const TF* r0 = fine + w.plane * 2 * hc * wf + 2 * k * wf;  // the row's start: neighbours' blocks
-      auto outside = [&](int64_t col) {
-        return 0.25f * ((load_one(r0 + 2 * col) + load_one(r0 + 2 * col + 1)) +
-                        (load_one(r0 + wf + 2 * col) + load_one(r0 + wf + 2 * col + 1)));
+    // Coarse row k upsampled along the row, from the lane's part of it (cv).
+    auto upsampled = [&](int64_t k, const float (&cvk)[G][V], float (&h)[G][2 * V]) {
+      auto outside = [&](int i, int64_t col) {
+        const TF* r0 = fine + w.g[i].plane * 2 * hc * wf + 2 * k * wf + 2 * col;
+        return 0.25f * ((load_one(r0) + load_one(r0 + 1)) + (load_one(r0 + wf) + load_one(r0 + wf + 1)));
       };
-      float left, right;
-      neighbours<V>(cv, lane, w, wc, outside, &left, &right);
-      hup_bilinear<V>(cv, left, right, w.l, wc, h);
+      upsample_row<V, G>(cvk, lane, w, wc, outside, h);
     };
-    float f0[2 * V], f1[2 * V], cv[V], up_prev[2 * V], up_cur[2 * V], up_next[2 * V];
-    fine_block(w.k0, f0, f1, cv);
-    upsampled(w.k0, cv, up_cur);
-    if (w.k0 == 0) {
-      copy_n(up_prev, up_cur);  // row -1 clamps to row 0
-    } else {
-      float g0[2 * V], g1[2 * V], gv[V];
-      fine_block(w.k0 - 1, g0, g1, gv);
-      upsampled(w.k0 - 1, gv, up_prev);
+    float up_prev[G][2 * V], up_cur[G][2 * V], up_next[G][2 * V];
+    if (w.k0 > 0) {
+      load_fine(w.k0 - 1, n0, n1);
+      reduce(n0, n1, cv);
+      upsampled(w.k0 - 1, cv, up_prev);
     }
+    load_fine(w.k0, f0, f1);
+    if (w.k0 + 1 < hc) load_fine(w.k0 + 1, n0, n1);
+    float cc[G][V];
+    reduce(f0, f1, cc);
+    upsampled(w.k0, cc, up_cur);
+    if (w.k0 == 0) copy_n(up_prev, up_cur);  // row -1 clamps to row 0
     for (int64_t k = w.k0; k < w.k1; k++) {
-      float n0[2 * V], n1[2 * V], nv[V];
+      // n0, n1: row k + 1 (loaded); start loading row k + 2 where the strip needs it.
+      float m0[G][2 * V] = {}, m1[G][2 * V] = {};
+      const bool more = k + 2 < hc && k + 2 <= w.k1;
+      if (more) load_fine(k + 2, m0, m1);
+      float cn[G][V] = {};
       if (k + 1 < hc) {  // uniform across the warp
-        fine_block(k + 1, n0, n1, nv);
-        upsampled(k + 1, nv, up_next);
-      } else {  // the last row: row hc clamps to row hc - 1
-        copy_n(up_next, up_cur);
-        copy_n(n0, f0);
-        copy_n(n1, f1);
-        copy_n(nv, cv);
+        reduce(n0, n1, cn);
+        upsampled(k + 1, cn, up_next);
+      } else {
+        copy_n(up_next, up_cur);  // row hc clamps to row hc - 1
       }
-      if (w.active) {
-        store_elems<TC, V>(c + k * wc, cv);
+      store_coarse(k, cc);
 #pragma unroll
-        for (int i = 0; i < 2 * V; i++) {
-          f0[i] -= 0.75f * up_cur[i] + 0.25f * up_prev[i];
-          f1[i] -= 0.75f * up_cur[i] + 0.25f * up_next[i];
+      for (int i = 0; i < G; i++)
+#pragma unroll
+        for (int x = 0; x < 2 * V; x++) {
+          f0[i][x] -= 0.75f * up_cur[i][x] + 0.25f * up_prev[i][x];
+          f1[i][x] -= 0.75f * up_cur[i][x] + 0.25f * up_next[i][x];
         }
-        store_elems<TD, 2 * V>(d + 2 * k * wf, f0);
-        store_elems<TD, 2 * V>(d + (2 * k + 1) * wf, f1);
-      }
+      store_detail(k, f0, f1);
       copy_n(up_prev, up_cur);
       copy_n(up_cur, up_next);
       copy_n(f0, n0);
       copy_n(f1, n1);
-      copy_n(cv, nv);
+      if (k + 1 < hc) copy_n(cc, cn);
+      if (more) {
+        copy_n(n0, m0);
+        copy_n(n1, m1);
+      }
     }
   }
 }
 
 // ---- recompose: coarse [planes, hc, wc] + detail (or none: previews) -> fine [planes, 2hc, 2wc] ----
+//
+// Coarse row k + 1 and the detail rows of coarse row k are loaded one step ahead of their use.
 
 template <Pyr K, int V, class TF, class TC, class TD>
-__global__ void __launch_bounds__(kPyramidThreads)
+__global__ void __launch_bounds__(kPyramidThreads, DFCUDA_PYRAMID_MIN_CTAS)
     pyramid_recompose_kernel(const TC* __restrict__ coarse, const TD* __restrict__ detail, TF* __restrict__ fine,
                              const PairGeometry g) {
   const int64_t unit = int64_t(blockIdx.x) * kPyramidWarps + threadIdx.x / 32;
+  constexpr int G = groups_of(V);
   if (unit >= g.units) return;
   const int lane = int(threadIdx.x % 32);
-  const LaneWork w = lane_work(g, unit, lane);
+  const LaneWork w = lane_work<G>(g, unit, lane);
   const int64_t hc = g.hc, wc = g.wc, wf = 2 * wc;
-  const TC* plane_c = coarse + w.plane * hc * wc;
-  const TD* d = detail ? detail + w.plane * 2 * hc * wf + 2 * w.l : nullptr;
-  TF* f = fine + w.plane * 2 * hc * wf + 2 * w.l;
-
-  auto coarse_row = [&](int64_t k, float (&cv)[V]) {
-    if (w.active) {
-      load_elems<TC, V>(plane_c + k * wc + w.l, cv);
-    } else {
+  const TC* c[G];
+  const TD* d[G];
+  TF* f[G];
 #pragma unroll
-      for (int j = 0; j < V; j++) cv[j] = 0.f;
+  for (int i = 0; i < G; i++) {
+    c[i] = coarse + w.g[i].plane * hc * wc + w.g[i].l;
+    d[i] = detail ? detail + w.g[i].plane * 2 * hc * wf + 2 * w.g[i].l : nullptr;
+    f[i] = fine + w.g[i].plane * 2 * hc * wf + 2 * w.g[i].l;
+  }
+  const bool has_detail = detail != nullptr;
+
+  auto load_coarse = [&](int64_t k, float (&cv)[G][V]) {
+#pragma unroll
+    for (int i = 0; i < G; i++) {
+      if (w.g[i].active) {
+        load_elems<TC, V>(c[i] + k * wc, cv[i]);
+      } else {
+#pragma unroll
+        for (int j = 0; j < V; j++) cv[i][j] = 0.f;
+      }
     }
   };
-  // Writes fine row i = up (+ its detail row).
-  auto emit = [&](int64_t i, float (&up)[2 * V]) {
-    if (d) {
-      float dv[2 * V];
-      load_elems<TD, 2 * V>(d + i * wf, dv);
+  // The detail rows 2k, 2k+1 (zero for previews and inactive groups).
+  auto load_detail = [&](int64_t k, float (&d0)[G][2 * V], float (&d1)[G][2 * V]) {
 #pragma unroll
-      for (int x = 0; x < 2 * V; x++) up[x] += dv[x];
+    for (int i = 0; i < G; i++) {
+      if (has_detail && w.g[i].active) {
+        load_elems<TD, 2 * V>(d[i] + 2 * k * wf, d0[i]);
+        load_elems<TD, 2 * V>(d[i] + (2 * k + 1) * wf, d1[i]);
+      } else {
+#pragma unroll
+        for (int x = 0; x < 2 * V; x++) d0[i][x] = d1[i][x] = 0.f;
+      }
     }
-    store_elems<TF, 2 * V>(f + i * wf, up);
+  };
+  auto store_fine = [&](int64_t k, const float (&o0)[G][2 * V], const float (&o1)[G][2 * V]) {
+#pragma unroll
+    for (int i = 0; i < G; i++)
+      if (w.g[i].active) {
+        store_elems<TF, 2 * V>(f[i] + 2 * k * wf, o0[i]);
+        store_elems<TF, 2 * V>(f[i] + (2 * k + 1) * wf, o1[i]);
+      }
   };
 
+  float d0[G][2 * V], d1[G][2 * V], e0[G][2 * V] = {}, e1[G][2 * V] = {};
+  float o0[G][2 * V], o1[G][2 * V];
   if constexpr (K == Pyr::Haar) {
-    if (!w.active) return;
+    float cv[G][V], cn[G][V] = {};
+    load_coarse(w.k0, cv);
+    load_detail(w.k0, d0, d1);
     for (int64_t k = w.k0; k < w.k1; k++) {
-      float cv[V], up[2 * V], up1[2 * V];
-      coarse_row(k, cv);
+      const bool more = k + 1 < w.k1;
+      if (more) {
+        load_coarse(k + 1, cn);
+        load_detail(k + 1, e0, e1);
+      }
 #pragma unroll
-      for (int x = 0; x < 2 * V; x++) up[x] = up1[x] = 0.5f * cv[x / 2];
-      emit(2 * k, up);
-      emit(2 * k + 1, up1);
-    }
-  } else {
-    auto upsampled = [&](int64_t k, float (&h)[2 * V]) {
-      float cv[V];
-      coarse_row(k, cv);
-      const TC* row = plane_c + k * wc;
-      float left, right;
-      neighbours<V>(cv, lane, w, wc, [&](int64_t col) { return load_one(row + col); }, &left, &right);
-      hup_bilinear<V>(cv, left, right, w.l, wc, h);
-    };
-    float up_prev[2 * V], up_cur[2 * V], up_next[2 * V];
-    upsampled(w.k0, up_cur);
-    if (w.k0 == 0) copy_n(up_prev, up_cur);
-    else upsampled(w.k0 - 1, up_prev);
-    for (int64_t k = w.k0; k < w.k1; k++) {
-      if (k + 1 < hc) upsampled(k + 1, up_next);
-      else copy_n(up_next, up_cur);
-      if (w.active) {
-        float o0[2 * V], o1[2 * V];
+      for (int i = 0; i < G; i++)
 #pragma unroll
         for (int x = 0; x < 2 * V; x++) {
-          o0[x] = 0.75f * up_cur[x] + 0.25f * up_prev[x];
-          o1[x] = 0.75f * up_cur[x] + 0.25f * up_next[x];
+          const float up = 0.5f * cv[i][x / 2];
+          o0[i][x] = has_detail ? up + d0[i][x] : up;
+          o1[i][x] = has_detail ? up + d1[i][x] : up;
         }
-        emit(2 * k, o0);
-        emit(2 * k + 1, o1);
+      store_fine(k, o0, o1);
+      if (more) {
+        copy_n(cv, cn);
+        copy_n(d0, e0);
+        copy_n(d1, e1);
       }
+    }
+  } else {
+    auto upsampled = [&](int64_t k, const float (&cvk)[G][V], float (&h)[G][2 * V]) {
+      auto outside = [&](int i, int64_t col) { return load_one(coarse + w.g[i].plane * hc * wc + k * wc + col); };
+      upsample_row<V, G>(cvk, lane, w, wc, outside, h);
+    };
+    float up_prev[G][2 * V], up_cur[G][2 * V], up_next[G][2 * V];
+    float cv[G][V], cn[G][V] = {};
+    if (w.k0 > 0) {
+      load_coarse(w.k0 - 1, cv);
+      upsampled(w.k0 - 1, cv, up_prev);
+    }
+    load_coarse(w.k0, cv);
+    if (w.k0 + 1 < hc) load_coarse(w.k0 + 1, cn);
+    load_detail(w.k0, d0, d1);
+    upsampled(w.k0, cv, up_cur);
+    if (w.k0 == 0) copy_n(up_prev, up_cur);
+    for (int64_t k = w.k0; k < w.k1; k++) {
+      // cn: coarse row k + 1 (loaded); d0, d1: the detail of row k (loaded). Load ahead.
+      const bool more = k + 1 < w.k1;
+      const bool more_coarse = k + 2 < hc && k + 2 <= w.k1;
+      float cm[G][V] = {};
+      if (more_coarse) load_coarse(k + 2, cm);
+      if (more) load_detail(k + 1, e0, e1);
+      if (k + 1 < hc) upsampled(k + 1, cn, up_next);
+      else copy_n(up_next, up_cur);
+#pragma unroll
+      for (int i = 0; i < G; i++)
+#pragma unroll
+        for (int x = 0; x < 2 * V; x++) {
+          const float u0 = 0.75f * up_cur[i][x] + 0.25f * up_prev[i][x];
+          const float u1 = 0.75f * up_cur[i][x] + 0.25f * up_next[i][x];
+          o0[i][x] = has_detail ? u0 + d0[i][x] : u0;
+          o1[i][x] = has_detail ? u1 + d1[i][x] : u1;
+        }
+      store_fine(k, o0, o1);
       copy_n(up_prev, up_cur);
       copy_n(up_cur, up_next);
+      if (more_coarse) copy_n(cn, cm);
+      if (more) {
+        copy_n(d0, e0);
+        copy_n(d1, e1);
+      }
     }
   }
 }
@@ -441,6 +579,9 @@ inline size_t pyramid_workspace_offset(const DfCudaPyramidShape& s, int level) {
 inline size_t pyramid_workspace_bytes(const DfCudaPyramidShape& s) {
   return s.stages > 2 ? pyramid_workspace_offset(s, s.stages - 1) : 0;
 }
+
+// Coarse columns per group: 16 bytes of the fine image's row.
+inline int max_vec(int fine_dtype) { return fine_dtype == DF_CUDA_BF16 ? 4 : 2; }
 
 // Where level t's image lives during a pass: a stage (level 0 and the image itself, dtype `dtype`)
 // or the f32 workspace.
@@ -516,7 +657,8 @@ int run_decompose(Launch& launch, int kind, int dtype, const void* image, void* 
         t == 1 ? LevelImage{levels[0], false}
                : LevelImage{static_cast<char*>(workspace) + pyramid_workspace_offset(s, t - 1), true};
     const int shift = S - t;
-    const PairGeometry g = pair_geometry(pyramid_planes(s), s.height >> shift, s.width >> shift, target_warps);
+    const PairGeometry g = pair_geometry(pyramid_planes(s), s.height >> shift, s.width >> shift,
+                                         max_vec(fine.f32 ? DF_CUDA_F32 : dtype), target_warps);
     const int st = dtype == DF_CUDA_BF16 ? decompose_pair<Bf16>(launch, kind, g, fine, coarse, levels[t])
                                          : decompose_pair<float>(launch, kind, g, fine, coarse, levels[t]);
     if (st != DF_CUDA_OK) return st;
@@ -539,7 +681,8 @@ int run_recompose(Launch& launch, int kind, int dtype, const void* const* levels
     const LevelImage fine = t == S - 1 ? LevelImage{image, false}
                                        : LevelImage{static_cast<char*>(workspace) + pyramid_workspace_offset(s, t), true};
     const int shift = S - t;
-    const PairGeometry g = pair_geometry(pyramid_planes(s), s.height >> shift, s.width >> shift, target_warps);
+    const PairGeometry g = pair_geometry(pyramid_planes(s), s.height >> shift, s.width >> shift,
+                                         max_vec(fine.f32 ? DF_CUDA_F32 : dtype), target_warps);
     const void* d = t < up_to ? levels[t] : nullptr;
     const int st = dtype == DF_CUDA_BF16 ? recompose_pair<Bf16>(launch, kind, g, coarse, d, fine)
                                          : recompose_pair<float>(launch, kind, g, coarse, d, fine);

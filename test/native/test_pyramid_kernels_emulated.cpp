@@ -1,8 +1,9 @@
 // The CUDA pyramid kernels and their level loop (cuda/pyramid_kernels.cuh), their own source run on
 // the CPU by the host emulation (cuda/host_emulation.h), against the CPU op (native/ops/pyramid.cpp):
 // Laplacian and Haar, decompose, recompose and previews, 1 to 5 stages, shapes whose coarse levels
-// have odd sizes (down to 1 pixel), widths giving each vector width (4, 2, 1 columns per lane), rows
-// that span several warps and several planes per warp, and strips of 1 to 64 rows (the halo rows).
+// have odd sizes (down to 1 pixel), widths giving each vector width (4, 2, 1 coarse columns per
+// group), rows that span both column groups of a lane and several warps, several planes per warp,
+// and strips of 1 to 64 rows (the halo rows).
 // Outputs and the workspace are filled with NaN before each run, so an element never written, or a
 // workspace element read before it is written, fails.
 //
@@ -188,8 +189,9 @@ int main() {
       {1, 2, 12, 20, 3},    // 3 x 5, 6 x 10, 12 x 20
       {2, 1, 16, 24, 4},    // 2 x 3 up to 16 x 24
       {1, 1, 32, 48, 5},    // five stages, coarsest 2 x 3
-      {1, 2, 8, 264, 2},    // coarse width 132: 4 columns per lane, a row over two warps
-      {1, 3, 6, 140, 2},    // coarse width 70: 2 columns per lane
+      {1, 2, 8, 264, 2},    // coarse width 132: 33 (bf16) or 66 (f32) groups, over both groups and two warps
+      {1, 3, 6, 140, 2},    // coarse width 70: 2 columns per group
+      {1, 1, 4, 520, 2},    // coarse width 260: a row over three warps (f32)
       {1, 1, 136, 8, 2},    // 68 coarse rows: strips of 64 and 4
       {3, 1, 1, 1, 1},      // one stage: a copy
   };
