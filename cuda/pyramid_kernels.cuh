@@ -238,13 +238,28 @@ __device__ __forceinline__ void hup_bilinear(const float (&c)[V], float left, fl
   }
 }
 
+// The coarse column beyond the warp's span whose value this lane supplies: lane 0 the one left of
+// its first column, lane 31 the one right of its last, where that column exists in the row (at a
+// row's edge no neighbour is used, which is also why groups may straddle planes). Its values are
+// loaded with the lane's own rows, so they are in flight together.
+struct EdgeColumn {
+  bool has;
+  int64_t plane, col;
+};
+
+template <int V, int G>
+__device__ __forceinline__ EdgeColumn edge_column(const LaneWork& w, int lane, int64_t wc) {
+  if (lane == 0 && w.g[0].active && w.g[0].l > 0) return {true, w.g[0].plane, w.g[0].l - 1};
+  if (lane == 31 && w.g[G - 1].active && w.g[G - 1].l + V < wc) return {true, w.g[G - 1].plane, w.g[G - 1].l + V};
+  return {false, 0, 0};
+}
+
 // A row of the lane's coarse values, upsampled along the row: the neighbours of each group come from
 // the adjacent lanes (lane 0's group g > 0 from lane 31's group g - 1, and the other way round);
-// the warp's outermost two come from `outside(group, column)` (only where the column exists in the
-// row: at a row's edge no neighbour is used, which is also why groups may straddle planes).
-template <int V, int G, class Outside>
+// the warp's outermost two are `edge_value` (the row's value at edge.col).
+template <int V, int G>
 __device__ __forceinline__ void upsample_row(const float (&c)[G][V], int lane, const LaneWork& w, int64_t wc,
-                                             const Outside& outside, float (&h)[G][2 * V]) {
+                                             const EdgeColumn& edge, float edge_value, float (&h)[G][2 * V]) {
   float from_left[G], from_right[G];
 #pragma unroll
   for (int i = 0; i < G; i++) {
@@ -255,8 +270,8 @@ __device__ __forceinline__ void upsample_row(const float (&c)[G][V], int lane, c
   for (int i = 0; i < G; i++) {
     float left = lane > 0 ? from_left[i] : i > 0 ? from_left[i > 0 ? i - 1 : 0] : 0.f;
     float right = lane < 31 ? from_right[i] : i + 1 < G ? from_right[i + 1 < G ? i + 1 : 0] : 0.f;
-    if (i == 0 && lane == 0 && w.g[0].active && w.g[0].l > 0) left = outside(0, w.g[0].l - 1);
-    if (i == G - 1 && lane == 31 && w.g[i].active && w.g[i].l + V < wc) right = outside(i, w.g[i].l + V);
+    if (i == 0 && lane == 0 && edge.has) left = edge_value;
+    if (i == G - 1 && lane == 31 && edge.has) right = edge_value;
     hup_bilinear<V>(c[i], left, right, w.g[i].l, wc, h[i]);
   }
 }
@@ -294,6 +309,17 @@ __global__ void __launch_bounds__(kPyramidThreads, DFCUDA_PYRAMID_MIN_CTAS)
     d[i] = detail + w.g[i].plane * 2 * hc * wf + 2 * w.g[i].l;
   }
   constexpr float kScale = K == Pyr::Haar ? 0.5f : 0.25f;  // LL of the orthonormal Haar; the block mean
+  const EdgeColumn edge = edge_column<V, G>(w, lane, wc);
+  const TF* fe = fine + edge.plane * 2 * hc * wf + 2 * edge.col;
+  // The coarse value of row k at the edge column, from its 2 x 2 block (loaded by load_edge).
+  auto load_edge = [&](int64_t k, float (&x)[4]) {
+    if (K == Pyr::Laplacian && edge.has) {
+      float a[2], b[2];
+      load_elems<TF, 2>(fe + 2 * k * wf, a);
+      load_elems<TF, 2>(fe + (2 * k + 1) * wf, b);
+      x[0] = a[0], x[1] = a[1], x[2] = b[0], x[3] = b[1];
+    }
+  };
 
   // Fine rows 2k, 2k+1 of the lane's columns (zero where inactive).
   auto load_fine = [&](int64_t k, float (&f0)[G][2 * V], float (&f1)[G][2 * V]) {
@@ -352,35 +378,40 @@ __global__ void __launch_bounds__(kPyramidThreads, DFCUDA_PYRAMID_MIN_CTAS)
       }
     }
   } else {
-    // Coarse row k upsampled along the row, from the lane's part of it (cv).
-    auto upsampled = [&](int64_t k, const float (&cvk)[G][V], float (&h)[G][2 * V]) {
-      auto outside = [&](int i, int64_t col) {
-        const TF* r0 = fine + w.g[i].plane * 2 * hc * wf + 2 * k * wf + 2 * col;
-        return 0.25f * ((load_one(r0) + load_one(r0 + 1)) + (load_one(r0 + wf) + load_one(r0 + wf + 1)));
-      };
-      upsample_row<V, G>(cvk, lane, w, wc, outside, h);
+    // A coarse row upsampled along the row, from the lane's part of it (cvk) and its edge block x.
+    auto upsampled = [&](const float (&cvk)[G][V], const float (&x)[4], float (&h)[G][2 * V]) {
+      upsample_row<V, G>(cvk, lane, w, wc, edge, 0.25f * ((x[0] + x[1]) + (x[2] + x[3])), h);
     };
     float up_prev[G][2 * V], up_cur[G][2 * V], up_next[G][2 * V];
+    float xf[4] = {}, xn[4] = {};
     if (w.k0 > 0) {
       load_fine(w.k0 - 1, n0, n1);
+      load_edge(w.k0 - 1, xn);
       reduce(n0, n1, cv);
-      upsampled(w.k0 - 1, cv, up_prev);
+      upsampled(cv, xn, up_prev);
     }
     load_fine(w.k0, f0, f1);
-    if (w.k0 + 1 < hc) load_fine(w.k0 + 1, n0, n1);
+    load_edge(w.k0, xf);
+    if (w.k0 + 1 < hc) {
+      load_fine(w.k0 + 1, n0, n1);
+      load_edge(w.k0 + 1, xn);
+    }
     float cc[G][V];
     reduce(f0, f1, cc);
-    upsampled(w.k0, cc, up_cur);
+    upsampled(cc, xf, up_cur);
     if (w.k0 == 0) copy_n(up_prev, up_cur);  // row -1 clamps to row 0
     for (int64_t k = w.k0; k < w.k1; k++) {
       // n0, n1: row k + 1 (loaded); start loading row k + 2 where the strip needs it.
-      float m0[G][2 * V] = {}, m1[G][2 * V] = {};
+      float m0[G][2 * V] = {}, m1[G][2 * V] = {}, xm[4] = {};
       const bool more = k + 2 < hc && k + 2 <= w.k1;
-      if (more) load_fine(k + 2, m0, m1);
+      if (more) {
+        load_fine(k + 2, m0, m1);
+        load_edge(k + 2, xm);
+      }
       float cn[G][V] = {};
       if (k + 1 < hc) {  // uniform across the warp
         reduce(n0, n1, cn);
-        upsampled(k + 1, cn, up_next);
+        upsampled(cn, xn, up_next);
       } else {
         copy_n(up_next, up_cur);  // row hc clamps to row hc - 1
       }
@@ -401,6 +432,8 @@ __global__ void __launch_bounds__(kPyramidThreads, DFCUDA_PYRAMID_MIN_CTAS)
       if (more) {
         copy_n(n0, m0);
         copy_n(n1, m1);
+#pragma unroll
+        for (int j = 0; j < 4; j++) xn[j] = xm[j];
       }
     }
   }
@@ -430,6 +463,9 @@ __global__ void __launch_bounds__(kPyramidThreads, DFCUDA_PYRAMID_MIN_CTAS)
     f[i] = fine + w.g[i].plane * 2 * hc * wf + 2 * w.g[i].l;
   }
   const bool has_detail = detail != nullptr;
+  const EdgeColumn edge = edge_column<V, G>(w, lane, wc);
+  const TC* ce = coarse + edge.plane * hc * wc + edge.col;
+  auto load_edge = [&](int64_t k) { return K == Pyr::Laplacian && edge.has ? load_one(ce + k * wc) : 0.f; };
 
   auto load_coarse = [&](int64_t k, float (&cv)[G][V]) {
 #pragma unroll
@@ -492,29 +528,35 @@ __global__ void __launch_bounds__(kPyramidThreads, DFCUDA_PYRAMID_MIN_CTAS)
       }
     }
   } else {
-    auto upsampled = [&](int64_t k, const float (&cvk)[G][V], float (&h)[G][2 * V]) {
-      auto outside = [&](int i, int64_t col) { return load_one(coarse + w.g[i].plane * hc * wc + k * wc + col); };
-      upsample_row<V, G>(cvk, lane, w, wc, outside, h);
+    auto upsampled = [&](const float (&cvk)[G][V], float x, float (&h)[G][2 * V]) {
+      upsample_row<V, G>(cvk, lane, w, wc, edge, x, h);
     };
     float up_prev[G][2 * V], up_cur[G][2 * V], up_next[G][2 * V];
-    float cv[G][V], cn[G][V] = {};
+    float cv[G][V], cn[G][V] = {}, xn = 0.f;
     if (w.k0 > 0) {
       load_coarse(w.k0 - 1, cv);
-      upsampled(w.k0 - 1, cv, up_prev);
+      upsampled(cv, load_edge(w.k0 - 1), up_prev);
     }
     load_coarse(w.k0, cv);
-    if (w.k0 + 1 < hc) load_coarse(w.k0 + 1, cn);
+    const float xc = load_edge(w.k0);
+    if (w.k0 + 1 < hc) {
+      load_coarse(w.k0 + 1, cn);
+      xn = load_edge(w.k0 + 1);
+    }
     load_detail(w.k0, d0, d1);
-    upsampled(w.k0, cv, up_cur);
+    upsampled(cv, xc, up_cur);
     if (w.k0 == 0) copy_n(up_prev, up_cur);
     for (int64_t k = w.k0; k < w.k1; k++) {
       // cn: coarse row k + 1 (loaded); d0, d1: the detail of row k (loaded). Load ahead.
       const bool more = k + 1 < w.k1;
       const bool more_coarse = k + 2 < hc && k + 2 <= w.k1;
-      float cm[G][V] = {};
-      if (more_coarse) load_coarse(k + 2, cm);
+      float cm[G][V] = {}, xm = 0.f;
+      if (more_coarse) {
+        load_coarse(k + 2, cm);
+        xm = load_edge(k + 2);
+      }
       if (more) load_detail(k + 1, e0, e1);
-      if (k + 1 < hc) upsampled(k + 1, cn, up_next);
+      if (k + 1 < hc) upsampled(cn, xn, up_next);
       else copy_n(up_next, up_cur);
 #pragma unroll
       for (int i = 0; i < G; i++)
@@ -528,7 +570,10 @@ __global__ void __launch_bounds__(kPyramidThreads, DFCUDA_PYRAMID_MIN_CTAS)
       store_fine(k, o0, o1);
       copy_n(up_prev, up_cur);
       copy_n(up_cur, up_next);
-      if (more_coarse) copy_n(cn, cm);
+      if (more_coarse) {
+        copy_n(cn, cm);
+        xn = xm;
+      }
       if (more) {
         copy_n(d0, e0);
         copy_n(d1, e1);
