@@ -30,9 +30,17 @@ struct StreamLaunch {
   }
 };
 
-// Warps worth launching per pair: enough for 32 resident warps per SM (the memory system's
-// latency needs many loads in flight); fewer make the strips longer and the halo rows rarer.
-int64_t target_warps(int device) {
+// Warps worth launching per pair: enough for DFCUDA_PYRAMID_WARPS_PER_SM resident warps per SM
+// (the memory system's latency needs many loads in flight); fewer make the strips longer and their
+// halo rows rarer. Laplacian strips keep at least DFCUDA_PYRAMID_LAPLACIAN_MIN_ROWS rows, so the
+// halo re-reads stay a small fraction. (Both macros exist for the tuning runs of the benchmark.)
+#ifndef DFCUDA_PYRAMID_WARPS_PER_SM
+#define DFCUDA_PYRAMID_WARPS_PER_SM 32
+#endif
+#ifndef DFCUDA_PYRAMID_LAPLACIAN_MIN_ROWS
+#define DFCUDA_PYRAMID_LAPLACIAN_MIN_ROWS 8
+#endif
+StripSplit strip_split(int device) {
   static std::atomic<int> sms[kMaxDevices];
   int n = sms[device].load();
   if (n == 0) {
@@ -42,7 +50,7 @@ int64_t target_warps(int device) {
     }
     sms[device] = n;
   }
-  return int64_t(n) * 32;
+  return StripSplit{int64_t(n) * DFCUDA_PYRAMID_WARPS_PER_SM, DFCUDA_PYRAMID_LAPLACIAN_MIN_ROWS};
 }
 
 int check_common(const char* fn, int device, int kind, int dtype, const DfCudaPyramidShape* s) {
@@ -70,7 +78,7 @@ int pyramid_decompose(int device, int kind, int dtype, const void* image, void* 
   Scratch workspace(device);
   if (pyramid_workspace_bytes(*s) > 0) DF_STATUS_TRY(workspace.alloc(pyramid_workspace_bytes(*s)));
   StreamLaunch launch{stream};
-  return run_decompose(launch, kind, dtype, image, levels, workspace.get<void>(), *s, target_warps(device));
+  return run_decompose(launch, kind, dtype, image, levels, workspace.get<void>(), *s, strip_split(device));
 }
 
 int pyramid_recompose(int device, int kind, int dtype, const void* const* levels, int up_to, void* image,
@@ -89,7 +97,7 @@ int pyramid_recompose(int device, int kind, int dtype, const void* const* levels
   Scratch workspace(device);
   if (pyramid_workspace_bytes(*s) > 0) DF_STATUS_TRY(workspace.alloc(pyramid_workspace_bytes(*s)));
   StreamLaunch launch{stream};
-  return run_recompose(launch, kind, dtype, levels, up_to, image, workspace.get<void>(), *s, target_warps(device));
+  return run_recompose(launch, kind, dtype, levels, up_to, image, workspace.get<void>(), *s, strip_split(device));
 }
 
 }  // namespace dfcuda

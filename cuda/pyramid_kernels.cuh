@@ -179,15 +179,17 @@ struct PairGeometry {
 
 // V is the widest of max_vec, max_vec / 2, ... dividing wc (max_vec: 16 bytes of the fine image's
 // row, 2 for f32, 4 for bf16); rows per strip is the largest power of two <= 64 that still gives at
-// least `target_warps` warps (1 if none does), since a Laplacian strip re-reads one halo row.
-inline PairGeometry pair_geometry(int64_t planes, int64_t hc, int64_t wc, int max_vec, int64_t target_warps) {
+// least `target_warps` warps, but no fewer than min_rows: a Laplacian strip re-reads the rows just
+// above and below it (a strip of R rows reads R + 2 row pairs).
+inline PairGeometry pair_geometry(int64_t planes, int64_t hc, int64_t wc, int max_vec, int64_t target_warps,
+                                  int64_t min_rows = 1) {
   PairGeometry g{};
   g.planes = planes, g.hc = hc, g.wc = wc;
   g.vec = max_vec;
   while (wc % g.vec != 0) g.vec /= 2;
   g.chunks = (planes * wc / g.vec + 32 * groups_of(g.vec) - 1) / (32 * groups_of(g.vec));
   g.rows = 64;
-  while (g.rows > 1 && (hc + g.rows - 1) / g.rows * g.chunks < target_warps) g.rows /= 2;
+  while (g.rows > 1 && g.rows / 2 >= min_rows && (hc + g.rows - 1) / g.rows * g.chunks < target_warps) g.rows /= 2;
   g.strips = (hc + g.rows - 1) / g.rows;
   g.units = g.strips * g.chunks;
   return g;
@@ -625,6 +627,12 @@ inline size_t pyramid_workspace_bytes(const DfCudaPyramidShape& s) {
   return s.stages > 2 ? pyramid_workspace_offset(s, s.stages - 1) : 0;
 }
 
+// How level pairs are cut into strips: see pair_geometry; min_rows applies to the Laplacian.
+struct StripSplit {
+  int64_t target_warps;
+  int64_t laplacian_min_rows;
+};
+
 // Coarse columns per group: 16 bytes of the fine image's row.
 inline int max_vec(int fine_dtype) { return fine_dtype == DF_CUDA_BF16 ? 4 : 2; }
 
@@ -688,10 +696,10 @@ int recompose_pair(Launch& launch, int kind, const PairGeometry& g, LevelImage c
 // The passes of a decomposition, finest pair first, as the CPU op: stage S-1 is the detail of the
 // image itself, the reduced image goes to the workspace (or, at the last pair, to stage 0). Arguments
 // already checked; `launch(kernel, geometry, args...)` runs one kernel, `launch.copy(dst, src, bytes)`
-// copies (a 1-stage pyramid is the image). `target_warps`: see pair_geometry.
+// copies (a 1-stage pyramid is the image). `split`: how pairs are cut into strips (pair_geometry).
 template <class Launch>
 int run_decompose(Launch& launch, int kind, int dtype, const void* image, void* const* levels, void* workspace,
-                  const DfCudaPyramidShape& s, int64_t target_warps) {
+                  const DfCudaPyramidShape& s, const StripSplit& split) {
   const int S = s.stages;
   const size_t elem = dtype == DF_CUDA_BF16 ? 2 : 4;
   if (pyramid_level_numel(s, S - 1) == 0) return DF_CUDA_OK;  // an empty image
@@ -703,7 +711,8 @@ int run_decompose(Launch& launch, int kind, int dtype, const void* image, void* 
                : LevelImage{static_cast<char*>(workspace) + pyramid_workspace_offset(s, t - 1), true};
     const int shift = S - t;
     const PairGeometry g = pair_geometry(pyramid_planes(s), s.height >> shift, s.width >> shift,
-                                         max_vec(fine.f32 ? DF_CUDA_F32 : dtype), target_warps);
+                                         max_vec(fine.f32 ? DF_CUDA_F32 : dtype), split.target_warps,
+                                         kind == DF_CUDA_LAPLACIAN ? split.laplacian_min_rows : 1);
     const int st = dtype == DF_CUDA_BF16 ? decompose_pair<Bf16>(launch, kind, g, fine, coarse, levels[t])
                                          : decompose_pair<float>(launch, kind, g, fine, coarse, levels[t]);
     if (st != DF_CUDA_OK) return st;
@@ -716,7 +725,7 @@ int run_decompose(Launch& launch, int kind, int dtype, const void* image, void* 
 // (up_to == S: recompose); levels[up_to..] are not read.
 template <class Launch>
 int run_recompose(Launch& launch, int kind, int dtype, const void* const* levels, int up_to, void* image,
-                  void* workspace, const DfCudaPyramidShape& s, int64_t target_warps) {
+                  void* workspace, const DfCudaPyramidShape& s, const StripSplit& split) {
   const int S = s.stages;
   const size_t elem = dtype == DF_CUDA_BF16 ? 2 : 4;
   if (pyramid_level_numel(s, S - 1) == 0) return DF_CUDA_OK;  // an empty image
@@ -727,7 +736,8 @@ int run_recompose(Launch& launch, int kind, int dtype, const void* const* levels
                                        : LevelImage{static_cast<char*>(workspace) + pyramid_workspace_offset(s, t), true};
     const int shift = S - t;
     const PairGeometry g = pair_geometry(pyramid_planes(s), s.height >> shift, s.width >> shift,
-                                         max_vec(fine.f32 ? DF_CUDA_F32 : dtype), target_warps);
+                                         max_vec(fine.f32 ? DF_CUDA_F32 : dtype), split.target_warps,
+                                         kind == DF_CUDA_LAPLACIAN ? split.laplacian_min_rows : 1);
     const void* d = t < up_to ? levels[t] : nullptr;
     const int st = dtype == DF_CUDA_BF16 ? recompose_pair<Bf16>(launch, kind, g, coarse, d, fine)
                                          : recompose_pair<float>(launch, kind, g, coarse, d, fine);

@@ -3,7 +3,7 @@
 // Laplacian and Haar, decompose, recompose and previews, 1 to 5 stages, shapes whose coarse levels
 // have odd sizes (down to 1 pixel), widths giving each vector width (4, 2, 1 coarse columns per
 // group), rows that span both column groups of a lane and several warps, several planes per warp,
-// and strips of 1 to 64 rows (the halo rows).
+// and strips of 1 to 64 rows (the halo rows), also with a minimum of 4 rows.
 // Outputs and the workspace are filled with NaN before each run, so an element never written, or a
 // workspace element read before it is written, fails.
 //
@@ -83,15 +83,16 @@ df::Tensor tensor_of(const std::vector<float>& v, const df::Shape& shape) {
 
 const char* dtype_name(int dtype) { return dtype == DF_CUDA_BF16 ? "bf16" : "f32"; }
 
-void run_case(const DfCudaPyramidShape& s, int kind, int dtype, int64_t target_warps, uint32_t seed) {
+void run_case(const DfCudaPyramidShape& s, int kind, int dtype, const StripSplit& split, uint32_t seed) {
   const int S = s.stages;
   const df::PyramidKind pk = kind == DF_CUDA_HAAR ? df::PyramidKind::Haar : df::PyramidKind::Laplacian;
   const df::Decomposition& cpu = df::cpu_decomposition(pk);
   const df::Shape image_shape = {s.batch, s.channels, s.height, s.width};
   char label[160];
-  std::snprintf(label, sizeof label, "%s %s [%lld,%lld,%lld,%lld] S%d warps>=%lld", df::pyramid_kind_name(pk),
+  std::snprintf(label, sizeof label, "%s %s [%lld,%lld,%lld,%lld] S%d warps>=%lld rows>=%lld", df::pyramid_kind_name(pk),
                 dtype_name(dtype), (long long)s.batch, (long long)s.channels, (long long)s.height,
-                (long long)s.width, S, (long long)target_warps);
+                (long long)s.width, S, (long long)split.target_warps,
+                (long long)split.laplacian_min_rows);
   std::mt19937 rng(seed);
   const size_t n_image = size_t(pyramid_level_numel(s, S - 1));
   Buf image = random_buf(n_image, dtype, rng);
@@ -104,7 +105,7 @@ void run_case(const DfCudaPyramidShape& s, int kind, int dtype, int64_t target_w
   for (auto& l : levels) level_ptrs.push_back(l.p());
   Buf workspace(pyramid_workspace_bytes(s) / 4 + 1, DF_CUDA_F32);
   EmuLaunch launch;
-  int st = run_decompose(launch, kind, dtype, image.p(), level_ptrs.data(), workspace.p(), s, target_warps);
+  int st = run_decompose(launch, kind, dtype, image.p(), level_ptrs.data(), workspace.p(), s, split);
   CHECK(st == DF_CUDA_OK, "%s: run_decompose returned %d", label, st);
   CHECK(launch.launches == S - 1, "%s: %d launches for %d stages", label, launch.launches, S);
   const std::vector<df::Tensor> ref = cpu.decompose(tensor_of(x, image_shape), S, "test");
@@ -120,7 +121,7 @@ void run_case(const DfCudaPyramidShape& s, int kind, int dtype, int64_t target_w
   Buf back(n_image, dtype);
   workspace.poison();
   std::vector<const void*> const_ptrs(level_ptrs.begin(), level_ptrs.end());
-  st = run_recompose(launch, kind, dtype, const_ptrs.data(), S, back.p(), workspace.p(), s, target_warps);
+  st = run_recompose(launch, kind, dtype, const_ptrs.data(), S, back.p(), workspace.p(), s, split);
   CHECK(st == DF_CUDA_OK, "%s: run_recompose returned %d", label, st);
   {
     std::vector<std::vector<float>> stages;
@@ -144,14 +145,14 @@ void run_case(const DfCudaPyramidShape& s, int kind, int dtype, int64_t target_w
     workspace.poison();
     std::vector<const void*> ptrs = fresh_ptrs;
     for (int t = up_to; t < S; t++) ptrs[size_t(t)] = nullptr;  // must not be read
-    st = run_recompose(launch, kind, dtype, ptrs.data(), up_to, out.p(), workspace.p(), s, target_warps);
+    st = run_recompose(launch, kind, dtype, ptrs.data(), up_to, out.p(), workspace.p(), s, split);
     CHECK(st == DF_CUDA_OK, "%s: run_recompose(up_to %d) returned %d", label, up_to, st);
     const df::Tensor want = cpu.preview(fresh_cpu, up_to, "test");
     char what[200];
     std::snprintf(what, sizeof what, "%s: recompose up_to %d", label, up_to);
     rec_err = std::max(rec_err, pyrcheck::expect_close(what, out.values(), want.data<float>(), dtype == DF_CUDA_BF16));
   }
-  std::printf("  %-52s decompose %.1e  recompose %.1e\n", label, dec_err, rec_err);
+  std::printf("  %-62s decompose %.1e  recompose %.1e\n", label, dec_err, rec_err);
 }
 
 // Bad arguments come back as DF_CUDA_INVALID with a message naming the argument.
@@ -199,13 +200,14 @@ int main() {
   for (int dtype : {DF_CUDA_F32, DF_CUDA_BF16})
     for (int kind : {DF_CUDA_LAPLACIAN, DF_CUDA_HAAR})
       for (const auto& s : shapes)
-        for (int64_t target : {int64_t(1), int64_t(1) << 40}) run_case(s, kind, dtype, target, seed++);
+        for (const StripSplit& split : {StripSplit{1, 1}, StripSplit{int64_t(1) << 40, 1}, StripSplit{int64_t(1) << 40, 4}})
+          run_case(s, kind, dtype, split, seed++);
   check_errors();
   {  // an empty image (only the raw ABI can express one): nothing runs, nothing is touched
     EmuLaunch launch;
     const DfCudaPyramidShape empty{1, 1, 0, 8, 2};
     void* none[2] = {nullptr, nullptr};
-    CHECK(run_decompose(launch, DF_CUDA_LAPLACIAN, DF_CUDA_F32, nullptr, none, nullptr, empty, 1) == DF_CUDA_OK &&
+    CHECK(run_decompose(launch, DF_CUDA_LAPLACIAN, DF_CUDA_F32, nullptr, none, nullptr, empty, StripSplit{1, 1}) == DF_CUDA_OK &&
               launch.launches == 0,
           "empty decompose");
   }
