@@ -7,18 +7,17 @@
 // arithmetic is the CPU op's, term for term (down = mean or Haar LL of each 2x2 block; Laplacian up =
 // bilinear x2 with half-pixel centres, edges clamped; Haar up = LL / 2 on the block's 4 pixels).
 //
-// Work split: a lane owns two groups of V adjacent coarse columns (2V fine columns: up to 16 bytes
-// of a fine row: V = 2 for f32 fine images; one group of V = 4 for bf16; less where wc is not a
-// multiple) and walks
-// down a strip of coarse rows. Group g of lane L is the (32 g + L)-th group of its warp's span of
-// the flattened [planes * wc] columns, so every vector load or store instruction of a warp covers
-// one contiguous span, and narrow images still fill every lane. The Laplacian lane keeps a window
-// of three horizontally upsampled coarse rows (k-1, k, k+1) in registers, so every fine element is
-// loaded once per strip (plus one halo row at the strip's top); the coarse neighbours left and right
-// of a group come from the adjacent lanes by shuffles (the warp's two outermost from memory). A
-// row's first and last columns take no neighbour (the edge clamp), which is also why a warp may
-// straddle planes. The next row's loads are issued before the current row's arithmetic and stores.
-// With 16-byte aligned bases every vector is naturally aligned.
+// Work split: a lane owns two groups of V = 2 adjacent coarse columns (f32 fine rows) or one of
+// V = 4 (bf16 fine rows): 16 bytes of each fine row per group (less where wc is not a multiple of
+// V), and walks down a strip of coarse rows. Group g of lane L is the (32 g + L)-th group of its
+// warp's span of the flattened [planes * wc] columns, so every vector load or store instruction of
+// a warp covers one contiguous span, and narrow images still fill every lane. The Laplacian lane
+// keeps a window of three horizontally upsampled coarse rows (k-1, k, k+1) in registers, so every
+// fine element is loaded once per strip (plus the halo rows just above and below it); the coarse
+// neighbours left and right of a group come from the adjacent lanes by shuffles (the warp's two
+// outermost are loaded with the rows). A row's first and last columns take no neighbour (the edge
+// clamp), which is also why a warp may straddle planes. Each row's loads are issued one row ahead
+// of its arithmetic and stores. With 16-byte aligned bases every vector is naturally aligned.
 //
 // Element types: f32, or bf16 storage with f32 math. A bf16 pyramid keeps its intermediate images
 // (the workspace) in f32, so its stages are the f32 results rounded once.
