@@ -62,6 +62,10 @@ int flow_heun_update(int device, const DfCudaStageLayout* layout, const float* x
                      const float* dt, float* out);
 int guidance_combine(int device, const DfCudaStageLayout* layout, const float* v_cond, const float* v_uncond,
                      float w, float* out);
+int pyramid_decompose(int device, int kind, int dtype, const void* image, void* const* levels,
+                      const DfCudaPyramidShape* shape);
+int pyramid_recompose(int device, int kind, int dtype, const void* const* levels, int up_to, void* image,
+                      const DfCudaPyramidShape* shape);
 
 }  // namespace dfcuda
 

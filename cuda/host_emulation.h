@@ -161,6 +161,17 @@ inline float __shfl_xor_sync(unsigned, float x, int mask) {
   return y;
 }
 
+// Every lane reads `x` of lane src_lane (mod 32).
+inline float __shfl_sync(unsigned, float x, int src_lane) {
+  dfemu::Warp& w = dfemu::warp();
+  const int l = dfemu::lane();
+  std::memcpy(&w.c[l][0], &x, 4);
+  w.barrier.wait();
+  const float y = w.c[src_lane & 31][0];
+  w.barrier.wait();
+  return y;
+}
+
 inline float atomicAdd(float* p, float x) {
   std::lock_guard<std::mutex> lock(dfemu::g_atomic_mutex);
   const float old = *p;
@@ -230,6 +241,14 @@ struct alignas(16) float4 {
   float x, y, z, w;
 };
 inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+// Vector types used by the pyramid kernels' loads and stores.
+struct alignas(8) uint2 {
+  unsigned x, y;
+};
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
 
 template <class F>
 void dfemu::launch(dim3 grid, dim3 block, F&& kernel, size_t smem_bytes) {

@@ -205,6 +205,8 @@ extern "C" const DfCudaApi* decoflow_cuda_api(void) {
       dfcuda::flow_euler_update,
       dfcuda::flow_heun_update,
       dfcuda::guidance_combine,
+      dfcuda::pyramid_decompose,
+      dfcuda::pyramid_recompose,
   };
   return &api;
 }

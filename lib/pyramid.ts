@@ -8,7 +8,8 @@
 //                          each finer stage holds its level's three detail bands mapped back onto
 //                          its grid; the stages preserve the energy (sum of squares) of x.
 //
-// Each level pair is one fused, multithreaded pass over memory. `foo()` runs off the event loop and
+// Each level pair is one fused, multithreaded pass over memory. On a CUDA device the stages may also
+// be bf16 (computed in f32, each stage rounded once), one kernel launch per level pair. `foo()` runs off the event loop and
 // returns a Promise; `fooSync()` blocks. Bad input is an Error with a `code` (ERR_DECOFLOW_SHAPE, ...).
 import type { NativePyramidOptions, NativeTensor } from '../types/native';
 import { decoflowError } from './errors';
@@ -25,12 +26,12 @@ export interface PyramidOptions {
 export interface DecomposeOptions extends PyramidOptions {
   /** Number of stages, 1 to 16 (default 2); H and W must be divisible by 2^(stages-1). */
   stages?: number;
-  /** Tensors to write the stages into (f32, the stages' shapes, not overlapping x): no allocation. */
+  /** Tensors to write the stages into (x's dtype and device, the stages' shapes, not overlapping x): no allocation. */
   out?: readonly Tensor[];
 }
 
 export interface RecomposeOptions extends PyramidOptions {
-  /** A tensor to write the image into (f32, the image's shape, not overlapping the levels). */
+  /** A tensor to write the image into (the levels' dtype and device, the image's shape, not overlapping them). */
   out?: Tensor;
 }
 

@@ -11,7 +11,7 @@
 extern "C" {
 #endif
 
-#define DF_CUDA_ABI_VERSION 2
+#define DF_CUDA_ABI_VERSION 3
 
 enum {
   DF_CUDA_OK = 0,
@@ -30,6 +30,15 @@ enum { DF_CUDA_F32 = 0, DF_CUDA_F16 = 1, DF_CUDA_BF16 = 2 };
 typedef struct DfCudaAttentionShape {
   int64_t batch, heads, nq, nk, dim;
 } DfCudaAttentionShape;
+
+/* Pyramid kinds (the values of df::PyramidKind) and an S-stage pyramid of a [batch, channels,
+   height, width] image: stage s (0-based, coarse to fine) is [batch, channels, height >> (S-1-s),
+   width >> (S-1-s)], contiguous, as native/ops/pyramid.h. */
+enum { DF_CUDA_LAPLACIAN = 0, DF_CUDA_HAAR = 1 };
+typedef struct DfCudaPyramidShape {
+  int64_t batch, channels, height, width;
+  int stages;
+} DfCudaPyramidShape;
 
 /* The flat multi-stage layout of native/dfm/layout.h: stage s holds batch * per_sample[s] floats. */
 typedef struct DfCudaStageLayout {
@@ -69,6 +78,15 @@ typedef struct DfCudaApi {
                           const float* v2, const float* dt, float* out);
   int (*guidance_combine)(int device, const DfCudaStageLayout* layout, const float* v_cond,
                           const float* v_uncond, float w, float* out);
+  /* The pyramid transforms (native/ops/pyramid.h), f32 or bf16 (f32 math; a bf16 pyramid's
+     intermediate images stay f32), every pointer 16-byte aligned; `levels` is a host array of
+     `stages` device pointers. Recompose brings stages 0 .. up_to-1 to full size as if the later ones
+     were zero (up_to == stages: the inverse of decompose); levels[up_to..] are not read. Scratch
+     comes from the backend's caching allocator. Outputs must not overlap the inputs. */
+  int (*pyramid_decompose)(int device, int kind, int dtype, const void* image, void* const* levels,
+                           const DfCudaPyramidShape* shape);
+  int (*pyramid_recompose)(int device, int kind, int dtype, const void* const* levels, int up_to, void* image,
+                           const DfCudaPyramidShape* shape);
 } DfCudaApi;
 
 typedef const DfCudaApi* (*DfCudaApiFn)(void);

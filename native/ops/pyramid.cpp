@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../core/backend.h"
 #include "../core/error.h"
 #include "../core/threadpool.h"
 
@@ -262,12 +263,37 @@ Tensor make_workspace(const PyramidShape& s) {
   return n > 0 ? Tensor({n}, DType::F32) : Tensor();
 }
 
-void check_cpu_f32(const Tensor& t, const std::string& arg) {
+// Where a call runs and on what: the device and dtype of its first tensor (x, or levels[0]), which
+// every other tensor must share. The CPU op is f32; the CUDA kernels take f32 or bf16.
+struct Placement {
+  Device device;
+  DType dtype;
+};
+
+Placement placement_of(const Tensor& t, const std::string& arg) {
   expect_defined(t, arg.c_str());
-  expect_dtype(t, DType::F32, arg.c_str());
-  if (!t.device().is_cpu())
-    fail(Code::Device, arg + ": expected a cpu tensor (the CUDA pyramid is not built yet), got " + t.device().name());
+  if (t.device().is_cpu()) expect_dtype(t, DType::F32, arg.c_str());
+  else if (t.dtype() != DType::F32 && t.dtype() != DType::BF16)
+    fail(Code::DType, arg + ": expected dtype f32 or bf16 (on " + t.device().name() + "), got " + dtype_name(t.dtype()));
+  return {t.device(), t.dtype()};
 }
+
+void check_placed(const Tensor& t, const Placement& p, const std::string& arg, const std::string& first) {
+  expect_defined(t, arg.c_str());
+  if (t.device() != p.device)
+    fail(Code::Device, arg + ": expected a tensor on " + p.device.name() + " (like " + first + "), got one on " +
+                           t.device().name());
+  if (t.dtype() != p.dtype)
+    fail(Code::DType, arg + ": expected dtype " + dtype_name(p.dtype) + " (like " + first + "), got " +
+                          dtype_name(t.dtype()));
+}
+
+DfCudaPyramidShape cuda_shape(const PyramidShape& s) {
+  return DfCudaPyramidShape{s.batch, s.channels, s.height, s.width, s.stages};
+}
+
+int cuda_kind(PyramidKind kind) { return kind == PyramidKind::Haar ? DF_CUDA_HAAR : DF_CUDA_LAPLACIAN; }
+int cuda_dtype(DType d) { return d == DType::BF16 ? DF_CUDA_BF16 : DF_CUDA_F32; }
 
 }  // namespace
 
@@ -339,22 +365,25 @@ bool overlap(const Tensor& a, const Tensor& b) {
   return p < q + b.nbytes() && q < p + a.nbytes();
 }
 
-// A caller's output: the right shape, f32 on the CPU, and sharing no memory with `inputs`.
-void check_out(const Tensor& out, const Shape& shape, const std::vector<Tensor>& inputs,
-               const std::vector<std::string>& input_names, const std::string& arg) {
-  check_cpu_f32(out, arg);
+// A caller's output: the right shape, device and dtype, and sharing no memory with `inputs`.
+void check_out(const Tensor& out, const Shape& shape, const Placement& p, const std::string& first,
+               const std::vector<Tensor>& inputs, const std::vector<std::string>& input_names, const std::string& arg) {
+  check_placed(out, p, arg, first);
   if (out.shape() != shape)
     fail(Code::Shape, arg + ": expected shape " + shape_str(shape) + ", got " + shape_str(out.shape()));
   for (size_t i = 0; i < inputs.size(); i++)
     if (overlap(out, inputs[i])) fail(Code::ArgValue, arg + ": shares memory with " + input_names[i]);
 }
 
-PyramidShape checked_levels(const std::vector<Tensor>& levels, const std::string& fn, std::vector<const float*>& ptrs) {
+PyramidShape checked_levels(const std::vector<Tensor>& levels, const std::string& fn, Placement* p,
+                            std::vector<const void*>& ptrs) {
   std::vector<Shape> shapes;
   for (size_t i = 0; i < levels.size(); i++) {
-    check_cpu_f32(levels[i], fn + ": levels[" + std::to_string(i) + "]");
+    const std::string arg = fn + ": levels[" + std::to_string(i) + "]";
+    if (i == 0) *p = placement_of(levels[i], arg);
+    else check_placed(levels[i], *p, arg, "levels[0]");
     shapes.push_back(levels[i].shape());
-    ptrs.push_back(levels[i].data<float>());
+    ptrs.push_back(levels[i].raw());
   }
   return pyramid_shape_of_levels(shapes, fn);
 }
@@ -363,11 +392,11 @@ PyramidShape checked_levels(const std::vector<Tensor>& levels, const std::string
 
 std::vector<Tensor> Decomposition::decompose(const Tensor& image, int64_t stages, const std::string& fn,
                                              const std::vector<Tensor>& out) const {
-  check_cpu_f32(image, fn + ": x");
+  const Placement p = placement_of(image, fn + ": x");
   const PyramidShape s = pyramid_shape(image.shape(), stages, fn);
   std::vector<Tensor> levels;
   if (out.empty()) {
-    for (int t = 0; t < s.stages; t++) levels.emplace_back(s.level_shape(t), DType::F32);
+    for (int t = 0; t < s.stages; t++) levels.emplace_back(s.level_shape(t), p.dtype, p.device);
   } else {
     if (int64_t(out.size()) != s.stages)
       fail(Code::Shape, fn + ": options.out: expected " + std::to_string(s.stages) + " tensors (one per stage), got " +
@@ -376,11 +405,21 @@ std::vector<Tensor> Decomposition::decompose(const Tensor& image, int64_t stages
     std::vector<std::string> names = {"x"};
     for (int t = 0; t < s.stages; t++) {
       const std::string arg = fn + ": options.out[" + std::to_string(t) + "]";
-      check_out(out[size_t(t)], s.level_shape(t), taken, names, arg);
+      check_out(out[size_t(t)], s.level_shape(t), p, "x", taken, names, arg);
       taken.push_back(out[size_t(t)]);
       names.push_back("options.out[" + std::to_string(t) + "]");
     }
     levels = out;
+  }
+  if (!p.device.is_cpu()) {
+    std::vector<void*> ptrs;
+    for (const Tensor& l : levels) ptrs.push_back(l.raw());
+    CudaBackend& cb = cuda_backend();
+    const DfCudaPyramidShape cs = cuda_shape(s);
+    cb.check(cb.api().pyramid_decompose(p.device.index, cuda_kind(kind()), cuda_dtype(p.dtype), image.raw(),
+                                        ptrs.data(), &cs),
+             (fn + ": CUDA pyramid decompose").c_str());
+    return levels;
   }
   std::vector<float*> ptrs;
   for (const Tensor& l : levels) ptrs.push_back(l.data<float>());
@@ -395,8 +434,9 @@ Tensor Decomposition::recompose(const std::vector<Tensor>& levels, const std::st
 
 Tensor Decomposition::preview(const std::vector<Tensor>& levels, int64_t up_to, const std::string& fn,
                               const Tensor& out) const {
-  std::vector<const float*> ptrs;
-  const PyramidShape s = checked_levels(levels, fn, ptrs);
+  std::vector<const void*> ptrs;
+  Placement p;
+  const PyramidShape s = checked_levels(levels, fn, &p, ptrs);
   if (up_to < 1 || up_to > s.stages)
     fail(Code::ArgValue, fn + ": upTo: expected an integer from 1 to " + std::to_string(s.stages) +
                              " (the number of levels), got " + std::to_string(up_to));
@@ -404,12 +444,22 @@ Tensor Decomposition::preview(const std::vector<Tensor>& levels, int64_t up_to, 
   if (out.defined()) {
     std::vector<std::string> names;
     for (size_t i = 0; i < levels.size(); i++) names.push_back("levels[" + std::to_string(i) + "]");
-    check_out(out, s.image_shape(), levels, names, fn + ": options.out");
+    check_out(out, s.image_shape(), p, "levels[0]", levels, names, fn + ": options.out");
   } else {
-    image = Tensor(s.image_shape(), DType::F32);
+    image = Tensor(s.image_shape(), p.dtype, p.device);
   }
+  if (!p.device.is_cpu()) {
+    CudaBackend& cb = cuda_backend();
+    const DfCudaPyramidShape cs = cuda_shape(s);
+    cb.check(cb.api().pyramid_recompose(p.device.index, cuda_kind(kind()), cuda_dtype(p.dtype), ptrs.data(),
+                                        int(up_to), image.raw(), &cs),
+             (fn + ": CUDA pyramid recompose").c_str());
+    return image;
+  }
+  std::vector<const float*> fptrs;
+  for (const void* q : ptrs) fptrs.push_back(static_cast<const float*>(q));
   Tensor workspace = make_workspace(s);
-  preview(ptrs.data(), int(up_to), image.data<float>(), workspace.data<float>(), s);
+  preview(fptrs.data(), int(up_to), image.data<float>(), workspace.data<float>(), s);
   return image;
 }
 

@@ -15,8 +15,10 @@
 //
 // The trainer and the sampler call the raw-pointer forms: buffers and workspace are theirs, and
 // once each pool thread's scratch rows (10 x the widest coarse row) have grown, calls never allocate.
-// Users go through the Tensor forms, which check everything and allocate. A CUDA twin
-// (cuda/pyramid.cu) will implement the same Decomposition interface.
+// Users go through the Tensor forms, which check everything and allocate, and run where their
+// tensors live: f32 on the CPU; f32 or bf16 on a CUDA device, through the CUDA backend's kernels
+// (cuda/pyramid.cu, one launch per level pair; a bf16 pyramid computes and keeps its intermediate
+// images in f32, so each stage is the f32 result rounded once).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -73,7 +75,8 @@ class Decomposition {
   virtual void preview(const float* const* levels, int up_to, float* image, float* workspace,
                        const PyramidShape& s) const = 0;
 
-  // Tensor forms: check rank, dtype, device and shapes (errors name `fn` and the argument) and
+  // Tensor forms (CPU: f32; CUDA: f32 or bf16, every tensor on x's (levels[0]'s) device with its
+  // dtype): check rank, dtype, device and shapes (errors name `fn` and the argument) and
   // allocate the workspace, and the outputs unless `out` gives them (then they are checked, must
   // not overlap the inputs or each other, are overwritten and returned).
   std::vector<Tensor> decompose(const Tensor& image, int64_t stages, const std::string& fn,
