@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU machine's one-shot check of the CUDA backend: builds with plain CMake + Ninja (no Node),
-# runs every ctest (the CUDA tests must not skip), compute-sanitizer memcheck on small sizes, the
-# dev/cuda kernel ladder, and the attention benchmark against PyTorch's SDPA on the same card.
+# The GPU machine's one-shot check of the CUDA backend: builds with plain CMake + Ninja (Node optional),
+# runs every ctest (the CUDA tests must not skip), the public API's CUDA checks through Node when it
+# can, compute-sanitizer memcheck on small sizes, the dev/cuda kernel ladder, and the attention and
+# pyramid benchmarks (against PyTorch's SDPA and a device-to-device copy) on the same card.
 # $OUT (default: ./device-out) receives few files, because the device tool returns at most eight:
 # summary.txt, the benchmark report and logs.tar.gz with every log and JSON (written on exit, also
 # when a step fails). DEADLINE_S (default 480) bounds the whole run: each step's own limit is cut
@@ -90,6 +91,7 @@ step ctest 300 ctest --test-dir "$BUILD" --output-on-failure -j 8 -E '^test_cuda
 step test_cuda_attention 180 "$BIN/test_cuda_attention"
 step test_cuda_integrator 120 "$BIN/test_cuda_integrator"
 step test_cuda_runtime 120 "$BIN/test_cuda_runtime"
+step test_cuda_pyramid 120 "$BIN/test_cuda_pyramid"
 
 # 1b. The public API on the GPU (test/cuda/checks.js through scripts/device-node-check.js).
 if [ -f "$BIN/decoflow.node" ] && [ -f dist/index.cjs ]; then
@@ -105,6 +107,7 @@ if [ -n "$SAN" ]; then
   export DECOFLOW_TEST_SMALL=1 DECOFLOW_CUDA_EXACT_ALLOC=1  # exact-size blocks: no slack past a tensor's end
   step memcheck-attention 240 "$SAN" --tool memcheck --error-exitcode 9 "$BIN/test_cuda_attention"
   step memcheck-integrator 120 "$SAN" --tool memcheck --error-exitcode 9 "$BIN/test_cuda_integrator"
+  step memcheck-pyramid 120 "$SAN" --tool memcheck --error-exitcode 9 "$BIN/test_cuda_pyramid"
   step racecheck-attention 240 "$SAN" --tool racecheck --error-exitcode 9 "$BIN/test_cuda_attention"
   unset DECOFLOW_TEST_SMALL DECOFLOW_CUDA_EXACT_ALLOC
 else
@@ -119,6 +122,7 @@ done
 
 # 4. Benchmark against PyTorch SDPA on this card, same run.
 step bench-decoflow 180 "$BIN/bench_cuda_attention" --json "$OUT/bench_decoflow.json"
+step bench-pyramid 120 "$BIN/bench_cuda_pyramid" --json "$OUT/bench_pyramid.json" --md "$OUT/bench_pyramid.md"
 if "$PY" -c "import torch; assert torch.cuda.is_available()" > /dev/null 2>&1; then
   step bench-torch 240 "$PY" bench/cuda/attention_torch.py --json "$OUT/bench_torch.json"
   step bench-torch-flash 240 "$PY" bench/cuda/attention_torch.py --backend flash --json "$OUT/bench_torch_flash.json"
@@ -135,12 +139,13 @@ fi
 echo
 echo "==================== summary ===================="
 cat "$SUMMARY"
-for f in test_cuda_attention test_cuda_integrator test_cuda_runtime node-check; do
+for f in test_cuda_attention test_cuda_integrator test_cuda_runtime test_cuda_pyramid node-check; do
   [ -f "$OUT/$f.log" ] && { echo "--- $f"; tail -4 "$OUT/$f.log"; }
 done
 [ -f "$OUT/bench-decoflow.log" ] && { echo "--- decoflow bench"; cat "$OUT/bench-decoflow.log"; }
 [ -f "$OUT/bench_report.md" ] && { echo "--- vs PyTorch SDPA (default)"; cat "$OUT/bench_report.md"; }
 [ -f "$OUT/bench_report_flash.md" ] && { echo "--- vs PyTorch SDPA (flash)"; cat "$OUT/bench_report_flash.md"; }
+[ -f "$OUT/bench_pyramid.md" ] && { echo "--- pyramid bench (vs D2D copy)"; cat "$OUT/bench_pyramid.md"; }
 for exe in "$OUT"/dev_attention_*.log; do [ -f "$exe" ] && { echo "--- $(basename "$exe")"; tail -15 "$exe"; }; done
 note "total $(( $(date +%s) - start ))s, $failures failing step(s)"
 [ $failures -eq 0 ]

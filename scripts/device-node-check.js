@@ -16,6 +16,7 @@ const checks = require(path.join(__dirname, '..', 'test', 'cuda', 'checks.js'));
   checks.tensors(df, log);
   await checks.attention(df, log);
   checks.attentionErrors(df, log);
+  await checks.pyramid(df, log);
   console.log('device-node-check: all checks passed');
 })().catch((e) => {
   console.error(`device-node-check: FAIL: ${e && e.stack ? e.stack : e}`);

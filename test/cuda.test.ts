@@ -13,6 +13,7 @@ describe('CUDA backend', () => {
   onGpu('tensors move to the GPU and back; bad devices and out-of-memory are coded errors', () => checks.tensors(df));
   onGpu('flash attention on f16/bf16 CUDA tensors matches the CPU op, forward and backward', () => checks.attention(df), 120_000);
   onGpu('attention on CUDA tensors refuses bad input with coded errors', () => checks.attentionErrors(df));
+  onGpu('pyramid decompose/recompose on f32/bf16 CUDA tensors matches the CPU op', () => checks.pyramid(df), 120_000);
   test('without a usable GPU, cuda tensors are refused with the reason', () => {
     if (cuda.available) return;
     const t = df.Tensor.zeros([2]);

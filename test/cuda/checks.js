@@ -123,4 +123,38 @@ function attentionErrors(df, log = () => {}) {
   log('attention errors: f32 on cuda, mixed devices, mixed dtypes, head dim 48, NaN scale are coded');
 }
 
-module.exports = { tensors, attention, attentionErrors };
+// Pyramid decompose/recompose of CUDA tensors against the CPU op: f32 within 1e-5 of the largest
+// value, bf16 within one bf16 rounding (2^-8) of the CPU's f32 result on the same rounded input,
+// plus the round trip and a mixed-device error.
+async function pyramid(df, log = () => {}) {
+  for (const kind of ['laplacian', 'haar']) {
+    for (const dtype of ['f32', 'bf16']) {
+      for (const [shape, stages] of [[[2, 3, 40, 24], 3], [[1, 1, 64, 64], 4], [[3, 2, 18, 34], 2]]) {
+        const x = rounded(df, shape, 7, dtype);
+        const cpuLevels = df.decomposeSync(x.f32, { kind, stages });
+        const gx = (dtype === 'f32' ? x.f32 : x.low).to('cuda');
+        const levels = await df.decompose(gx, { kind, stages });
+        assert.equal(levels.length, stages);
+        const tol = dtype === 'f32' ? 1e-5 : 2 ** -8 + 1e-5;
+        const errs = levels.map((l, i) => relErr(toCpuF32(l), cpuLevels[i].dataSync()));
+        const back = df.recomposeSync(levels, { kind });
+        assert.equal(back.device, 'cuda:0');
+        const roundTrip = relErr(toCpuF32(back), x.f32.dataSync());
+        const label = `${kind} ${dtype} [${shape}] ${stages} stages`;
+        errs.forEach((e, i) => assert.ok(e <= tol, `${label}: stage ${i} rel err ${e}`));
+        // bf16: each stage is rounded once, and recompose adds them up (Laplacian details reach 2 max|x|).
+        assert.ok(roundTrip <= (dtype === 'f32' ? 1e-5 : 2 ** -8 * (2 * stages + 1)), `${label}: round trip rel err ${roundTrip}`);
+        log(`pyramid ${label}: stages ${errs.map((e) => e.toExponential(1)).join(' ')}, round trip ${roundTrip.toExponential(1)}`);
+        for (const t of [x.f32, x.low, gx, back, ...levels, ...cpuLevels]) t.dispose();
+      }
+    }
+  }
+  const g = df.Tensor.randn([1, 1, 8, 8], { seed: 9 }).to('cuda');
+  const c = df.Tensor.randn([1, 1, 4, 4], { seed: 9 });
+  assert.equal(codeOf(() => df.recomposeSync([c, g])), 'ERR_DECOFLOW_DEVICE');
+  g.dispose();
+  c.dispose();
+  log('pyramid errors: levels on two devices are a coded error');
+}
+
+module.exports = { tensors, attention, attentionErrors, pyramid };
