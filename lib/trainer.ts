@@ -23,6 +23,11 @@ export interface TrainerOptions {
   priorScale?: number;
   /** Probability that a label is replaced by the null class (default 0.1). */
   labelDropout?: number;
+  /**
+   * w_s in the loss sum_s w_s * mse_s over the stages s <= Q (default all 1, the paper's loss): a
+   * lever for the finer stages, which p_q trains less often. Finite, >= 0, not all 0.
+   */
+  stageLossWeights?: number[];
   /** Seed of the data-side randomness (times, noise, dropout); the step number is the counter. */
   seed?: number;
 }
@@ -32,8 +37,9 @@ export interface TrainStepStats {
   step: number;
   /** The active stage Q of this batch (0-based, coarse to fine). */
   activeStage: number;
-  /** Sum over active stages of their mean squared velocity errors. */
+  /** Sum over active stages of their mean squared velocity errors, times stageLossWeights. */
   loss: number;
+  /** Each stage's mean squared velocity error (unweighted; 0 for masked stages). */
   stageLoss: number[];
   /** Global gradient norm before clipping. */
   gradNorm: number;

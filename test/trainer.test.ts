@@ -34,7 +34,7 @@ const cases: Array<{ name: string; config: ModelConfig; trainer: TrainerOptions;
   {
     name: 'S=3, three stage probabilities, non-default times',
     config: { stages: 3, channels: 1, height: 16, width: 16, patchSizes: [1, 2, 4], hidden: 32, depth: 2, heads: 2, numClasses: 3, freqDim: 16 },
-    trainer: { stageProbs: [0.2, 0.3, 0.5], timeLocation: 0.3, priorLocation: 2.0, seed: 2 },
+    trainer: { stageProbs: [0.2, 0.3, 0.5], timeLocation: 0.3, priorLocation: 2.0, stageLossWeights: [1, 2.5, 0.5], seed: 2 },
     batch: 3,
   },
 ];
@@ -59,10 +59,15 @@ describe.each(cases)('the DFM loss of a training step matches the PyTorch refere
       expect(stats.activeStage).toBe(d.activeStage);
       seen.add(d.activeStage);
       const out = path.join(tmp, `ref-${config.stages}-${step}.safetensors`);
-      execFileSync(PYTHON, [REFERENCE, 'loss', ckpt, inFile, out], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const weights = opts.stageLossWeights ? [JSON.stringify(opts.stageLossWeights)] : [];
+      execFileSync(PYTHON, [REFERENCE, 'loss', ckpt, inFile, out, ...weights], { stdio: ['ignore', 'pipe', 'inherit'] });
       const ref = readSafetensors(out).tensors;
       const refLoss = ref.loss.dataSync()[0];
       expect(Math.abs(stats.loss - refLoss) / refLoss).toBeLessThan(1e-4);
+      // stageLoss is unweighted; the loss is their weighted sum
+      const w = opts.stageLossWeights ?? stats.stageLoss.map(() => 1);
+      const weighted = stats.stageLoss.reduce((acc, l, s) => acc + w[s] * l, 0);
+      expect(Math.abs(stats.loss - weighted) / stats.loss).toBeLessThan(1e-9);
       // the trainer's pyramid is the reference's F.interpolate pyramid
       d.levels.forEach((lv, s) => {
         const a = lv.dataSync();
@@ -140,6 +145,10 @@ describe('bad trainer input', () => {
     [{ timeScale: 0 }, /timeScale/],
     [{ labelDropout: 2 }, /labelDropout/],
     [{ decomposition: 'dct' }, /decomposition/],
+    [{ stageLossWeights: [1] }, /stageLossWeights: expected 2 weights/],
+    [{ stageLossWeights: [1, -1] }, /stageLossWeights\[1\]: expected a finite number >= 0/],
+    [{ stageLossWeights: [0, 0] }, /at least one weight > 0/],
+    [{ stageLossWeights: [1, NaN] }, /stageLossWeights/],
   ])('%j', (opts, message) => {
     const e = caught(() => new Trainer(model, opts as TrainerOptions));
     expect(e.code).toMatch(/ERR_DECOFLOW_(CONFIG|ARG_VALUE)/);

@@ -26,6 +26,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'weight-decay': { kind: 'number', help: 'AdamW weight decay', default: 0.01 },
   'ema-decay': { kind: 'number', help: 'EMA decay of the weights', default: 0.999 },
   'stage-probs': { kind: 'list', help: 'probability of each stage being the active one (default: 0.9, 0.1 for 2 stages)' },
+  'stage-loss-weights': { kind: 'list', help: 'weight of each stage in the loss (default: 1 each)' },
   'prior-location': { kind: 'number', help: 'logit-normal location of earlier stages', default: 1.5 },
   'label-dropout': { kind: 'number', help: 'probability of dropping a label (for guidance)', default: 0.1 },
   decomposition: { kind: 'string', help: "'laplacian' or 'haar'", default: 'laplacian' },
@@ -90,6 +91,7 @@ export async function train(argv: string[]): Promise<number> {
       trainer: {
         decomposition: a.decomposition as 'laplacian' | 'haar',
         stageProbs: a['stage-probs'] as number[] | undefined,
+        stageLossWeights: a['stage-loss-weights'] as number[] | undefined,
         priorLocation: a['prior-location'] as number,
         labelDropout: a['label-dropout'] as number,
         seed: a.seed as number,
@@ -133,7 +135,7 @@ export async function train(argv: string[]): Promise<number> {
   process.stderr.write(
     `decoflow train: ${c.stages}-stage ${a.model} model (${model.numParameters.toLocaleString()} parameters, patches ${c.patchSizes.join('/')}) ` +
       `on ${dataset.name} (${dataset.size} images, ${c.channels}x${c.height}x${c.width}, ${c.numClasses} classes), batch ${run.batch}, ` +
-      `stage probabilities ${run.trainer.stageProbs!.join('/')}\n`,
+      `stage probabilities ${run.trainer.stageProbs!.join('/')}, loss weights ${run.trainer.stageLossWeights!.join('/')}\n`,
   );
   const bar = new ProgressBar(run.steps, model.step);
   const t0 = Date.now();

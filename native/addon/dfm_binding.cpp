@@ -64,6 +64,8 @@ TrainerOptions read_trainer_options(const Napi::Value& v) {
   r.batch.prior_loc = opt_number(o, "priorLocation", r.batch.prior_loc, ctx);
   r.batch.prior_scale = opt_number(o, "priorScale", r.batch.prior_scale, ctx);
   r.batch.label_dropout = opt_number(o, "labelDropout", r.batch.label_dropout, ctx);
+  if (has_option(o, "stageLossWeights"))
+    r.batch.stage_loss_weights = read_numbers(o.Get("stageLossWeights"), ctx + ".stageLossWeights");
   r.seed = uint64_t(opt_int(o, "seed", 0, 0, (int64_t(1) << 53) - 1, ctx));
   return r;
 }
@@ -91,6 +93,11 @@ Napi::Value trainer_options(const Napi::CallbackInfo& info) {
   r.Set("priorLocation", o.batch.prior_loc);
   r.Set("priorScale", o.batch.prior_scale);
   r.Set("labelDropout", o.batch.label_dropout);
+  std::vector<double> weights = o.batch.stage_loss_weights;
+  if (weights.empty()) weights.assign(o.batch.stage_probs.size(), 1.0);
+  Napi::Array w = Napi::Array::New(env, weights.size());
+  for (size_t i = 0; i < weights.size(); i++) w.Set(uint32_t(i), weights[i]);
+  r.Set("stageLossWeights", w);
   r.Set("seed", double(o.seed));
   return r;
 }

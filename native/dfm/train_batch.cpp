@@ -30,6 +30,19 @@ void validate_batch_config(const DfmBatchConfig& c, int stages) {
   finite(c.time_scale, "timeScale", true);
   finite(c.prior_loc, "priorLocation", false);
   finite(c.prior_scale, "priorScale", true);
+  if (!c.stage_loss_weights.empty()) {
+    if (int(c.stage_loss_weights.size()) != stages)
+      fail(Code::Config, "stageLossWeights: expected " + std::to_string(stages) + " weights (one per stage), got " +
+                             std::to_string(c.stage_loss_weights.size()));
+    double total = 0;
+    for (size_t i = 0; i < c.stage_loss_weights.size(); i++) {
+      double w = c.stage_loss_weights[i];
+      if (!(std::isfinite(w) && w >= 0))
+        fail(Code::Config, "stageLossWeights[" + std::to_string(i) + "]: expected a finite number >= 0, got " + std::to_string(w));
+      total += w;
+    }
+    if (!(total > 0)) fail(Code::Config, "stageLossWeights: expected at least one weight > 0");
+  }
   if (!(c.label_dropout >= 0 && c.label_dropout <= 1))
     fail(Code::Config, "labelDropout: expected a probability in [0, 1], got " + std::to_string(c.label_dropout));
 }

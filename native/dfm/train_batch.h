@@ -16,6 +16,8 @@ struct DfmBatchConfig {
   double prior_loc = 1.5, prior_scale = 1.0;  // t_s for s < Q ~ LogitNormal(prior_loc, prior_scale)
   double label_dropout = 0.1;                 // labels replaced by null_label with this probability
   int32_t null_label = -1;                    // < 0: unconditional (no dropout)
+  // The loss is sum_s w_s * mse_s over the unmasked stages; empty: every w_s = 1 (the paper's loss).
+  std::vector<double> stage_loss_weights;
 };
 
 // Throws Code::Config naming the bad field.

@@ -85,7 +85,8 @@ TrainStepStats Trainer::step(const float* images, const int32_t* labels, int64_t
   b.mask = mask_.data();
   b.labels = c.num_classes > 0 ? labels_.data() : nullptr;
   model_.forward(b);
-  stats.loss = model_.loss(targets, true);
+  const std::vector<double>& weights = options_.batch.stage_loss_weights;
+  stats.loss = model_.loss(targets, true, weights.empty() ? nullptr : &weights);
   if (!std::isfinite(stats.loss)) fail(Code::NonFinite, "trainer.step: the loss is not finite (" + std::to_string(stats.loss) + "); weights left unchanged");
   for (int s = 0; s < S; s++) stats.stage_loss.push_back(model_.loss_stage(s));
   OptimizerStepStats o = optimizer_.step(model_);

@@ -389,20 +389,30 @@ void DiT::forward(const DiTBatch& in) {
   have_forward_ = true;
 }
 
-double DiT::loss(const std::vector<const float*>& targets, bool with_backward) {
+double DiT::loss(const std::vector<const float*>& targets, bool with_backward, const std::vector<double>* stage_weights) {
   if (!have_forward_) fail(Code::ArgValue, "model: loss: call forward first");
   if (with_backward && !training_) fail(Code::ArgValue, "model: loss: backward needs a model built for training");
   const int64_t S = cfg_.stages, B = batch_;
   if (int64_t(targets.size()) != S)
     fail(Code::Shape, "model: targets: expected one per stage (" + std::to_string(S) + "), got " +
                           std::to_string(targets.size()));
+  if (stage_weights && int64_t(stage_weights->size()) != S)
+    fail(Code::Shape, "model: stage weights: expected one per stage (" + std::to_string(S) + "), got " +
+                          std::to_string(stage_weights->size()));
   double total = 0;
   for (int64_t s = 0; s < S; s++) {
     StageActs& sa = stage_acts_[size_t(s)];
-    double l = masked_mse_forward_backward(A(sa.out), targets[size_t(s)], mask_.data() + s, S, B, cfg_.stage_numel(s),
+    const int64_t n = cfg_.stage_numel(s);
+    double l = masked_mse_forward_backward(A(sa.out), targets[size_t(s)], mask_.data() + s, S, B, n,
                                            with_backward ? A(sa.dout) : nullptr);
     stage_loss_[size_t(s)] = l;
-    total += l;
+    const double w = stage_weights ? (*stage_weights)[size_t(s)] : 1.0;
+    total += w * l;
+    if (with_backward && w != 1.0) {  // d(w l)/dG = w dl/dG
+      float* d = A(sa.dout);
+      const float wf = float(w);
+      for (int64_t i = 0; i < B * n; i++) d[i] *= wf;
+    }
   }
   if (with_backward) backward();
   return total;

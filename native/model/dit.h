@@ -100,9 +100,10 @@ class DiT {
   // Runs the model; outputs are then at output(s) ([B, C, H_s, W_s]) until the next forward.
   void forward(const DiTBatch& b);
   const float* output(int64_t s) const;
-  // After forward: the loss against per-stage targets v[s] ([B, C, H_s, W_s]), and (when `backward`)
-  // the gradient of every parameter written to grad_data() (overwritten, not accumulated).
-  double loss(const std::vector<const float*>& targets, bool backward);
+  // After forward: the loss sum_s w_s mse_s against per-stage targets v[s] ([B, C, H_s, W_s]) with
+  // weights w (null: all 1), and (when `backward`) the gradient of every parameter written to
+  // grad_data() (overwritten, not accumulated). loss_stage(s) is mse_s, unweighted.
+  double loss(const std::vector<const float*>& targets, bool backward, const std::vector<double>* stage_weights = nullptr);
   double loss_stage(int64_t s) const { return stage_loss_[size_t(s)]; }
 
  private:

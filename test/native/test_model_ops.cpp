@@ -317,7 +317,8 @@ void test_json() {
          "json parse");
 }
 
-// The whole model's backward against finite differences of its loss on sampled parameters.
+// The whole model's backward against finite differences of its loss on sampled parameters, with
+// per-stage loss weights (the trainer's stageLossWeights).
 void test_model_gradient() {
   DiTConfig c;
   c.stages = 2;
@@ -346,7 +347,8 @@ void test_model_gradient() {
   m.forward(b);
   // Poison the gradient buffer: backward must write every element (no stale or unwritten ones).
   std::fill(m.grad_data(), m.grad_data() + m.num_params(), kNaN);
-  m.loss({v0.data(), v1.data()}, true);
+  const std::vector<double> weights = {0.7, 2.5};
+  m.loss({v0.data(), v1.data()}, true, &weights);
   bool all_finite = true;
   for (int64_t i = 0; i < m.num_params(); i++) all_finite = all_finite && std::isfinite(m.grad_data()[i]);
   expect(all_finite, "backward writes every parameter gradient");
@@ -359,10 +361,10 @@ void test_model_gradient() {
     const float h = 1e-2f;
     m.param_data()[i] = saved + h;
     m.forward(b);
-    double lp = m.loss({v0.data(), v1.data()}, false);
+    double lp = m.loss({v0.data(), v1.data()}, false, &weights);
     m.param_data()[i] = saved - h;
     m.forward(b);
-    double lm = m.loss({v0.data(), v1.data()}, false);
+    double lm = m.loss({v0.data(), v1.data()}, false, &weights);
     m.param_data()[i] = saved;
     double fd = (lp - lm) / (2 * h);
     num = std::max(num, std::fabs(fd - grad[size_t(i)]));

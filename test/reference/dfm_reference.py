@@ -4,9 +4,10 @@ independently of the C++ code: the Laplacian pyramid with F.interpolate (bilinea
 centres, no antialias, as the DFM authors), the forward process x_s = t_s X_s + (1 - t_s) N_s with
 later stages zeroed, the targets v_s = X_s - N_s, the reference DiT, and the masked loss.
 
-  dfm_reference.py loss CKPT INPUTS OUT
+  dfm_reference.py loss CKPT INPUTS OUT [WEIGHTS]
      CKPT: a decoflow checkpoint; INPUTS: images [B,C,H,W], noise.{s}, t [B,S], mask [B,S], labels [B]
      (the draws of one decoflow training step); OUT gets the loss and the per-stage levels.
+     WEIGHTS: the per-stage loss weights as a JSON list (default: all 1).
 """
 import sys
 
@@ -30,7 +31,7 @@ def laplacian_pyramid(x, stages):
     return levels
 
 
-def main(ckpt, inputs, out):
+def main(ckpt, inputs, out, weights=None):
     tensors, meta = read_safetensors(ckpt)
     cfg = json.loads(meta["config"])
     model = DFMDiT(cfg)
@@ -48,7 +49,7 @@ def main(ckpt, inputs, out):
         vs.append((m * (X[s] - N)).float())
     with torch.no_grad():
         outs = model(xs, t, mask, b["labels"] if cfg.get("numClasses", 0) > 0 else None)
-        loss = dfm_loss(outs, vs, mask)
+        loss = dfm_loss(outs, vs, mask, weights)
     res = {"loss": torch.tensor([float(loss)])}
     for s in range(S):
         res[f"level.{s}"] = X[s].float()
@@ -58,4 +59,4 @@ def main(ckpt, inputs, out):
 if __name__ == "__main__":
     if sys.argv[1] != "loss":
         sys.exit(f"unknown command {sys.argv[1]}")
-    main(sys.argv[2], sys.argv[3], sys.argv[4])
+    main(sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5]) if len(sys.argv) > 5 else None)

@@ -214,13 +214,15 @@ class DFMDiT(nn.Module):
         return outs
 
 
-def dfm_loss(outs, targets, mask):
-    """Sum over stages of the per-sample mean squared error, masked stages excluded, batch-averaged."""
+def dfm_loss(outs, targets, mask, weights=None):
+    """Sum over stages of the per-sample mean squared error (times the stage's weight, default 1),
+    masked stages excluded, batch-averaged."""
     B = outs[0].shape[0]
     total = 0.0
     for s, (g, v) in enumerate(zip(outs, targets)):
         per_sample = ((g - v) ** 2).flatten(1).sum(dim=1)
-        total = total + (per_sample * mask[:, s]).sum() / (B * g[0].numel())
+        w = 1.0 if weights is None else float(weights[s])
+        total = total + w * (per_sample * mask[:, s]).sum() / (B * g[0].numel())
     return total
 
 
