@@ -71,9 +71,10 @@ function convert(name: string, spec: FlagSpec, value: string): unknown {
 
 export function usage(command: string, summary: string, specs: Record<string, FlagSpec>): string {
   const lines = [`usage: decoflow ${command} [options]`, '', summary, '', 'options:'];
-  for (const [k, s] of Object.entries(specs)) {
-    const arg = s.kind === 'bool' ? '' : ` <${s.kind === 'list' || s.kind === 'intlist' ? 'a,b,...' : s.kind}>`;
-    lines.push(`  --${k}${arg}`.padEnd(30) + s.help + (s.default !== undefined && s.kind !== 'bool' ? ` (default ${s.default})` : ''));
-  }
+  const flag = (k: string, s: FlagSpec) =>
+    `  --${k}${s.kind === 'bool' ? '' : ` <${s.kind === 'list' || s.kind === 'intlist' ? 'a,b,...' : s.kind}>`}`;
+  const width = Math.max(30, ...Object.entries(specs).map(([k, s]) => flag(k, s).length + 2));
+  for (const [k, s] of Object.entries(specs))
+    lines.push(flag(k, s).padEnd(width) + s.help + (s.default !== undefined && s.kind !== 'bool' ? ` (default ${s.default})` : ''));
   return lines.join('\n') + '\n';
 }
