@@ -18,25 +18,46 @@ import { Tensor } from './tensor';
 import { Trainer } from './trainer';
 
 export interface Arm {
-  /** e.g. 'fm', 'dfm-0.9' (p_q = [0.9, 0.1]), 'dfm-0.5@20,20~0.9' (sampling steps [20, 20], tau 0.9). */
+  /**
+   * e.g. 'fm', 'dfm-0.9' (p_q = [0.9, 0.1]), 'dfm-0.5@20,20~0.9' (sampling steps [20, 20], tau 0.9),
+   * 'dfm-0.9w4' (the fine stage's loss weighted 4).
+   */
   name: string;
   stages: number;
   stageProbs?: number[];
+  stageLossWeights?: number[];
   stepsPerStage: number[];
   thresholds?: number[];
 }
 
-/** Parses 'fm' or 'dfm-P[@N1,N2][~TAU]' for a total budget of `nfe` function evaluations (DFM default: 3/4 then 1/4). */
+/**
+ * Parses 'fm' or 'dfm-P[wW][@N1,N2][~TAU]' for a total budget of `nfe` function evaluations (DFM
+ * default: 3/4 then 1/4; W: the fine stage's loss weight, default 1).
+ */
 export function parseArm(spec: string, nfe: number): Arm {
   if (spec === 'fm') return { name: 'fm', stages: 1, stepsPerStage: [nfe] };
-  const m = /^dfm-([0-9.]+)(?:@(\d+),(\d+))?(?:~([0-9.]+))?$/.exec(spec);
-  if (!m) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': expected 'fm' or 'dfm-P[@N1,N2][~TAU]' (P: probability of the coarse stage)`);
+  const m = /^dfm-([0-9.]+)(?:w([0-9.]+))?(?:@(\d+),(\d+))?(?:~([0-9.]+))?$/.exec(spec);
+  if (!m)
+    throw decoflowError(
+      'ERR_DECOFLOW_ARG_VALUE',
+      `arm '${spec}': expected 'fm' or 'dfm-P[wW][@N1,N2][~TAU]' (P: probability of the coarse stage, W: the fine stage's loss weight)`,
+    );
   const p = Number(m[1]);
   if (!(p > 0 && p < 1)) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the coarse-stage probability must be in (0, 1)`);
+  const weight = m[2] ? Number(m[2]) : undefined;
+  if (weight !== undefined && !(weight > 0 && Number.isFinite(weight)))
+    throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the fine stage's loss weight must be a number > 0`);
   const first = Math.round((nfe * 3) / 4);
-  const steps = m[2] ? [Number(m[2]), Number(m[3])] : [first, nfe - first];
-  const tau = m[4] ? Number(m[4]) : undefined;
-  return { name: spec, stages: 2, stageProbs: [p, Math.round((1 - p) * 1e6) / 1e6], stepsPerStage: steps, thresholds: tau === undefined ? undefined : [tau] };
+  const steps = m[3] ? [Number(m[3]), Number(m[4])] : [first, nfe - first];
+  const tau = m[5] ? Number(m[5]) : undefined;
+  return {
+    name: spec,
+    stages: 2,
+    stageProbs: [p, Math.round((1 - p) * 1e6) / 1e6],
+    stageLossWeights: weight === undefined ? undefined : [1, weight],
+    stepsPerStage: steps,
+    thresholds: tau === undefined ? undefined : [tau],
+  };
 }
 
 /**
@@ -117,7 +138,7 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
   const data = await loadDataset(dataset, { imageSize: 32, seed: o.seed });
   const config = modelConfig({ size: o.model, stages: arm.stages, channels: data.channels, imageSize: 32, numClasses: data.numClasses, grid: 8 });
   const model = Model.create(config, { maxBatch: Math.max(o.batch, o.samples), seed: o.seed, optimizer: { lr: o.lr, warmupSteps: Math.min(100, Math.floor(o.steps / 10)), emaDecay: o.emaDecay } });
-  const trainer = new Trainer(model, { stageProbs: arm.stageProbs, seed: o.seed });
+  const trainer = new Trainer(model, { stageProbs: arm.stageProbs, stageLossWeights: arm.stageLossWeights, seed: o.seed });
   const loader = new BatchLoader(data, o.batch, o.seed);
   const perStep = trainingFlopsPerStep(config, o.batch);
   const result: ArmResult = { dataset, arm, config, parameters: model.numParameters, flopsPerStep: perStep, forwardFlops: forwardFlops(config), points: [], trainSeconds: 0 };

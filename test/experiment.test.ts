@@ -7,11 +7,12 @@ import type { ArmResult, ModelConfig } from '../lib';
 const base = { channels: 1, height: 32, width: 32, hidden: 64, depth: 2, heads: 2, numClasses: 10 };
 
 describe('the FM vs DFM experiment', () => {
-  test('arms: fm, dfm-P, steps and tau', () => {
+  test('arms: fm, dfm-P, loss weight, steps and tau', () => {
     expect(parseArm('fm', 40)).toEqual({ name: 'fm', stages: 1, stepsPerStage: [40] });
-    expect(parseArm('dfm-0.7', 40)).toMatchObject({ stages: 2, stageProbs: [0.7, 0.3], stepsPerStage: [30, 10], thresholds: undefined });
+    expect(parseArm('dfm-0.7', 40)).toMatchObject({ stages: 2, stageProbs: [0.7, 0.3], stepsPerStage: [30, 10], thresholds: undefined, stageLossWeights: undefined });
     expect(parseArm('dfm-0.5@20,20~0.9', 40)).toMatchObject({ stageProbs: [0.5, 0.5], stepsPerStage: [20, 20], thresholds: [0.9] });
-    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20'])
+    expect(parseArm('dfm-0.9w4~0.8', 40)).toMatchObject({ stageProbs: [0.9, 0.1], stageLossWeights: [1, 4], thresholds: [0.8] });
+    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20', 'dfm-0.9w0', 'dfm-0.9w'])
       expect(() => parseArm(bad, 40)).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_ARG_VALUE' }));
   });
 
