@@ -159,9 +159,29 @@ void forward_tile(const float* q, const float* k, const float* v, float* o, floa
   const int64_t key_end = g.key_end(q0 + nr - 1);  // the tile's last query sees the most keys
   for (int64_t k0 = 0; k0 < key_end; k0 += kBc) {
     int64_t nc = std::min(kBc, key_end - k0);
-    attn::tile_gemm<false>(nc, nr, D, k + k0 * D, D, qt, kLdR, st, kLdR, scale * kLog2e);
+    // Key k0 + c is visible to query q0 + r when r >= c + first: a causal tile with first + nc - 1 > 0
+    // crosses the diagonal, and its blocks of 16 keys / 16 queries skip what is all masked.
+    const int64_t first = k0 - q0 - g.offset();
+    if (!(g.causal && first + nc - 1 > 0)) {
+      attn::tile_gemm<false>(nc, nr, D, k + k0 * D, D, qt, kLdR, st, kLdR, scale * kLog2e);
+      softmax_step(st, nc, nr, k0, q0, g, m, l, alpha);
+      attn::tile_gemm<true>(nr, D, nc, st, kLdR, v + k0 * D, D, oi, D, 1.f, Accumulate::RowScale, alpha);
+      continue;
+    }
+    // S^T rows c0 .. c0 + 15 only for the query columns from (c0 + first) down to a multiple of 16;
+    // the columns left of that stay unwritten, and softmax_step masks them before any use.
+    for (int64_t c0 = 0; c0 < nc; c0 += 16) {
+      const int64_t col0 = std::clamp<int64_t>(c0 + first, 0, nr) / 16 * 16;
+      attn::tile_gemm<false>(std::min<int64_t>(16, nc - c0), nr - col0, D, k + (k0 + c0) * D, D, qt + col0, kLdR,
+                             st + c0 * kLdR + col0, kLdR, scale * kLog2e);
+    }
     softmax_step(st, nc, nr, k0, q0, g, m, l, alpha);
-    attn::tile_gemm<true>(nr, D, nc, st, kLdR, v + k0 * D, D, oi, D, 1.f, Accumulate::RowScale, alpha);
+    // O rows r0 .. r0 + 15 only over the keys they can see (P^T is 0 past them); K = 0 still rescales.
+    for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+      const int64_t keys = std::clamp<int64_t>(r0 + 16 - first, 0, nc);
+      attn::tile_gemm<true>(std::min<int64_t>(16, nr - r0), D, keys, st + r0, kLdR, v + k0 * D, D, oi + r0 * D, D, 1.f,
+                            Accumulate::RowScale, alpha + r0);
+    }
   }
   for (int64_t r = 0; r < nr; r++) {
     float* orow = oi + r * D;
@@ -215,8 +235,20 @@ void backward_keys(const BackwardHead& h, int64_t first, int64_t stride, bool ow
       const Accumulate kv_mode = q0 == q_first / kBr * kBr ? Accumulate::No : Accumulate::Add;
       const float* qi = h.q + q0 * D;
       const float* doi = h.d_o + q0 * D;
-      attn::tile_gemm<false>(nr, nc, D, qi, D, kt, kLdC, p, kLdC, scale * kLog2e);
-      attn::tile_gemm<false>(nr, nc, D, doi, D, vt, kLdC, ds, kLdC, 1.f);
+      // Query q0 + r sees keys k0 + c for c < r - first + 1 (a causal tile with first + nc - 1 > 0
+      // crosses the diagonal): its blocks of 16 queries / 16 keys skip what is all masked.
+      const int64_t first = k0 - q0 - g.offset();
+      const bool diagonal = g.causal && first + nc - 1 > 0;
+      if (!diagonal) {
+        attn::tile_gemm<false>(nr, nc, D, qi, D, kt, kLdC, p, kLdC, scale * kLog2e);
+        attn::tile_gemm<false>(nr, nc, D, doi, D, vt, kLdC, ds, kLdC, 1.f);
+      } else {  // S and dP rows r0 .. r0 + 15 up to the last key they see; the rest stays unwritten
+        for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+          const int64_t rows = std::min<int64_t>(16, nr - r0), keys = std::clamp<int64_t>(r0 + 16 - first, 0, nc);
+          attn::tile_gemm<false>(rows, keys, D, qi + r0 * D, D, kt, kLdC, p + r0 * kLdC, kLdC, scale * kLog2e);
+          attn::tile_gemm<false>(rows, keys, D, doi + r0 * D, D, vt, kLdC, ds + r0 * kLdC, kLdC, 1.f);
+        }
+      }
       for (int64_t r = 0; r < nr; r++) {
         // Keys c < visible of this tile are visible to query q0 + r.
         const int64_t visible = g.key_end(q0 + r) - k0;
@@ -225,15 +257,33 @@ void backward_keys(const BackwardHead& h, int64_t first, int64_t stride, bool ow
         float* dsr = ds + r * kLdC;
         for (int64_t c = 0; c < nc; c += 16) {
           Mask cols = attn::first_lanes(nc - c);
-          Vec pv = attn::vkeep(attn::first_lanes(visible - c), attn::vexp2(attn::vsub(attn::vload(pr + c, cols), lse2)));
+          const Mask seen = attn::first_lanes(visible - c);  // also masks the unwritten S and dP
+          Vec pv = attn::vkeep(seen, attn::vexp2(attn::vsub(attn::vload(pr + c, cols), lse2)));
           attn::vstore(pr + c, pv, cols);
-          attn::vstore(dsr + c, attn::vmul(pv, attn::vsub(attn::vload(dsr + c, cols), delta)), cols);
+          attn::vstore(dsr + c, attn::vkeep(seen, attn::vmul(pv, attn::vsub(attn::vload(dsr + c, cols), delta))), cols);
         }
       }
-      attn::tile_gemm<true>(nc, D, nr, p, kLdC, doi, D, dv, D, 1.f, kv_mode);      // dV += P^T dO
-      attn::tile_gemm<true>(nc, D, nr, ds, kLdC, qi, D, dk, D, scale, kv_mode);    // dK += dS^T Q
-      attn::tile_gemm<false>(nr, D, nc, ds, kLdC, h.k + k0 * D, D, h.dq + q0 * D, D, scale,
-                             Accumulate::Add);                                            // dQ += dS K
+      if (!diagonal) {
+        attn::tile_gemm<true>(nc, D, nr, p, kLdC, doi, D, dv, D, 1.f, kv_mode);      // dV += P^T dO
+        attn::tile_gemm<true>(nc, D, nr, ds, kLdC, qi, D, dk, D, scale, kv_mode);    // dK += dS^T Q
+        attn::tile_gemm<false>(nr, D, nc, ds, kLdC, h.k + k0 * D, D, h.dq + q0 * D, D, scale,
+                               Accumulate::Add);                                            // dQ += dS K
+        continue;
+      }
+      // dK and dV rows c0 .. c0 + 15 from the queries that see them (r >= c0 + first); with none,
+      // K = 0 still writes (kv_mode No) or keeps (Add) the rows.
+      for (int64_t c0 = 0; c0 < nc; c0 += 16) {
+        const int64_t keys = std::min<int64_t>(16, nc - c0), r_first = std::clamp<int64_t>(c0 + first, 0, nr);
+        attn::tile_gemm<true>(keys, D, nr - r_first, p + r_first * kLdC + c0, kLdC, doi + r_first * D, D,
+                              dv + c0 * D, D, 1.f, kv_mode);
+        attn::tile_gemm<true>(keys, D, nr - r_first, ds + r_first * kLdC + c0, kLdC, qi + r_first * D, D,
+                              dk + c0 * D, D, scale, kv_mode);
+      }
+      for (int64_t r0 = 0; r0 < nr; r0 += 16) {  // dQ rows over the keys they see
+        const int64_t rows = std::min<int64_t>(16, nr - r0), keys = std::clamp<int64_t>(r0 + 16 - first, 0, nc);
+        attn::tile_gemm<false>(rows, D, keys, ds + r0 * kLdC, kLdC, h.k + k0 * D, D, h.dq + (q0 + r0) * D, D, scale,
+                               Accumulate::Add);
+      }
     }
   }
 }
