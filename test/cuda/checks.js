@@ -1,5 +1,6 @@
 // The CUDA backend as a Node user meets it: tensors moved to and from the GPU, flash attention on
-// f16/bf16 CUDA tensors against the CPU op, and the coded errors of bad input. Plain CommonJS with
+// f16/bf16 CUDA tensors and the pyramid on f32/bf16 CUDA tensors against the CPU ops, and the coded
+// errors of bad input. (The pyramid check was added after the last GPU run.) Plain CommonJS with
 // node:assert, so the same checks run under jest (test/cuda.test.ts, skipped without a GPU) and on
 // the GPU machine with no node_modules (scripts/device-node-check.js).
 'use strict';
