@@ -85,8 +85,7 @@ Napi::Value trainer_options(const Napi::CallbackInfo& info) {
   const TrainerOptions& o = trainer_of(info[0], "Trainer.options")->trainer->options();
   Napi::Object r = Napi::Object::New(env);
   r.Set("decomposition", pyramid_kind_name(o.decomposition));
-  Napi::Array probs = Napi::Array::New(env, o.batch.stage_probs.size());
-  for (size_t i = 0; i < o.batch.stage_probs.size(); i++) probs.Set(uint32_t(i), o.batch.stage_probs[i]);
+  Napi::Array probs = numbers_to_js(env, o.batch.stage_probs);
   r.Set("stageProbs", probs);
   r.Set("timeLocation", o.batch.time_loc);
   r.Set("timeScale", o.batch.time_scale);
@@ -95,8 +94,7 @@ Napi::Value trainer_options(const Napi::CallbackInfo& info) {
   r.Set("labelDropout", o.batch.label_dropout);
   std::vector<double> weights = o.batch.stage_loss_weights;
   if (weights.empty()) weights.assign(o.batch.stage_probs.size(), 1.0);
-  Napi::Array w = Napi::Array::New(env, weights.size());
-  for (size_t i = 0; i < weights.size(); i++) w.Set(uint32_t(i), weights[i]);
+  Napi::Array w = numbers_to_js(env, weights);
   r.Set("stageLossWeights", w);
   r.Set("seed", double(o.seed));
   return r;
@@ -130,8 +128,7 @@ Napi::Object stats_to_js(Napi::Env env, const TrainStepStats& s) {
   o.Set("step", double(s.step));
   o.Set("activeStage", s.active_stage);
   o.Set("loss", s.loss);
-  Napi::Array per = Napi::Array::New(env, s.stage_loss.size());
-  for (size_t i = 0; i < s.stage_loss.size(); i++) per.Set(uint32_t(i), s.stage_loss[i]);
+  Napi::Array per = numbers_to_js(env, s.stage_loss);
   o.Set("stageLoss", per);
   o.Set("gradNorm", s.grad_norm);
   o.Set("lr", s.lr);
@@ -333,8 +330,7 @@ Napi::Value flow_schedule(const Napi::CallbackInfo& info) {
     for (int k = 0; k < stages; k++) row.Set(uint32_t(k), s.t(i, k));
     times.Set(uint32_t(i), row);
   }
-  Napi::Array newest = Napi::Array::New(env, s.newest.size());
-  for (size_t i = 0; i < s.newest.size(); i++) newest.Set(uint32_t(i), s.newest[i]);
+  Napi::Array newest = numbers_to_js(env, s.newest);
   Napi::Object o = Napi::Object::New(env);
   o.Set("times", times);
   o.Set("newestStage", newest);
@@ -345,16 +341,11 @@ Napi::Value sampler_defaults(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SamplerOptions d = default_sampler_options(int(arg_int(info[0], "sampler defaults: stages", 1, 8)));
   Napi::Object o = Napi::Object::New(env);
-  Napi::Array steps = Napi::Array::New(env, d.steps.size());
-  for (size_t i = 0; i < d.steps.size(); i++) steps.Set(uint32_t(i), d.steps[i]);
-  Napi::Array taus = Napi::Array::New(env, d.thresholds.size());
-  for (size_t i = 0; i < d.thresholds.size(); i++) taus.Set(uint32_t(i), d.thresholds[i]);
+  Napi::Array steps = numbers_to_js(env, d.steps);
+  Napi::Array taus = numbers_to_js(env, d.thresholds);
   o.Set("stepsPerStage", steps);
   o.Set("thresholds", taus);
-  Napi::Array probs = Napi::Array::New(env);
-  std::vector<double> p = default_stage_probs(int(d.steps.size()));
-  for (size_t i = 0; i < p.size(); i++) probs.Set(uint32_t(i), p[i]);
-  o.Set("stageProbs", probs);
+  o.Set("stageProbs", numbers_to_js(env, default_stage_probs(int(d.steps.size()))));
   return o;
 }
 

@@ -141,8 +141,7 @@ LossResult run_loss(ModelHandle& h, const HeldBatch& b, bool backward, bool step
 Napi::Object loss_to_js(Napi::Env env, const LossResult& r) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("loss", r.loss);
-  Napi::Array sl = Napi::Array::New(env, r.stage_losses.size());
-  for (size_t i = 0; i < r.stage_losses.size(); i++) sl.Set(uint32_t(i), r.stage_losses[i]);
+  Napi::Array sl = numbers_to_js(env, r.stage_losses);
   o.Set("stageLosses", sl);
   if (r.stepped) {
     o.Set("lr", r.stats.lr);

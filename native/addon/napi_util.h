@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "../core/error.h"
 #include "../core/tensor.h"
@@ -48,5 +49,13 @@ std::string opt_string(const Napi::Object& o, const char* key, const std::string
 bool opt_bool(const Napi::Object& o, const char* key, bool fallback, const std::string& ctx);
 
 Napi::Array shape_to_js(Napi::Env env, const Shape& shape);
+
+// A JS array of the numbers in `values` (any arithmetic element type).
+template <class T>
+Napi::Array numbers_to_js(Napi::Env env, const std::vector<T>& values) {
+  Napi::Array a = Napi::Array::New(env, values.size());
+  for (size_t i = 0; i < values.size(); i++) a.Set(uint32_t(i), Napi::Number::New(env, double(values[i])));
+  return a;
+}
 
 }  // namespace df::addon

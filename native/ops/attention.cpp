@@ -370,12 +370,17 @@ namespace {
 
 // The operands live together: f32 on the CPU, or f16/bf16 on one CUDA device (the flash kernels of
 // cuda/attention.cu). `like` is q, whose device and dtype the others must share.
+void expect_on_device_of_q(const Tensor& t, const Tensor& q, const std::string& name) {
+  expect_defined(t, name.c_str());
+  if (t.device() != q.device())
+    fail(Code::Device, name + ": expected a tensor on " + q.device().name() + " (the device of q), got one on " +
+                           t.device().name());
+}
+
 void expect_operand(const Tensor& t, const Tensor& like, const char* fn, const char* arg) {
   std::string name = std::string(fn) + ": " + arg;
-  expect_defined(t, name.c_str());
+  expect_on_device_of_q(t, like, name);
   const Device d = like.device();
-  if (t.device() != d)
-    fail(Code::Device, name + ": expected a tensor on " + d.name() + " (the device of q), got one on " + t.device().name());
   if (d.is_cpu()) {
     expect_dtype(t, DType::F32, name.c_str());
   } else if (&t == &like) {
@@ -443,11 +448,8 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
   AttentionShape s = check_qkv(q, k, v, scale, fn);
   expect_operand(o, q, fn, "o");
   expect_operand(d_o, q, fn, "dO");
-  expect_defined(lse, "attentionBackward: lse");
-  expect_dtype(lse, DType::F32, "attentionBackward: lse");
-  if (lse.device() != q.device())
-    fail(Code::Device, "attentionBackward: lse: expected a tensor on " + q.device().name() + " (the device of q), got one on " +
-                           lse.device().name());
+  expect_on_device_of_q(lse, q, "attentionBackward: lse");
+  expect_dtype(lse, DType::F32, "attentionBackward: lse");  // f32 on every device
   expect_shape(o, q.shape(), fn, "o", "the shape of q");
   expect_shape(d_o, q.shape(), fn, "dO", "the shape of q");
   expect_shape(lse, {s.batch, s.heads, s.nq}, fn, "lse", "[batch, heads, nq] of q");
