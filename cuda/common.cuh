@@ -56,11 +56,11 @@ int attention_forward(int device, int dtype, const void* q, const void* k, const
 int attention_backward(int device, int dtype, const void* q, const void* k, const void* v, const void* o,
                        const float* lse, const void* d_o, void* dq, void* dk, void* dv,
                        const DfCudaAttentionShape* shape, float scale, int causal);
-int flow_euler_update(int device, const DfCudaStageLayout* layout, const float* x, const float* v, const float* dt,
+int flow_euler_update(int device, const DfCudaGroupedRows* rows, const float* x, const float* v, const float* dt,
                       float* out);
-int flow_heun_update(int device, const DfCudaStageLayout* layout, const float* x, const float* v1, const float* v2,
+int flow_heun_update(int device, const DfCudaGroupedRows* rows, const float* x, const float* v1, const float* v2,
                      const float* dt, float* out);
-int guidance_combine(int device, const DfCudaStageLayout* layout, const float* v_cond, const float* v_uncond,
+int guidance_combine(int device, const DfCudaGroupedRows* rows, const float* v_cond, const float* v_uncond,
                      float w, float* out);
 int pyramid_decompose(int device, int kind, int dtype, const void* image, void* const* levels,
                       const DfCudaPyramidShape* shape);

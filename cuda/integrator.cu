@@ -1,7 +1,7 @@
 // The integrator's fused updates on CUDA (twins of native/ops/integrator.cpp): one launch covers
-// every stage of the flat multi-stage layout (dfm/layout.h). Each CTA handles one chunk of one
-// (stage, sample) row, so dt is uniform within a CTA and a row whose dt is 0 is copied without
-// reading its velocity (a waiting stage's velocity is meaningless, maybe never written).
+// every group of a grouped-rows buffer (ops/integrator.h). Each CTA handles one chunk of one
+// (group, sample) row, so dt is uniform within a CTA and a row whose dt is 0 is copied without
+// reading its velocity (e.g. a waiting stage's velocity is meaningless, maybe never written).
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -18,9 +18,9 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 int invalid(const char* fn, const std::string& what) { return set_error(DF_CUDA_INVALID, std::string(fn) + ": " + what); }
 
 template <Op kOp>
-int launch(const char* fn, int device, const DfCudaStageLayout* l, const float* x, const float* a, const float* b,
+int launch(const char* fn, int device, const DfCudaGroupedRows* l, const float* x, const float* a, const float* b,
            const float* dt, float w, float* out) {
-  StageTable t;
+  GroupTable t;
   int64_t grid = 0;
   bool vec4 = false;
   DF_STATUS_TRY(make_table(fn, l, &t, &grid, &vec4, [](const std::string& msg) { return set_error(DF_CUDA_INVALID, msg); }));
@@ -41,17 +41,17 @@ int launch(const char* fn, int device, const DfCudaStageLayout* l, const float* 
 
 }  // namespace
 
-int flow_euler_update(int device, const DfCudaStageLayout* l, const float* x, const float* v, const float* dt,
+int flow_euler_update(int device, const DfCudaGroupedRows* l, const float* x, const float* v, const float* dt,
                       float* out) {
   return launch<Op::Euler>("flow_euler_update", device, l, x, v, nullptr, dt, 0.f, out);
 }
 
-int flow_heun_update(int device, const DfCudaStageLayout* l, const float* x, const float* v1, const float* v2,
+int flow_heun_update(int device, const DfCudaGroupedRows* l, const float* x, const float* v1, const float* v2,
                      const float* dt, float* out) {
   return launch<Op::Heun>("flow_heun_update", device, l, x, v1, v2, dt, 0.f, out);
 }
 
-int guidance_combine(int device, const DfCudaStageLayout* l, const float* v_cond, const float* v_uncond, float w,
+int guidance_combine(int device, const DfCudaGroupedRows* l, const float* v_cond, const float* v_uncond, float w,
                      float* out) {
   if (!std::isfinite(w)) return invalid("guidance_combine", "w: expected a finite number");
   return launch<Op::Guidance>("guidance_combine", device, l, nullptr, v_cond, v_uncond, nullptr, w, out);

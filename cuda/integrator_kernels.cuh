@@ -1,8 +1,9 @@
 // The integrator kernel (the CUDA twin of native/ops/integrator.cpp) and its CTA table, shared by
 // cuda/integrator.cu (launches) and the host emulation test (test/native/
-// test_integrator_kernels_emulated.cpp). One launch covers every stage of the flat multi-stage
-// layout (dfm/layout.h); each CTA handles one chunk of one (stage, sample) row, so dt is uniform
-// within a CTA and a row whose dt is 0 is copied without reading its velocity.
+// test_integrator_kernels_emulated.cpp). One launch covers every group of a grouped-rows buffer
+// (ops/integrator.h: a stage of the sampler's state, in practice); each CTA handles one chunk of one
+// (group, sample) row, so dt is uniform within a CTA and a row whose dt is 0 is copied without
+// reading its velocity.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -16,31 +17,32 @@
 
 namespace dfcuda {
 
-constexpr int kIntegratorMaxStages = 16;
+constexpr int kIntegratorMaxGroups = 16;
 constexpr int kIntegratorThreads = 256;
 constexpr int64_t kIntegratorChunk = 4096;  // floats per CTA
 
-// Where each stage's CTAs start: CTA c belongs to the last stage s with first_cta[s] <= c.
-struct StageTable {
-  int stages;
+// Where each group's CTAs start: CTA c belongs to the last group s with first_cta[s] <= c.
+struct GroupTable {
+  int groups;
+  int64_t coef_stride;  // columns of the dt matrix
   int64_t batch;
-  int64_t per_sample[kIntegratorMaxStages];
-  int64_t offset[kIntegratorMaxStages];         // first float of the stage
-  int64_t chunks[kIntegratorMaxStages];         // CTAs per row
-  int64_t first_cta[kIntegratorMaxStages + 1];  // first_cta[stages] = the grid size
+  int64_t per_sample[kIntegratorMaxGroups];
+  int64_t offset[kIntegratorMaxGroups];         // first float of the group
+  int64_t chunks[kIntegratorMaxGroups];         // CTAs per row
+  int64_t first_cta[kIntegratorMaxGroups + 1];  // first_cta[groups] = the grid size
 };
 
 enum class Op { Euler, Heun, Guidance };
 
 struct Row {
-  int stage;
+  int group;
   int64_t sample, begin, end;  // [begin, end): this CTA's floats in the flat buffer
 };
 
-__device__ __forceinline__ Row locate(const StageTable& t) {
+__device__ __forceinline__ Row locate(const GroupTable& t) {
   const int64_t cta = blockIdx.x;
   int s = 0;
-  while (s + 1 < t.stages && t.first_cta[s + 1] <= cta) s++;
+  while (s + 1 < t.groups && t.first_cta[s + 1] <= cta) s++;
   const int64_t local = cta - t.first_cta[s];
   const int64_t sample = local / t.chunks[s], chunk = local % t.chunks[s];
   const int64_t row = t.offset[s] + sample * t.per_sample[s];
@@ -53,15 +55,15 @@ __device__ __forceinline__ Row locate(const StageTable& t) {
 // (a = v_cond, b = v_uncond; x, dt unused). kVec4: every row starts and ends on a multiple of 4
 // floats and every pointer is 16-byte aligned, so the loop moves float4s.
 template <Op kOp, bool kVec4>
-__global__ void __launch_bounds__(kIntegratorThreads) integrator_kernel(const StageTable t, const float* x, const float* a,
+__global__ void __launch_bounds__(kIntegratorThreads) integrator_kernel(const GroupTable t, const float* x, const float* a,
                                                                const float* b, const float* dt, float w,
                                                                float* out) {
   const Row r = locate(t);
   float h = 0.f;
   if (kOp != Op::Guidance) {
-    h = dt[r.sample * t.stages + r.stage];
+    h = dt[r.sample * t.coef_stride + r.group];
     if (kOp == Op::Heun) h *= 0.5f;
-    if (h == 0.f) {  // a waiting stage: copy, never read the velocity
+    if (h == 0.f) {  // e.g. a waiting stage: copy, never read the velocity
       if (out == x) return;
       if (kVec4) {
         for (int64_t i = r.begin + 4 * threadIdx.x; i < r.end; i += 4 * kIntegratorThreads)
@@ -96,27 +98,31 @@ __global__ void __launch_bounds__(kIntegratorThreads) integrator_kernel(const St
 }
 
 // Checks the layout and builds the CTA table; *grid = 0 when there is nothing to do. *all_vec4:
-// every stage size is a multiple of 4 (the caller also checks the pointers' alignment). Errors
+// every group size is a multiple of 4 (the caller also checks the pointers' alignment). Errors
 // return `invalid(message)`'s status.
 template <class Invalid>
-int make_table(const char* fn, const DfCudaStageLayout* l, StageTable* t, int64_t* grid, bool* all_vec4,
+int make_table(const char* fn, const DfCudaGroupedRows* l, GroupTable* t, int64_t* grid, bool* all_vec4,
                Invalid&& invalid) {
   auto bad = [&](const std::string& what) { return invalid(std::string(fn) + ": " + what); };
   if (!l) return bad("layout: expected a pointer, got null");
-  if (l->stages < 1 || l->stages > kIntegratorMaxStages)
-    return bad("layout: expected 1 to " + std::to_string(kIntegratorMaxStages) + " stages, got " + std::to_string(l->stages));
+  if (l->groups < 1 || l->groups > kIntegratorMaxGroups)
+    return bad("layout: expected 1 to " + std::to_string(kIntegratorMaxGroups) + " groups, got " + std::to_string(l->groups));
+  if (l->coef_stride < l->groups)
+    return bad("layout: coef_stride: expected >= groups (" + std::to_string(l->groups) + "), got " +
+               std::to_string(l->coef_stride));
   if (l->batch < 0) return bad("layout: expected batch >= 0, got " + std::to_string(l->batch));
   if (!l->per_sample) return bad("layout: per_sample: expected a pointer, got null");
-  *t = StageTable{};
-  t->stages = l->stages;
+  *t = GroupTable{};
+  t->groups = l->groups;
+  t->coef_stride = l->coef_stride;
   t->batch = l->batch;
   *all_vec4 = true;
   int64_t offset = 0, ctas = 0;
-  for (int s = 0; s < l->stages; s++) {
+  for (int s = 0; s < l->groups; s++) {
     const int64_t n = l->per_sample[s];
     if (n < 1) return bad("layout: per_sample[" + std::to_string(s) + "]: expected >= 1, got " + std::to_string(n));
     if (n > (int64_t(1) << 40) || (l->batch > 0 && n > (int64_t(1) << 40) / l->batch))
-      return bad("layout: stage " + std::to_string(s) + " is too large");
+      return bad("layout: group " + std::to_string(s) + " is too large");
     t->per_sample[s] = n;
     t->offset[s] = offset;
     t->chunks[s] = (n + kIntegratorChunk - 1) / kIntegratorChunk;
@@ -125,7 +131,7 @@ int make_table(const char* fn, const DfCudaStageLayout* l, StageTable* t, int64_
     ctas += l->batch * t->chunks[s];
     if (n % 4 != 0) *all_vec4 = false;
   }
-  t->first_cta[l->stages] = ctas;
+  t->first_cta[l->groups] = ctas;
   if (ctas > INT32_MAX) return bad("layout: too large");
   *grid = ctas;
   return DF_CUDA_OK;

@@ -48,6 +48,8 @@ export interface ModelOptions {
   /** Seed of the DiT initialisation (default 0). */
   seed?: number;
   optimizer?: OptimizerOptions;
+  /** Where the parameters, optimiser state and activations live and the model runs (default 'cpu'). */
+  device?: string;
 }
 
 /** Per-stage inputs x[s] [B, C, H_s, W_s], times t [B, S] (0 = noise, 1 = data), mask [B, S]
@@ -112,12 +114,15 @@ export class Model {
   readonly config: Readonly<Required<ModelConfig>>;
   readonly maxBatch: number;
   readonly numParameters: number;
+  /** The device the model runs on ('cpu'). */
+  readonly device: string;
 
   private constructor(handle: NativeModelHandle) {
     this.#handle = handle;
     const info = native.modelInfo(handle);
     this.config = Object.freeze(JSON.parse(info.config));
     this.maxBatch = info.maxBatch;
+    this.device = info.device;
     this.numParameters = info.numParameters;
   }
 
@@ -131,7 +136,10 @@ export class Model {
   /** Loads a safetensors checkpoint (config from its metadata; optimizer state and EMA when present;
    * `optimizer` options apply when the file has none; `expectConfig` makes a different config an
    * ERR_DECOFLOW_CONFIG error). */
-  static load(path: string, options: { maxBatch?: number; optimizer?: OptimizerOptions; expectConfig?: ModelConfig } = {}): Model {
+  static load(
+    path: string,
+    options: { maxBatch?: number; optimizer?: OptimizerOptions; expectConfig?: ModelConfig; device?: string } = {},
+  ): Model {
     const { expectConfig, ...rest } = options;
     return new Model(
       native.modelLoad(path, expectConfig ? { ...rest, expectConfig: JSON.stringify(expectConfig) } : rest),

@@ -92,9 +92,8 @@ export class Trainer {
    * labels after dropout and the active stage. For inspection and for checking against a reference.
    */
   draws(step: number, images: Tensor, labels?: Tensor): TrainingDraws {
-    const r = native.dfmTrainingBatch(
-      this.model.nativeHandle,
-      this.options,
+    const r = native.trainerDraws(
+      this.#live,
       step,
       nativeOf(images, 'trainer.draws: images'),
       labels ? nativeOf(labels, 'trainer.draws: labels') : undefined,

@@ -93,6 +93,7 @@ export interface NativeModelHandle {
 export interface NativeModelInfo {
   config: string;
   maxBatch: number;
+  device: string;
   numParameters: number;
   step: number;
   optimizer: string;
@@ -203,15 +204,15 @@ export interface NativeBinding {
     onProgress?: (p: NativeProgress) => void,
   ): { promise: Promise<NativeSampleResult>; cancel: NativeCancelHandle };
   cancelJob(cancel: NativeCancelHandle): void;
-  dfmTrainingBatch(
-    model: NativeModelHandle,
-    options: object,
+  trainerDraws(
+    trainer: NativeTrainerHandle,
     step: number,
     images: NativeTensor,
     labels?: NativeTensor,
   ): { levels: NativeTensor[]; noise: NativeTensor[]; t: NativeTensor; mask: NativeTensor; labels: NativeTensor; activeStage: number };
+  trainerDefaults(stages: number): Record<string, unknown>;
   flowSchedule(stages: number, stepsPerStage: number[], thresholds: number[]): { times: number[][]; newestStage: number[] };
-  samplerDefaults(stages: number): { stepsPerStage: number[]; thresholds: number[]; stageProbs: number[] };
+  samplerDefaults(stages: number): { stepsPerStage: number[]; thresholds: number[] };
 }
 
 export interface NativeBinding {

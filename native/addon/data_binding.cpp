@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "../core/threadpool.h"
-#include "../dfm/shapes_dataset.h"
+#include "../data/shapes_dataset.h"
 #include "addon_data.h"
 #include "async_job.h"
 #include "bindings.h"

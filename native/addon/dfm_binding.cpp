@@ -80,13 +80,10 @@ Napi::Value trainer_create(const Napi::CallbackInfo& info) {
   return Napi::External<TrainerBox>::New(info.Env(), new TrainerBox{h}, [](Napi::Env, TrainerBox* b) { delete b; });
 }
 
-Napi::Value trainer_options(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const TrainerOptions& o = trainer_of(info[0], "Trainer.options")->trainer->options();
+Napi::Object trainer_options_to_js(Napi::Env env, const TrainerOptions& o) {
   Napi::Object r = Napi::Object::New(env);
   r.Set("decomposition", pyramid_kind_name(o.decomposition));
-  Napi::Array probs = numbers_to_js(env, o.batch.stage_probs);
-  r.Set("stageProbs", probs);
+  r.Set("stageProbs", numbers_to_js(env, o.batch.stage_probs));
   r.Set("timeLocation", o.batch.time_loc);
   r.Set("timeScale", o.batch.time_scale);
   r.Set("priorLocation", o.batch.prior_loc);
@@ -94,10 +91,19 @@ Napi::Value trainer_options(const Napi::CallbackInfo& info) {
   r.Set("labelDropout", o.batch.label_dropout);
   std::vector<double> weights = o.batch.stage_loss_weights;
   if (weights.empty()) weights.assign(o.batch.stage_probs.size(), 1.0);
-  Napi::Array w = numbers_to_js(env, weights);
-  r.Set("stageLossWeights", w);
+  r.Set("stageLossWeights", numbers_to_js(env, weights));
   r.Set("seed", double(o.seed));
   return r;
+}
+
+Napi::Value trainer_options(const Napi::CallbackInfo& info) {
+  return trainer_options_to_js(info.Env(), trainer_of(info[0], "Trainer.options")->trainer->options());
+}
+
+// trainerDefaults(stages): the options a Trainer uses when given none, for a model of `stages` stages.
+Napi::Value trainer_defaults(const Napi::CallbackInfo& info) {
+  const int stages = int(arg_int(info[0], "trainer defaults: stages", 1, 8));
+  return trainer_options_to_js(info.Env(), resolve_trainer_options(TrainerOptions{}, stages, -1));
 }
 
 // The inputs of a step, held by value so the async job keeps them alive.
@@ -105,20 +111,24 @@ struct StepInputs {
   Tensor images, labels;
 };
 
-StepInputs read_step(const Napi::CallbackInfo& info, const DiTConfig& c) {
+StepInputs read_step(const Napi::Value& images, const Napi::Value& labels, const DiT& m, const std::string& fn) {
+  const DiTConfig& c = m.config();
   StepInputs in;
-  in.images = unwrap_tensor(info[1], "trainer.step: images");
-  expect_dtype(in.images, DType::F32, "trainer.step: images");
-  if (!in.images.device().is_cpu()) fail(Code::Device, "trainer.step: images: expected a cpu tensor");
+  in.images = unwrap_tensor(images, fn + ": images");
+  expect_dtype(in.images, DType::F32, (fn + ": images").c_str());
+  if (in.images.device() != m.device())
+    fail(Code::Device, fn + ": images: expected a tensor on " + m.device().name() + " (the model's device), got one on " +
+                           in.images.device().name());
   Shape want = {in.images.shape().empty() ? 0 : in.images.dim(0), c.channels, c.height, c.width};
   if (in.images.shape() != want)
-    fail(Code::Shape, "trainer.step: images: expected [B, " + std::to_string(c.channels) + ", " + std::to_string(c.height) + ", " +
+    fail(Code::Shape, fn + ": images: expected [B, " + std::to_string(c.channels) + ", " + std::to_string(c.height) + ", " +
                           std::to_string(c.width) + "], got " + shape_str(in.images.shape()));
   if (c.num_classes > 0) {
-    in.labels = unwrap_tensor(info[2], "trainer.step: labels");
-    expect_dtype(in.labels, DType::I32, "trainer.step: labels");
+    in.labels = unwrap_tensor(labels, fn + ": labels");
+    expect_dtype(in.labels, DType::I32, (fn + ": labels").c_str());
     if (in.labels.shape() != Shape{in.images.dim(0)})
-      fail(Code::Shape, "trainer.step: labels: expected [" + std::to_string(in.images.dim(0)) + "], got " + shape_str(in.labels.shape()));
+      fail(Code::Shape, fn + ": labels: expected [" + std::to_string(in.images.dim(0)) + "], got " + shape_str(in.labels.shape()));
+    if (!in.labels.device().is_cpu()) in.labels = in.labels.to(Device{});  // the draws read them on the host
   }
   return in;
 }
@@ -142,13 +152,13 @@ TrainStepStats run_step(TrainerHandle& h, const StepInputs& in) {
 
 Napi::Value trainer_step_sync(const Napi::CallbackInfo& info) {
   auto h = trainer_of(info[0], "trainer.stepSync");
-  StepInputs in = read_step(info, h->trainer->model().config());
+  StepInputs in = read_step(info[1], info[2], h->trainer->model(), "trainer.stepSync");
   return stats_to_js(info.Env(), run_step(*h, in));
 }
 
 Napi::Value trainer_step(const Napi::CallbackInfo& info) {
   auto h = trainer_of(info[0], "trainer.step");
-  StepInputs in = read_step(info, h->trainer->model().config());
+  StepInputs in = read_step(info[1], info[2], h->trainer->model(), "trainer.step");
   auto stats = std::make_shared<TrainStepStats>();
   return start_job(info.Env(), [h, in, stats](JobContext&) { *stats = run_step(*h, in); },
                    [stats](Napi::Env env) { return stats_to_js(env, *stats); }, info.Env().Undefined());
@@ -162,64 +172,28 @@ Napi::Value trainer_dispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// dfmTrainingBatch(model, options, step, images, labels?): the draws a trainer with these options
-// makes at `step` (for tests and for users who inspect training): clean levels, noise, times,
-// mask, labels after dropout, the active stage. Uses the trainer's own code path.
-Napi::Value dfm_training_batch(const Napi::CallbackInfo& info) {
+// trainerDraws(trainer, step, images, labels?): what the trainer draws at optimiser step `step` for
+// these images (for tests and for users who inspect training), by the trainer's own code path.
+Napi::Value trainer_draws(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  ModelPtr m = model_of(info[0], "dfmTrainingBatch");
-  const DiTConfig& c = m->model->config();
-  TrainerOptions opts = read_trainer_options(info[1]);
-  if (opts.batch.stage_probs.empty()) opts.batch.stage_probs = default_stage_probs(int(c.stages));
-  opts.batch.null_label = c.num_classes > 0 ? int32_t(c.num_classes) : -1;
-  validate_batch_config(opts.batch, int(c.stages));
-  uint64_t step = uint64_t(arg_int(info[2], "dfmTrainingBatch: step", 0, (int64_t(1) << 53) - 1));
-  Tensor images = unwrap_tensor(info[3], "dfmTrainingBatch: images");
-  expect_dtype(images, DType::F32, "dfmTrainingBatch: images");
-  PyramidShape ps = pyramid_shape(images.shape(), c.stages, "dfmTrainingBatch");
-  if (ps.channels != c.channels || ps.height != c.height || ps.width != c.width)
-    fail(Code::Shape, "dfmTrainingBatch: images: expected the model's [B, C, H, W]");
-  const int S = int(c.stages);
-  const int64_t B = ps.batch;
-  StageLayout l = stage_layout(c, B);
-  std::vector<float> clean(size_t(l.total())), noisy(clean.size()), target(clean.size()), t(size_t(B * S)), mask(t.size());
-  std::vector<float> ws(size_t(std::max<int64_t>(ps.workspace_floats(), 1)));
-  std::vector<float*> lv;
-  for (int s = 0; s < S; s++) lv.push_back(clean.data() + l.offset(s));
-  cpu_decomposition(opts.decomposition).decompose(images.data<float>(), lv.data(), ws.data(), ps);
-  std::vector<int32_t> labels(size_t(B), 0);
-  if (c.num_classes > 0) {
-    Tensor lt = unwrap_tensor(info[4], "dfmTrainingBatch: labels");
-    expect_dtype(lt, DType::I32, "dfmTrainingBatch: labels");
-    if (lt.numel() != B) fail(Code::Shape, "dfmTrainingBatch: labels: expected one per image");
-    std::copy(lt.data<int32_t>(), lt.data<int32_t>() + B, labels.begin());
-  }
-  int q = prepare_dfm_batch(l, opts.batch, opts.seed, step, clean.data(), noisy.data(), target.data(), t.data(), mask.data(),
-                            c.num_classes > 0 ? labels.data() : nullptr);
-  Napi::Object o = Napi::Object::New(env);
-  Napi::Array levels = Napi::Array::New(env, size_t(S)), noise = Napi::Array::New(env, size_t(S));
-  for (int s = 0; s < S; s++) {
-    Tensor level(ps.level_shape(s), DType::F32), n(ps.level_shape(s), DType::F32);
-    const float* cs = clean.data() + l.offset(s);
-    const float* vs = target.data() + l.offset(s);
-    std::copy(cs, cs + l.stage_size(s), level.data<float>());
-    for (int64_t i = 0; i < l.stage_size(s); i++) n.data<float>()[i] = s <= q ? cs[i] - vs[i] : 0.f;  // N = X - v
-    levels.Set(uint32_t(s), wrap_tensor(env, level));
-    noise.Set(uint32_t(s), wrap_tensor(env, n));
-  }
-  auto to_tensor = [&](const std::vector<float>& v, const Shape& shape) {
-    Tensor x(shape, DType::F32);
-    std::copy(v.begin(), v.end(), x.data<float>());
-    return wrap_tensor(env, x);
+  auto h = trainer_of(info[0], "trainer.draws");
+  const uint64_t step = uint64_t(arg_int(info[1], "trainer.draws: step", 0, (int64_t(1) << 53) - 1));
+  StepInputs in = read_step(info[2], info[3], h->trainer->model(), "trainer.draws");
+  BusyGuard busy(h->model, "trainer.draws");
+  TrainingDraws d = h->trainer->draws(step, in.images.data<float>(),
+                                      in.labels.defined() ? in.labels.data<int32_t>() : nullptr, in.images.dim(0));
+  auto list = [&](const std::vector<Tensor>& ts) {
+    Napi::Array a = Napi::Array::New(env, ts.size());
+    for (size_t i = 0; i < ts.size(); i++) a.Set(uint32_t(i), wrap_tensor(env, ts[i]));
+    return a;
   };
-  Tensor lab({B}, DType::I32);
-  std::copy(labels.begin(), labels.end(), lab.data<int32_t>());
-  o.Set("levels", levels);
-  o.Set("noise", noise);
-  o.Set("t", to_tensor(t, {B, S}));
-  o.Set("mask", to_tensor(mask, {B, S}));
-  o.Set("labels", wrap_tensor(env, lab));
-  o.Set("activeStage", q);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("levels", list(d.levels));
+  o.Set("noise", list(d.noise));
+  o.Set("t", wrap_tensor(env, d.t));
+  o.Set("mask", wrap_tensor(env, d.mask));
+  o.Set("labels", wrap_tensor(env, d.labels));
+  o.Set("activeStage", d.active_stage);
   return o;
 }
 
@@ -286,22 +260,24 @@ Napi::Value model_sample(const Napi::CallbackInfo& info) {
   Napi::Object o = arg_object(info[1], "sample: options", true);
   bool use_ema = opt_bool(o, "ema", true, "sample: options");
   // Snapshot the weights now (on the main thread): training may continue while sampling runs.
-  auto weights = std::make_shared<std::vector<float>>();
+  auto weights = std::make_shared<Tensor>();
+  const Device device = m->model->device();
   {
     BusyGuard busy(m, "sample");
     const float* src = use_ema ? m->optimizer->ema() : m->model->param_data();
-    weights->assign(src, src + m->model->num_params());
+    *weights = Tensor({m->model->num_params()}, DType::F32, device);
+    m->model->ops().copy(weights->raw(), src, weights->nbytes());
   }
   Napi::Value on_progress = info[2].IsFunction() ? info[2] : info.Env().Undefined();
   auto result = std::make_shared<SampleResult>();
   std::shared_ptr<std::atomic<bool>> cancel;
   Napi::Promise p = start_job(
       info.Env(),
-      [cfg, weights, req, result](JobContext& ctx) {
+      [cfg, weights, req, result, device](JobContext& ctx) {
         SamplerHooks hooks;
         hooks.progress = [&ctx](int step, int total) { ctx.report(Progress{step, total, {}}); };
         hooks.check_cancelled = [&ctx] { ctx.check_cancelled(); };
-        *result = sample_images(cfg, weights->data(), req, hooks);
+        *result = sample_images(cfg, weights->data<float>(), req, hooks, device);
       },
       [result](Napi::Env env) { return result_to_js(env, *result); }, on_progress, &cancel);
   Napi::Object out = Napi::Object::New(info.Env());
@@ -345,7 +321,6 @@ Napi::Value sampler_defaults(const Napi::CallbackInfo& info) {
   Napi::Array taus = numbers_to_js(env, d.thresholds);
   o.Set("stepsPerStage", steps);
   o.Set("thresholds", taus);
-  o.Set("stageProbs", numbers_to_js(env, default_stage_probs(int(d.steps.size()))));
   return o;
 }
 
@@ -357,7 +332,8 @@ void init_dfm(Napi::Env env, Napi::Object exports) {
   exports.Set("trainerStep", Napi::Function::New<guarded<trainer_step>>(env, "trainerStep"));
   exports.Set("trainerStepSync", Napi::Function::New<guarded<trainer_step_sync>>(env, "trainerStepSync"));
   exports.Set("trainerDispose", Napi::Function::New<guarded<trainer_dispose>>(env, "trainerDispose"));
-  exports.Set("dfmTrainingBatch", Napi::Function::New<guarded<dfm_training_batch>>(env, "dfmTrainingBatch"));
+  exports.Set("trainerDraws", Napi::Function::New<guarded<trainer_draws>>(env, "trainerDraws"));
+  exports.Set("trainerDefaults", Napi::Function::New<guarded<trainer_defaults>>(env, "trainerDefaults"));
   exports.Set("modelSample", Napi::Function::New<guarded<model_sample>>(env, "modelSample"));
   exports.Set("cancelJob", Napi::Function::New<guarded<cancel_job>>(env, "cancelJob"));
   exports.Set("flowSchedule", Napi::Function::New<guarded<flow_schedule>>(env, "flowSchedule"));

@@ -62,14 +62,21 @@ struct HeldBatch {
   }
 };
 
-void expect_cpu_f32(const Tensor& t, const Shape& shape, const std::string& name) {
-  if (!t.device().is_cpu()) fail(Code::Device, name + ": expected a cpu tensor, got " + t.device().name());
+// An f32 input of the model: on the model's device, with the expected shape.
+void expect_input(const Tensor& t, const Shape& shape, const DiT& m, const std::string& name) {
+  if (t.device() != m.device())
+    fail(Code::Device, name + ": expected a tensor on " + m.device().name() + " (the model's device), got one on " +
+                           t.device().name());
   expect_dtype(t, DType::F32, name.c_str());
   if (t.shape() != shape) fail(Code::Shape, name + ": expected shape " + shape_str(shape) + ", got " + shape_str(t.shape()));
 }
 
-std::vector<Tensor> read_stage_list(const Napi::Object& o, const char* key, const DiTConfig& cfg, int64_t B,
+// A small per-sample input (times, mask, labels) that the model reads on the host.
+Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t : t.to(Device{}); }
+
+std::vector<Tensor> read_stage_list(const Napi::Object& o, const char* key, const DiT& m, int64_t B,
                                     const std::string& fn) {
+  const DiTConfig& cfg = m.config();
   std::string name = fn + ": " + key;
   if (!has_option(o, key) || !o.Get(key).IsArray()) fail(Code::ArgType, name + ": expected an array of one tensor per stage");
   Napi::Array a = o.Get(key).As<Napi::Array>();
@@ -80,7 +87,7 @@ std::vector<Tensor> read_stage_list(const Napi::Object& o, const char* key, cons
   for (int64_t s = 0; s < cfg.stages; s++) {
     std::string n = name + "[" + std::to_string(s) + "]";
     Tensor t = unwrap_tensor(a.Get(uint32_t(s)), n);
-    expect_cpu_f32(t, {B, cfg.channels, cfg.stage_height(s), cfg.stage_width(s)}, n);
+    expect_input(t, {B, cfg.channels, cfg.stage_height(s), cfg.stage_width(s)}, m, n);
     r.push_back(t);
   }
   return r;
@@ -91,62 +98,47 @@ HeldBatch read_batch(const Napi::Value& v, const DiT& m, bool need_targets, cons
   Napi::Object o = arg_object(v, fn + ": batch");
   HeldBatch b;
   if (!has_option(o, "t")) fail(Code::ArgType, fn + ": batch.t: expected a tensor [B, stages]");
-  b.t = unwrap_tensor(o.Get("t"), fn + ": batch.t");
+  b.t = on_host(unwrap_tensor(o.Get("t"), fn + ": batch.t"));
   if (b.t.rank() != 2 || b.t.dim(1) != cfg.stages)
     fail(Code::Shape, fn + ": batch.t: expected shape [B, " + std::to_string(cfg.stages) + "], got " + shape_str(b.t.shape()));
   b.batch = b.t.dim(0);
   if (b.batch > m.max_batch())
     fail(Code::Shape, fn + ": batch.t: batch " + std::to_string(b.batch) + " exceeds the model's maxBatch " +
                           std::to_string(m.max_batch()));
-  expect_cpu_f32(b.t, {b.batch, cfg.stages}, fn + ": batch.t");
-  b.x = read_stage_list(o, "x", cfg, b.batch, fn + ": batch");
+  expect_dtype(b.t, DType::F32, (fn + ": batch.t").c_str());
+  b.x = read_stage_list(o, "x", m, b.batch, fn + ": batch");
   if (has_option(o, "mask")) {
-    b.mask = unwrap_tensor(o.Get("mask"), fn + ": batch.mask");
-    expect_cpu_f32(b.mask, {b.batch, cfg.stages}, fn + ": batch.mask");
+    b.mask = on_host(unwrap_tensor(o.Get("mask"), fn + ": batch.mask"));
+    expect_dtype(b.mask, DType::F32, (fn + ": batch.mask").c_str());
+    if (b.mask.shape() != Shape{b.batch, cfg.stages})
+      fail(Code::Shape, fn + ": batch.mask: expected shape " + shape_str({b.batch, cfg.stages}) + ", got " +
+                            shape_str(b.mask.shape()));
   }
   if (has_option(o, "labels")) {
-    b.labels = unwrap_tensor(o.Get("labels"), fn + ": batch.labels");
-    if (!b.labels.device().is_cpu()) fail(Code::Device, fn + ": batch.labels: expected a cpu tensor");
+    b.labels = on_host(unwrap_tensor(o.Get("labels"), fn + ": batch.labels"));
     expect_dtype(b.labels, DType::I32, (fn + ": batch.labels").c_str());
     if (b.labels.shape() != Shape{b.batch})
       fail(Code::Shape, fn + ": batch.labels: expected shape [" + std::to_string(b.batch) + "], got " +
                             shape_str(b.labels.shape()));
   }
-  if (need_targets) b.targets = read_stage_list(o, "targets", cfg, b.batch, fn + ": batch");
+  if (need_targets) b.targets = read_stage_list(o, "targets", m, b.batch, fn + ": batch");
   m.validate_batch(b.view());
   return b;
 }
 
-struct LossResult {
-  double loss = 0;
-  std::vector<double> stage_losses;
-  bool stepped = false;
-  OptimizerStepStats stats;
-  int64_t step = 0;
-};
-
-LossResult run_loss(ModelHandle& h, const HeldBatch& b, bool backward, bool step) {
-  LossResult r;
-  h.model->forward(b.view());
-  r.loss = h.model->loss(b.target_ptrs(), backward);
-  for (int64_t s = 0; s < h.model->config().stages; s++) r.stage_losses.push_back(h.model->loss_stage(s));
-  if (step) {
-    r.stats = h.optimizer->step(*h.model);
-    r.stepped = true;
-  }
-  r.step = h.optimizer->steps();
-  return r;
+BatchLoss run_loss(ModelHandle& h, const HeldBatch& b, TrainMode mode) {
+  return train_on_batch(*h.model, *h.optimizer, b.view(), b.target_ptrs(), nullptr, mode);
 }
 
-Napi::Object loss_to_js(Napi::Env env, const LossResult& r) {
+Napi::Object loss_to_js(Napi::Env env, const BatchLoss& r) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("loss", r.loss);
-  Napi::Array sl = numbers_to_js(env, r.stage_losses);
+  Napi::Array sl = numbers_to_js(env, r.stage_loss);
   o.Set("stageLosses", sl);
   if (r.stepped) {
-    o.Set("lr", r.stats.lr);
-    o.Set("gradNorm", r.stats.grad_norm);
-    o.Set("clipScale", r.stats.clip_scale);
+    o.Set("lr", r.optimizer.lr);
+    o.Set("gradNorm", r.optimizer.grad_norm);
+    o.Set("clipScale", r.optimizer.clip_scale);
   }
   o.Set("step", double(r.step));
   return o;
@@ -161,7 +153,8 @@ Napi::Value model_create(const Napi::CallbackInfo& info) {
   int64_t seed = opt_int(o, "seed", 0, 0, (int64_t(1) << 53) - 1, "Model.create: options");
   AdamWOptions adam = read_adamw(has_option(o, "optimizer") ? o.Get("optimizer") : info.Env().Undefined(),
                                  AdamWOptions{}, "Model.create: options.optimizer");
-  auto model = std::make_unique<DiT>(cfg, max_batch);
+  const Device device = parse_device(opt_string(o, "device", "cpu", "Model.create: options"), "Model.create: options.device");
+  auto model = std::make_unique<DiT>(cfg, max_batch, DiTUse::Training, device);
   model->init(uint64_t(seed));
   auto opt = std::make_unique<DiTOptimizer>(*model, adam);
   return wrap_model(info.Env(), std::move(model), std::move(opt));
@@ -176,7 +169,8 @@ Napi::Value model_load(const Napi::CallbackInfo& info) {
   std::unique_ptr<DiTConfig> expect;
   if (has_option(o, "expectConfig"))
     expect = std::make_unique<DiTConfig>(DiTConfig::from_json(arg_string(o.Get("expectConfig"), "Model.load: options.expectConfig")));
-  LoadedCheckpoint ck = load_checkpoint(path, max_batch, adam, expect.get());
+  const Device device = parse_device(opt_string(o, "device", "cpu", "Model.load: options"), "Model.load: options.device");
+  LoadedCheckpoint ck = load_checkpoint(path, max_batch, adam, expect.get(), device);
   return wrap_model(info.Env(), std::move(ck.model), std::move(ck.optimizer));
 }
 
@@ -186,6 +180,7 @@ Napi::Value model_info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("config", h->model->config().to_json());
   o.Set("maxBatch", double(h->model->max_batch()));
+  o.Set("device", h->model->device().name());
   o.Set("numParameters", double(h->model->num_params()));
   o.Set("step", double(h->optimizer->steps()));
   o.Set("optimizer", adamw_options_json(h->optimizer->options()));
@@ -217,7 +212,7 @@ Napi::Value model_get(const Napi::CallbackInfo& info) {
                                           : nullptr;
   if (!base) fail(Code::ArgValue, "Model.get: which: expected param, grad, ema, adam.m or adam.v, got '" + which + "'");
   Tensor t(p->shape, DType::F32);
-  std::memcpy(t.raw(), base + p->offset, size_t(p->numel) * sizeof(float));
+  h->model->ops().download(t.raw(), base + p->offset, t.nbytes());
   return wrap_tensor(info.Env(), t);
 }
 
@@ -227,9 +222,12 @@ Napi::Value model_set_parameter(const Napi::CallbackInfo& info) {
   std::string name = arg_string(info[1], "Model.setParameter: name");
   const ParamInfo* p = h->model->find_param(name);
   if (!p) fail(Code::ArgValue, "Model.setParameter: name: no parameter named '" + name + "'");
-  const Tensor& t = unwrap_tensor(info[2], "Model.setParameter: value");
-  expect_cpu_f32(t, p->shape, "Model.setParameter: value");
-  std::memcpy(h->model->param_data() + p->offset, t.raw(), size_t(p->numel) * sizeof(float));
+  const Tensor t = on_host(unwrap_tensor(info[2], "Model.setParameter: value"));
+  expect_dtype(t, DType::F32, "Model.setParameter: value");
+  if (t.shape() != p->shape)
+    fail(Code::Shape, "Model.setParameter: value: expected shape " + shape_str(p->shape) + ", got " + shape_str(t.shape()));
+  h->model->ops().upload(h->model->param_data() + p->offset, t.raw(), t.nbytes());
+  h->model->weights_changed();
   return info.Env().Undefined();
 }
 
@@ -239,8 +237,8 @@ std::vector<Tensor> run_forward(ModelHandle& h, const HeldBatch& b) {
   const DiTConfig& cfg = h.model->config();
   std::vector<Tensor> outs;
   for (int64_t s = 0; s < cfg.stages; s++) {
-    Tensor t({b.batch, cfg.channels, cfg.stage_height(s), cfg.stage_width(s)}, DType::F32);
-    std::memcpy(t.raw(), h.model->output(s), t.nbytes());
+    Tensor t({b.batch, cfg.channels, cfg.stage_height(s), cfg.stage_width(s)}, DType::F32, h.model->device());
+    h.model->ops().copy(t.raw(), h.model->output(s), t.nbytes());
     outs.push_back(t);
   }
   return outs;
@@ -273,14 +271,15 @@ Napi::Value model_forward_async(const Napi::CallbackInfo& info) {
       info.Env().Undefined());
 }
 
-// mode: 0 = loss only, 1 = loss and gradients, 2 = a whole training step (gradients + optimizer).
+// Mode: 0 = loss only, 1 = loss and gradients, 2 = a whole training step (gradients + optimizer).
+constexpr TrainMode kTrainModes[3] = {TrainMode::Loss, TrainMode::LossAndGrad, TrainMode::Step};
 template <int Mode>
 Napi::Value model_loss_sync(const Napi::CallbackInfo& info) {
   const char* fn = Mode == 0 ? "Model.lossSync" : Mode == 1 ? "Model.lossAndGradSync" : "Model.trainStepSync";
   ModelPtr h = model_of(info[0], fn);
   BusyGuard busy(h, fn);
   HeldBatch b = read_batch(info[1], *h->model, true, fn);
-  return loss_to_js(info.Env(), run_loss(*h, b, Mode >= 1, Mode == 2));
+  return loss_to_js(info.Env(), run_loss(*h, b, kTrainModes[Mode]));
 }
 
 template <int Mode>
@@ -289,9 +288,9 @@ Napi::Value model_loss_async(const Napi::CallbackInfo& info) {
   ModelPtr h = model_of(info[0], fn);
   auto busy = std::make_shared<BusyGuard>(h, fn);
   HeldBatch b = read_batch(info[1], *h->model, true, fn);
-  auto result = std::make_shared<LossResult>();
+  auto result = std::make_shared<BatchLoss>();
   return start_job(
-      info.Env(), [h, b, result, busy](JobContext&) { *result = run_loss(*h, b, true, Mode == 2); },
+      info.Env(), [h, b, result, busy](JobContext&) { *result = run_loss(*h, b, kTrainModes[Mode]); },
       [result, busy](Napi::Env env) mutable {
         busy.reset();
         return loss_to_js(env, *result);

@@ -11,7 +11,7 @@
 extern "C" {
 #endif
 
-#define DF_CUDA_ABI_VERSION 3
+#define DF_CUDA_ABI_VERSION 4
 
 enum {
   DF_CUDA_OK = 0,
@@ -40,12 +40,15 @@ typedef struct DfCudaPyramidShape {
   int stages;
 } DfCudaPyramidShape;
 
-/* The flat multi-stage layout of native/dfm/layout.h: stage s holds batch * per_sample[s] floats. */
-typedef struct DfCudaStageLayout {
+/* A flat f32 buffer of grouped rows (native/ops/integrator.h's GroupedRows): every sample of a batch
+   is split into `groups` groups, group g of per_sample[g] floats, stored group after group (group g as
+   [batch, per_sample[g]]); the scalar of (sample b, group g) is coef[b * coef_stride + g]. */
+typedef struct DfCudaGroupedRows {
   int64_t batch;
-  int stages;
-  const int64_t* per_sample; /* host array of `stages` entries */
-} DfCudaStageLayout;
+  int groups;
+  const int64_t* per_sample; /* host array of `groups` entries */
+  int64_t coef_stride;       /* >= groups */
+} DfCudaGroupedRows;
 
 typedef struct DfCudaApi {
   int abi_version;
@@ -70,13 +73,14 @@ typedef struct DfCudaApi {
   int (*attention_backward)(int device, int dtype, const void* q, const void* k, const void* v,
                             const void* o, const float* lse, const void* d_o, void* dq, void* dk, void* dv,
                             const DfCudaAttentionShape* shape, float scale, int causal);
-  /* The integrator's fused updates over all stages (native/ops/integrator.h), f32, dt [batch, stages]
-     on the device; out may alias x (or either velocity for guidance_combine). */
-  int (*flow_euler_update)(int device, const DfCudaStageLayout* layout, const float* x, const float* v,
+  /* The integrator's fused updates over grouped rows (native/ops/integrator.h), f32, dt the
+     [batch, coef_stride] matrix on the device; out may alias x (or either velocity for
+     guidance_combine). */
+  int (*flow_euler_update)(int device, const DfCudaGroupedRows* rows, const float* x, const float* v,
                            const float* dt, float* out);
-  int (*flow_heun_update)(int device, const DfCudaStageLayout* layout, const float* x, const float* v1,
+  int (*flow_heun_update)(int device, const DfCudaGroupedRows* rows, const float* x, const float* v1,
                           const float* v2, const float* dt, float* out);
-  int (*guidance_combine)(int device, const DfCudaStageLayout* layout, const float* v_cond,
+  int (*guidance_combine)(int device, const DfCudaGroupedRows* rows, const float* v_cond,
                           const float* v_uncond, float w, float* out);
   /* The pyramid transforms (native/ops/pyramid.h), f32 or bf16 (f32 math; a bf16 pyramid's
      intermediate images stay f32), every pointer 16-byte aligned; `levels` is a host array of

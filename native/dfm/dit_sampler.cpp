@@ -1,11 +1,9 @@
 #include "dit_sampler.h"
 
-#include <cmath>
-#include <cstring>
+#include <algorithm>
 #include <string>
 
 #include "../core/error.h"
-#include "trainer.h"
 
 namespace df {
 
@@ -29,17 +27,18 @@ namespace {
 class DiTVelocity : public VelocityModel {
  public:
   explicit DiTVelocity(DiT& model) : model_(model) {}
+  Ops& ops() override { return model_.ops(); }
   void velocity(const StageLayout& l, const float* x, const float* t, const float* mask, const int32_t* labels,
                 float* v) override {
     DiTBatch b;
     b.batch = l.batch;
-    for (int s = 0; s < l.stages(); s++) b.x.push_back(x + l.offset(s));
+    for (int s = 0; s < l.groups(); s++) b.x.push_back(x + l.offset(s));
     b.time = t;
     b.mask = mask;
     b.labels = model_.config().num_classes > 0 ? labels : nullptr;
     model_.forward(b);
-    for (int s = 0; s < l.stages(); s++)
-      std::memcpy(v + l.offset(s), model_.output(s), size_t(l.stage_size(s)) * sizeof(float));
+    for (int s = 0; s < l.groups(); s++)
+      model_.ops().copy(v + l.offset(s), model_.output(s), size_t(l.group_size(s)) * sizeof(float));
   }
 
  private:
@@ -49,12 +48,8 @@ class DiTVelocity : public VelocityModel {
 }  // namespace
 
 void validate_sample_request(const DiTConfig& c, const SampleRequest& r) {
-  make_sampling_schedule(int(c.stages), r.options.steps, r.options.thresholds);  // checks steps and taus
+  validate_sampler_options(r.options, int(c.stages));
   if (r.count < 1 || r.count > 65536) fail(Code::Config, "sample: n: expected an integer from 1 to 65536, got " + std::to_string(r.count));
-  if (!(std::isfinite(r.options.cfg) && r.options.cfg >= 0 && r.options.cfg <= 100))
-    fail(Code::Config, "sample: cfg: expected a number from 0 to 100, got " + std::to_string(r.options.cfg));
-  if (!(r.options.guidance_lo >= 0 && r.options.guidance_lo <= r.options.guidance_hi && r.options.guidance_hi <= 1))
-    fail(Code::Config, "sample: guidanceInterval: expected [lo, hi] with 0 <= lo <= hi <= 1");
   if (c.num_classes > 0) {
     if (int64_t(r.labels.size()) != r.count)
       fail(Code::ArgValue, "sample: labels: expected " + std::to_string(r.count) + " labels (one per sample), got " +
@@ -69,19 +64,27 @@ void validate_sample_request(const DiTConfig& c, const SampleRequest& r) {
   }
 }
 
-SampleResult sample_images(const DiTConfig& c, const float* weights, const SampleRequest& r, const SamplerHooks& hooks) {
+SampleResult sample_images(const DiTConfig& c, const float* weights, const SampleRequest& r, const SamplerHooks& hooks,
+                           Device device) {
   validate_sample_request(c, r);
   const int S = int(c.stages);
-  DiT model(c, r.count, DiTUse::Inference);  // forward only: no backward buffers
-  std::memcpy(model.param_data(), weights, size_t(model.num_params()) * sizeof(float));
-  StageLayout l = stage_layout(c, r.count);
-  PyramidShape ps = pyramid_geometry(c, r.count);
-  const Decomposition& dec = cpu_decomposition(r.decomposition);
-  std::vector<float> x(size_t(l.total())), workspace(size_t(std::max<int64_t>(ps.workspace_floats(), 1)));
+  DiT model(c, r.count, DiTUse::Inference, device);  // forward only: no backward buffers
+  Ops& ops = model.ops();
+  ops.copy(model.param_data(), weights, size_t(model.num_params()) * sizeof(float));
+  model.weights_changed();
+  const StageLayout l = stage_layout(c, r.count);
+  const PyramidShape ps = pyramid_geometry(c, r.count);
+  Tensor x({l.total()}, DType::F32, device), workspace({std::max<int64_t>(ps.workspace_floats(), 1)}, DType::F32, device);
   auto level_ptrs = [&](const float* base) {
     std::vector<const float*> p;
     for (int s = 0; s < S; s++) p.push_back(base + l.offset(s));
     return p;
+  };
+  // The image of stages 1..up_to recomposed at full size.
+  auto recomposed = [&](const float* state, int up_to) {
+    Tensor img(ps.image_shape(), DType::F32, device);
+    ops.pyramid_preview(r.decomposition, level_ptrs(state).data(), up_to, img.data<float>(), workspace.data<float>(), ps);
+    return img;
   };
   SampleResult out;
   SamplerOptions opt = r.options;
@@ -92,28 +95,21 @@ SampleResult sample_images(const DiTConfig& c, const float* weights, const Sampl
     h.on_step = [&](int step, const float* state) {
       // the end of a phase: the last step whose newest stage is k
       if (step + 1 < sch.total_steps && sch.newest[size_t(step + 1)] == sch.newest[size_t(step)]) return;
-      Tensor img(ps.image_shape(), DType::F32);
-      dec.recompose(level_ptrs(state).data(), img.data<float>(), workspace.data(), ps);
-      out.intermediates.push_back(img);
+      out.intermediates.push_back(recomposed(state, S));
       if (hooks.on_step) hooks.on_step(step, state);
     };
   }
   DiTVelocity field(model);
-  run_sampler(field, l, opt, c.num_classes > 0 ? r.labels.data() : nullptr, x.data(), h);
+  run_sampler(field, l, opt, c.num_classes > 0 ? r.labels.data() : nullptr, x.data<float>(), h);
 
-  out.images = Tensor(ps.image_shape(), DType::F32);
-  dec.recompose(level_ptrs(x.data()).data(), out.images.data<float>(), workspace.data(), ps);
+  out.images = recomposed(x.data<float>(), S);
   for (int s = 0; s < S; s++) {
-    Tensor level(ps.level_shape(s), DType::F32);
-    std::memcpy(level.raw(), x.data() + l.offset(s), level.nbytes());
+    Tensor level(ps.level_shape(s), DType::F32, device);
+    ops.copy(level.raw(), x.data<float>() + l.offset(s), level.nbytes());
     out.levels.push_back(level);
   }
   if (r.previews)
-    for (int k = 1; k <= S; k++) {
-      Tensor img(ps.image_shape(), DType::F32);
-      dec.preview(level_ptrs(x.data()).data(), k, img.data<float>(), workspace.data(), ps);
-      out.previews.push_back(img);
-    }
+    for (int k = 1; k <= S; k++) out.previews.push_back(recomposed(x.data<float>(), k));
   return out;
 }
 

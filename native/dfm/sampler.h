@@ -1,11 +1,13 @@
 // The multi-stage flow integrator: runs the whole sampling schedule (dfm/schedule.h) against any
-// velocity model, with Euler, Heun or midpoint steps and classifier-free guidance. The model is the
-// DiT in practice; tests plug in exact velocity fields.
+// velocity model, with Euler, Heun or midpoint steps and classifier-free guidance, on the velocity
+// model's device (its op backend). The model is the DiT in practice; tests plug in exact velocity
+// fields.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <vector>
 
+#include "../ops/ops.h"
 #include "layout.h"
 #include "schedule.h"
 
@@ -14,10 +16,13 @@ namespace df {
 class VelocityModel {
  public:
   virtual ~VelocityModel() = default;
-  // v = G(x, t) for every stage. x and v use `layout`; t and mask are [batch, S] (mask 1 = active,
-  // 0 = a later stage that must contribute nothing); labels [batch] or null when unconditional.
+  // v = G(x, t) for every stage. x and v use `layout` and live on the device of ops(); t and mask
+  // are [batch, S] host arrays (mask 1 = active, 0 = a later stage that must contribute nothing);
+  // labels [batch] (host) or null when unconditional.
   virtual void velocity(const StageLayout& layout, const float* x, const float* t, const float* mask,
                         const int32_t* labels, float* v) = 0;
+  // The backend whose device holds x and v (the CPU unless the model says otherwise).
+  virtual Ops& ops() { return cpu_ops(); }
 };
 
 enum class Solver { Euler, Heun, Midpoint };
@@ -36,16 +41,21 @@ struct SamplerOptions {
 struct SamplerHooks {
   std::function<void(int step, int total)> progress;  // after each step
   std::function<void()> check_cancelled;              // throws to stop
-  std::function<void(int step, const float* x)> on_step;  // the state after each step (previews)
+  std::function<void(int step, const float* x)> on_step;  // the state (on the device) after each step
 };
+
+// Checks steps, thresholds, cfg and the guidance interval for `stages` stages: Code::Config naming
+// the option. The one set of bounds of the sampler's options.
+void validate_sampler_options(const SamplerOptions& opt, int stages);
 
 // Number of model evaluations a run makes (per sample, counting guidance's two branches).
 int sampler_evaluations(const SamplerOptions& opt, bool guided);
 
-// Fills x (layout) with the initial noise for `seed`: sample b's noise does not depend on the batch size.
-void sampler_initial_noise(const StageLayout& layout, uint64_t seed, float* x);
+// Fills x (layout, on the device of ops) with the initial noise for `seed`: sample b's noise does not
+// depend on the batch size.
+void sampler_initial_noise(const StageLayout& layout, uint64_t seed, float* x, Ops& ops = cpu_ops());
 
-// Runs the schedule from fresh noise; x receives the final per-stage levels.
+// Runs the schedule from fresh noise; x (on the model's device) receives the final per-stage levels.
 void run_sampler(VelocityModel& model, const StageLayout& layout, const SamplerOptions& opt, const int32_t* labels,
                  float* x, const SamplerHooks& hooks = {});
 

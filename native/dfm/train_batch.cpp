@@ -6,8 +6,7 @@
 
 #include "../core/error.h"
 #include "../core/philox.h"
-#include "../core/threadpool.h"
-#include "random_streams.h"
+#include "../core/random_streams.h"
 
 namespace df {
 
@@ -63,10 +62,8 @@ int draw_active_stage(const DfmBatchConfig& c, uint64_t seed, uint64_t step) {
 
 static float sigmoid(double x) { return float(1.0 / (1.0 + std::exp(-x))); }
 
-int prepare_dfm_batch(const StageLayout& l, const DfmBatchConfig& c, uint64_t seed, uint64_t step, const float* clean,
-                      float* noisy, float* target, float* t, float* mask, int32_t* labels) {
-  const int S = l.stages();
-  const int64_t B = l.batch;
+int draw_dfm_batch(const DfmBatchConfig& c, int S, int64_t B, uint64_t seed, uint64_t step, float* t, float* mask,
+                   int32_t* labels) {
   const int Q = draw_active_stage(c, seed, step);
   std::vector<float> z(size_t(B * S));
   RandomStream{seed, stream_id(Purpose::Times, step)}.fill_normal(z.data(), B * S);
@@ -84,30 +81,27 @@ int prepare_dfm_batch(const StageLayout& l, const DfmBatchConfig& c, uint64_t se
     for (int64_t b = 0; b < B; b++)
       if (u[size_t(b)] <= c.label_dropout) labels[b] = c.null_label;
   }
-  for (int s = 0; s < S; s++) {
-    const int64_t n = l.per_sample[size_t(s)];
+  return Q;
+}
+
+void noise_dfm_batch(Ops& ops, const StageLayout& l, int Q, uint64_t seed, uint64_t step, const float* clean,
+                     const float* t, float* noisy, float* target) {
+  for (int s = 0; s < l.groups(); s++) {
     const int64_t off = l.offset(s);
     if (s > Q) {
-      std::fill(noisy + off, noisy + off + B * n, 0.f);
-      std::fill(target + off, target + off + B * n, 0.f);
-      continue;
+      ops.zero(noisy + off, size_t(l.group_size(s)) * sizeof(float));
+      ops.zero(target + off, size_t(l.group_size(s)) * sizeof(float));
+    } else {  // the noise, turned into the target by flow_noising
+      ops.fill_normal(target + off, l.group_size(s), seed, stream_id(Purpose::TrainNoise, step, uint32_t(s)), 0);
     }
-    RandomStream rs{seed, stream_id(Purpose::TrainNoise, step, uint32_t(s))};
-    rs.fill_normal(target + off, B * n);  // the noise, turned into the target below
-    parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; b++) {
-        float ts = t[b * S + s];
-        const float* xs = clean + off + b * n;
-        float* in = noisy + off + b * n;
-        float* v = target + off + b * n;
-        for (int64_t i = 0; i < n; i++) {
-          float noise = v[i];
-          in[i] = ts * xs[i] + (1.f - ts) * noise;
-          v[i] = xs[i] - noise;
-        }
-      }
-    });
   }
+  ops.flow_noising(l.prefix(Q + 1), clean, t, noisy, target);
+}
+
+int prepare_dfm_batch(const StageLayout& l, const DfmBatchConfig& c, uint64_t seed, uint64_t step, const float* clean,
+                      float* noisy, float* target, float* t, float* mask, int32_t* labels) {
+  const int Q = draw_dfm_batch(c, l.groups(), l.batch, seed, step, t, mask, labels);
+  noise_dfm_batch(cpu_ops(), l, Q, seed, step, clean, t, noisy, target);
   return Q;
 }
 

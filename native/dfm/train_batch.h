@@ -1,11 +1,14 @@
 // The data side of a DFM training step (the paper's Algorithm 1, steps 1-4 and 6): from the clean
 // per-stage levels X_s of a batch, draw the active stage Q, the per-stage times, the noise, and make
 // the model inputs x_s = t_s X_s + (1 - t_s) N_s and targets v_s = X_s - N_s. Every draw comes
-// from Philox keyed by (seed, step, purpose), so a step is reproducible for any thread count.
+// from Philox keyed by (seed, step, purpose), so a step is reproducible for any thread count and
+// on any backend. The small draws (Q, times, mask, label dropout) are made on the host; the noise
+// and the forward process run on the device of the levels.
 #pragma once
 #include <cstdint>
 #include <vector>
 
+#include "../ops/ops.h"
 #include "layout.h"
 
 namespace df {
@@ -26,8 +29,18 @@ void validate_batch_config(const DfmBatchConfig& c, int stages);
 // Draws Q (0-based) for a step.
 int draw_active_stage(const DfmBatchConfig& c, uint64_t seed, uint64_t step);
 
-// Fills noisy and target (layout), t and mask ([B, S]); applies label dropout in place (labels may
-// be null). Stages after Q get t = 0, mask 0, zero input and zero target. Returns Q.
+// The host draws of a step for `batch` samples of `stages` stages: t and mask ([B, S]), label
+// dropout applied in place (labels may be null). Stages after Q get t = 0 and mask 0. Returns Q.
+int draw_dfm_batch(const DfmBatchConfig& c, int stages, int64_t batch, uint64_t seed, uint64_t step, float* t,
+                   float* mask, int32_t* labels);
+
+// On the device of `ops`: the noise of the stages s <= Q (Philox, the same bits on every backend)
+// and the forward process into noisy and target; stages after Q get zero input and zero target.
+// t is the [B, S] matrix of times on that device.
+void noise_dfm_batch(Ops& ops, const StageLayout& l, int active_stage, uint64_t seed, uint64_t step, const float* clean,
+                     const float* t, float* noisy, float* target);
+
+// Both, on host buffers with the CPU backend (for tests and references).
 int prepare_dfm_batch(const StageLayout& l, const DfmBatchConfig& c, uint64_t seed, uint64_t step, const float* clean,
                       float* noisy, float* target, float* t, float* mask, int32_t* labels);
 

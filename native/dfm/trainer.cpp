@@ -1,5 +1,6 @@
 #include "trainer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "../core/error.h"
@@ -13,55 +14,36 @@ std::vector<double> default_stage_probs(int stages) {
   return p;
 }
 
-StageLayout stage_layout(const DiTConfig& c, int64_t batch) {
-  StageLayout l;
-  l.batch = batch;
-  for (int64_t s = 0; s < c.stages; s++) l.per_sample.push_back(c.stage_numel(s));
-  return l;
-}
-
-PyramidShape pyramid_geometry(const DiTConfig& c, int64_t batch) {
-  PyramidShape p;
-  p.batch = batch;
-  p.channels = c.channels;
-  p.height = c.height;
-  p.width = c.width;
-  p.stages = int(c.stages);
-  return p;
+TrainerOptions resolve_trainer_options(TrainerOptions o, int stages, int32_t null_label) {
+  if (o.batch.stage_probs.empty()) o.batch.stage_probs = default_stage_probs(stages);
+  o.batch.null_label = null_label;
+  validate_batch_config(o.batch, stages);
+  return o;
 }
 
 Trainer::Trainer(DiT& model, DiTOptimizer& optimizer, const TrainerOptions& options)
-    : model_(model), optimizer_(optimizer), options_(options) {
+    : model_(model), optimizer_(optimizer) {
   const DiTConfig& c = model_.config();
-  if (options_.batch.stage_probs.empty()) options_.batch.stage_probs = default_stage_probs(int(c.stages));
-  options_.batch.null_label = c.num_classes > 0 ? int32_t(c.num_classes) : -1;
-  validate_batch_config(options_.batch, int(c.stages));
-  decomposition_ = &cpu_decomposition(options_.decomposition);
-  int64_t B = model_.max_batch();
-  StageLayout l = stage_layout(c, B);
-  size_t total = size_t(l.total());
-  clean_.assign(total, 0.f);
-  noisy_.assign(total, 0.f);
-  target_.assign(total, 0.f);
-  t_.assign(size_t(B * c.stages), 0.f);
-  mask_.assign(size_t(B * c.stages), 0.f);
+  options_ = resolve_trainer_options(options, int(c.stages), c.num_classes > 0 ? int32_t(c.num_classes) : -1);
+  const int64_t B = model_.max_batch(), S = c.stages;
+  const Device d = model_.device();
+  const int64_t total = stage_layout(c, B).total();
+  clean_ = Tensor::zeros({total}, DType::F32, d);
+  noisy_ = Tensor::zeros({total}, DType::F32, d);
+  target_ = Tensor::zeros({total}, DType::F32, d);
+  t_dev_ = Tensor::zeros({B * S}, DType::F32, d);
+  workspace_ = Tensor::zeros({std::max<int64_t>(pyramid_geometry(c, B).workspace_floats(), 1)}, DType::F32, d);
+  t_.assign(size_t(B * S), 0.f);
+  mask_.assign(size_t(B * S), 0.f);
   labels_.assign(size_t(B), 0);
-  workspace_.assign(size_t(std::max<int64_t>(pyramid_geometry(c, B).workspace_floats(), 1)), 0.f);
 }
 
-TrainStepStats Trainer::step(const float* images, const int32_t* labels, int64_t batch) {
+int Trainer::prepare(uint64_t step, const float* images, const int32_t* labels, int64_t batch) {
   const DiTConfig& c = model_.config();
   if (batch < 1 || batch > model_.max_batch())
     fail(Code::Shape, "trainer.step: images: batch of " + std::to_string(batch) + " but the trainer was made for 1 to " +
                           std::to_string(model_.max_batch()));
   if (c.num_classes > 0 && !labels) fail(Code::ArgValue, "trainer.step: labels: the model is class-conditional; pass labels");
-  const int S = int(c.stages);
-  StageLayout l = stage_layout(c, batch);
-  PyramidShape ps = pyramid_geometry(c, batch);
-  std::vector<float*> levels(static_cast<size_t>(S));
-  for (int s = 0; s < S; s++) levels[size_t(s)] = clean_.data() + l.offset(s);
-  decomposition_->decompose(images, levels.data(), workspace_.data(), ps);
-
   if (labels) {
     for (int64_t b = 0; b < batch; b++) {
       if (labels[b] < 0 || labels[b] >= c.num_classes)
@@ -70,30 +52,74 @@ TrainStepStats Trainer::step(const float* images, const int32_t* labels, int64_t
       labels_[size_t(b)] = labels[b];
     }
   }
-  const uint64_t step = uint64_t(optimizer_.steps());
+  Ops& ops = model_.ops();
+  const int S = int(c.stages);
+  const StageLayout l = stage_layout(c, batch);
+  std::vector<float*> levels(static_cast<size_t>(S));
+  for (int s = 0; s < S; s++) levels[size_t(s)] = clean_.data<float>() + l.offset(s);
+  ops.pyramid_decompose(options_.decomposition, images, levels.data(), workspace_.data<float>(), pyramid_geometry(c, batch));
+  const int Q = draw_dfm_batch(options_.batch, S, batch, options_.seed, step, t_.data(), mask_.data(),
+                               labels ? labels_.data() : nullptr);
+  ops.upload(t_dev_.raw(), t_.data(), size_t(batch * S) * sizeof(float));
+  noise_dfm_batch(ops, l, Q, options_.seed, step, clean_.data<float>(), t_dev_.data<float>(), noisy_.data<float>(),
+                  target_.data<float>());
+  return Q;
+}
+
+TrainStepStats Trainer::step(const float* images, const int32_t* labels, int64_t batch) {
+  const DiTConfig& c = model_.config();
   TrainStepStats stats;
-  stats.active_stage = prepare_dfm_batch(l, options_.batch, options_.seed, step, clean_.data(), noisy_.data(),
-                                         target_.data(), t_.data(), mask_.data(), labels ? labels_.data() : nullptr);
+  stats.active_stage = prepare(uint64_t(optimizer_.steps()), images, labels, batch);
+  const StageLayout l = stage_layout(c, batch);
   DiTBatch b;
   b.batch = batch;
-  std::vector<const float*> targets(static_cast<size_t>(S));
-  for (int s = 0; s < S; s++) {
-    b.x.push_back(noisy_.data() + l.offset(s));
-    targets[size_t(s)] = target_.data() + l.offset(s);
+  std::vector<const float*> targets;
+  for (int s = 0; s < int(c.stages); s++) {
+    b.x.push_back(noisy_.data<float>() + l.offset(s));
+    targets.push_back(target_.data<float>() + l.offset(s));
   }
   b.time = t_.data();
   b.mask = mask_.data();
   b.labels = c.num_classes > 0 ? labels_.data() : nullptr;
-  model_.forward(b);
   const std::vector<double>& weights = options_.batch.stage_loss_weights;
-  stats.loss = model_.loss(targets, true, weights.empty() ? nullptr : &weights);
-  if (!std::isfinite(stats.loss)) fail(Code::NonFinite, "trainer.step: the loss is not finite (" + std::to_string(stats.loss) + "); weights left unchanged");
-  for (int s = 0; s < S; s++) stats.stage_loss.push_back(model_.loss_stage(s));
-  OptimizerStepStats o = optimizer_.step(model_);
-  stats.grad_norm = o.grad_norm;
-  stats.lr = o.lr;
-  stats.step = optimizer_.steps();
+  BatchLoss r = train_on_batch(model_, optimizer_, b, targets, weights.empty() ? nullptr : &weights, TrainMode::Step);
+  stats.loss = r.loss;
+  stats.stage_loss = r.stage_loss;
+  stats.grad_norm = r.optimizer.grad_norm;
+  stats.lr = r.optimizer.lr;
+  stats.step = r.step;
   return stats;
+}
+
+TrainingDraws Trainer::draws(uint64_t step, const float* images, const int32_t* labels, int64_t batch) {
+  const DiTConfig& c = model_.config();
+  const int S = int(c.stages);
+  TrainingDraws d;
+  d.active_stage = prepare(step, images, labels, batch);
+  Ops& ops = model_.ops();
+  const StageLayout l = stage_layout(c, batch);
+  const PyramidShape ps = pyramid_geometry(c, batch);
+  std::vector<float> clean = download_floats(ops, clean_.data<float>(), l.total());
+  std::vector<float> target = download_floats(ops, target_.data<float>(), l.total());
+  for (int s = 0; s < S; s++) {
+    Tensor level(ps.level_shape(s), DType::F32), noise(ps.level_shape(s), DType::F32);
+    const float* cs = clean.data() + l.offset(s);
+    const float* vs = target.data() + l.offset(s);
+    std::copy(cs, cs + l.group_size(s), level.data<float>());
+    for (int64_t i = 0; i < l.group_size(s); i++) noise.data<float>()[i] = s <= d.active_stage ? cs[i] - vs[i] : 0.f;  // N = X - v
+    d.levels.push_back(level);
+    d.noise.push_back(noise);
+  }
+  auto host_tensor = [&](const std::vector<float>& v) {
+    Tensor x({batch, int64_t(S)}, DType::F32);
+    std::copy(v.begin(), v.begin() + batch * S, x.data<float>());
+    return x;
+  };
+  d.t = host_tensor(t_);
+  d.mask = host_tensor(mask_);
+  d.labels = Tensor({batch}, DType::I32);
+  for (int64_t b = 0; b < batch; b++) d.labels.data<int32_t>()[b] = c.num_classes > 0 ? labels_[size_t(b)] : 0;
+  return d;
 }
 
 }  // namespace df

@@ -7,63 +7,8 @@
 
 #include "../core/error.h"
 #include "../core/philox.h"
-#include "../core/threadpool.h"
-#include "../ops/activations.h"
-#include "../ops/attention.h"
-#include "../ops/embeddings.h"
-#include "../ops/linear.h"
-#include "../ops/loss.h"
-#include "../ops/norm.h"
 
 namespace df {
-
-namespace {
-
-// [B, N, 3, H, hd] (the qkv linear's output) -> q, k, v [B, H, N, hd] (the attention op's layout).
-void split_heads(const float* qkv, float* q, float* k, float* v, int64_t B, int64_t N, int64_t H, int64_t hd) {
-  const int64_t D = H * hd;
-  parallel_for(B * N, 16, [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; r++) {
-      int64_t b = r / N, n = r % N;
-      float* dst[3] = {q, k, v};
-      for (int w = 0; w < 3; w++)
-        for (int64_t h = 0; h < H; h++)
-          std::memcpy(dst[w] + ((b * H + h) * N + n) * hd, qkv + (r * 3 + w) * D + h * hd, size_t(hd) * sizeof(float));
-    }
-  });
-}
-
-// The adjoint of split_heads: dq, dk, dv [B, H, N, hd] -> dqkv [B, N, 3, H, hd].
-void split_heads_backward(const float* dq, const float* dk, const float* dv, float* dqkv, int64_t B, int64_t N,
-                          int64_t H, int64_t hd) {
-  const int64_t D = H * hd;
-  parallel_for(B * N, 16, [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; r++) {
-      int64_t b = r / N, n = r % N;
-      const float* src[3] = {dq, dk, dv};
-      for (int w = 0; w < 3; w++)
-        for (int64_t h = 0; h < H; h++)
-          std::memcpy(dqkv + (r * 3 + w) * D + h * hd, src[w] + ((b * H + h) * N + n) * hd, size_t(hd) * sizeof(float));
-    }
-  });
-}
-
-// o [B, H, N, hd] -> [B, N, H * hd] (heads concatenated per token); `inverse` goes back.
-void merge_heads(const float* src, float* dst, int64_t B, int64_t N, int64_t H, int64_t hd, bool inverse) {
-  const int64_t D = H * hd;
-  parallel_for(B * N, 16, [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; r++) {
-      int64_t b = r / N, n = r % N;
-      for (int64_t h = 0; h < H; h++) {
-        int64_t head = ((b * H + h) * N + n) * hd, tok = r * D + h * hd;
-        if (inverse) std::memcpy(dst + head, src + tok, size_t(hd) * sizeof(float));
-        else std::memcpy(dst + tok, src + head, size_t(hd) * sizeof(float));
-      }
-    }
-  });
-}
-
-}  // namespace
 
 int64_t DiT::add_param(const std::string& name, const Shape& shape, ParamInit init, int64_t fan_in, int64_t fan_out) {
   ParamInfo p;
@@ -79,12 +24,21 @@ int64_t DiT::add_param(const std::string& name, const Shape& shape, ParamInit in
   return p.offset;
 }
 
-DiT::Slot DiT::slot(int64_t floats) {
+DiT::Slot DiT::slot(int64_t elements, DType dtype) {
   Slot s;
-  s.offset = arena_floats_;
-  // 16-float (64-byte) alignment for every region.
-  arena_floats_ += (floats + 15) / 16 * 16;
+  s.offset = arena_bytes_;
+  // 64-byte alignment for every region.
+  arena_bytes_ += (elements * int64_t(dtype_size(dtype)) + 63) / 64 * 64;
   return s;
+}
+
+const void* DiT::W(int64_t offset) const {
+  if (compute_weights_.defined()) return compute_weights_.data<char>() + offset * csize_;
+  return weights_.data<float>() + offset;
+}
+
+void DiT::weights_changed() {
+  if (compute_weights_.defined()) ops_.convert(weights_.raw(), DType::F32, compute_weights_.raw(), compute_, num_params_);
 }
 
 const ParamInfo* DiT::find_param(const std::string& name) const {
@@ -93,8 +47,13 @@ const ParamInfo* DiT::find_param(const std::string& name) const {
   return nullptr;
 }
 
-DiT::DiT(const DiTConfig& config, int64_t max_batch, DiTUse use)
-    : cfg_(config), max_batch_(max_batch), training_(use == DiTUse::Training) {
+DiT::DiT(const DiTConfig& config, int64_t max_batch, DiTUse use, Device device)
+    : cfg_(config),
+      max_batch_(max_batch),
+      training_(use == DiTUse::Training),
+      ops_(ops_for(device)),
+      compute_(ops_.policy().compute),
+      csize_(int64_t(dtype_size(compute_))) {
   cfg_.validate();
   if (max_batch < 1 || max_batch > (1 << 20))
     fail(Code::ArgValue, "model: maxBatch: expected an integer from 1 to 1048576, got " + std::to_string(max_batch));
@@ -146,100 +105,113 @@ DiT::DiT(const DiTConfig& config, int64_t max_batch, DiTUse use)
   // Activations (kept for backward) and scratch, all in one arena. A model for inference keeps no
   // activation past its use: all blocks share one set of regions (block i's output overwrites its
   // own input, which it no longer reads), and nothing of the backward is allocated.
-  auto train_slot = [&](int64_t floats) { return training_ ? slot(floats) : Slot{}; };
+  const DType c = compute_, f32 = DType::F32;
+  auto train_slot = [&](int64_t elements, DType dtype) { return training_ ? slot(elements, dtype) : Slot{}; };
   int64_t max_td = 0;
   stage_acts_.resize(size_t(S));
   for (int64_t s = 0; s < S; s++) {
     int64_t td = C * cfg_.patch_sizes[size_t(s)] * cfg_.patch_sizes[size_t(s)];
     max_td = std::max(max_td, td);
     StageActs& a = stage_acts_[size_t(s)];
-    a.patches = slot(R * td);
-    a.tfeat = slot(Bm * F);
-    a.th = slot(Bm * D);
-    a.ta = slot(Bm * D);
-    a.fmod = slot(Bm * 2 * D);
-    a.fmean = slot(R);
-    a.frstd = slot(R);
-    a.fy = slot(R * D);
-    a.fout = slot(R * td);
-    a.out = slot(Bm * cfg_.stage_numel(s));
-    a.dout = train_slot(Bm * cfg_.stage_numel(s));
+    a.patches = slot(R * td, c);
+    a.tfeat = slot(Bm * F, c);
+    a.th = slot(Bm * D, c);
+    a.ta = slot(Bm * D, c);
+    a.fmod = slot(Bm * 2 * D, c);
+    a.fmean = slot(R, f32);
+    a.frstd = slot(R, f32);
+    a.fy = slot(R * D, c);
+    a.fout = slot(R * td, c);
+    a.out = slot(Bm * cfg_.stage_numel(s), f32);
+    a.dout = train_slot(Bm * cfg_.stage_numel(s), f32);
   }
-  pos_ = slot(N * D);
-  c_ = slot(Bm * D);
-  silu_c_ = slot(Bm * D);
-  tmp_td_ = slot(R * D);
-  qkv_tmp_ = slot(R * 3 * D);
+  pos_ = slot(N * D, f32);
+  c_ = slot(Bm * D, c);
+  silu_c_ = slot(Bm * D, c);
+  tmp_td_ = slot(R * D, c);
+  qkv_tmp_ = slot(R * 3 * D, c);
   for (int64_t i = 0; i < cfg_.depth; i++) {
     if (!training_ && i > 0) {
       block_acts_.push_back(block_acts_[0]);
       continue;
     }
     BlockActs a;
-    a.x_in = slot(R * D);
-    a.mean1 = slot(R);
-    a.rstd1 = slot(R);
-    a.xmod1 = slot(R * D);
-    a.q = slot(R * D);
-    a.k = slot(R * D);
-    a.v = slot(R * D);
-    a.o = slot(R * D);
-    a.lse = slot(Bm * H * N);
-    a.attn_cat = slot(R * D);
-    a.proj_out = slot(R * D);
-    a.x_mid = slot(R * D);
-    a.mean2 = slot(R);
-    a.rstd2 = slot(R);
-    a.xmod2 = slot(R * D);
-    a.h = slot(R * M);
-    a.gelu = slot(R * M);
-    a.fc2_out = slot(R * D);
-    a.mod = slot(Bm * 6 * D);
+    a.x_in = slot(R * D, f32);
+    a.mean1 = slot(R, f32);
+    a.rstd1 = slot(R, f32);
+    a.xmod1 = slot(R * D, c);
+    a.q = slot(R * D, c);
+    a.k = slot(R * D, c);
+    a.v = slot(R * D, c);
+    a.o = slot(R * D, c);
+    a.lse = slot(Bm * H * N, f32);
+    a.attn_cat = slot(R * D, c);
+    a.proj_out = slot(R * D, c);
+    a.x_mid = slot(R * D, f32);
+    a.mean2 = slot(R, f32);
+    a.rstd2 = slot(R, f32);
+    a.xmod2 = slot(R * D, c);
+    a.h = slot(R * M, c);
+    a.gelu = slot(R * M, c);
+    a.fc2_out = slot(R * D, c);
+    a.mod = slot(Bm * 6 * D, c);
     block_acts_.push_back(a);
   }
-  x_final_ = slot(R * D);
-  dx_ = train_slot(R * D);
-  dtmp_ = train_slot(R * D);
-  dattn_ = train_slot(R * D);
-  dqkv_ = train_slot(R * 3 * D);
-  dq_ = train_slot(R * D);
-  dk_ = train_slot(R * D);
-  dv_ = train_slot(R * D);
-  do_ = train_slot(R * D);
-  dh_ = train_slot(R * M);
-  dmod_ = train_slot(Bm * 6 * D);
-  dsilu_c_ = train_slot(Bm * D);
-  dc_ = train_slot(Bm * D);
-  dfout_ = train_slot(R * max_td);
-  dfy_ = train_slot(R * D);
-  dbd_ = slot(Bm * D);  // also the forward's scratch for the conditioning sums
-  dbd2_ = train_slot(Bm * D);
+  x_final_ = slot(R * D, f32);
+  dx_ = train_slot(R * D, f32);
+  dtmp_ = train_slot(R * D, c);
+  dattn_ = train_slot(R * D, c);
+  dqkv_ = train_slot(R * 3 * D, c);
+  dq_ = train_slot(R * D, c);
+  dk_ = train_slot(R * D, c);
+  dv_ = train_slot(R * D, c);
+  do_ = train_slot(R * D, c);
+  dh_ = train_slot(R * M, c);
+  dmod_ = train_slot(Bm * 6 * D, c);
+  dsilu_c_ = train_slot(Bm * D, c);
+  dc_ = train_slot(Bm * D, c);
+  dfout_ = train_slot(R * max_td, c);
+  dfy_ = train_slot(R * D, c);
+  dbd_ = slot(Bm * D, c);  // also the forward's scratch for the conditioning sums
+  dbd2_ = train_slot(Bm * D, c);
   (void)hd;
   // Refuse what cannot fit instead of letting the first touch of an overcommitted mapping kill the
-  // process: parameters, gradients, optimiser state (3 more copies) and activations; for inference
-  // the parameters and the activations.
-  double need = 4.0 * ((training_ ? 5.0 : 1.0) * double(num_params_) + double(arena_floats_));
-  double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
-  if (phys > 0 && need > phys)
+  // process: parameters, gradients, optimiser state (3 more copies), a compute copy of the weights
+  // and the activations; for inference the parameters and the activations.
+  const double copies = (training_ ? 5.0 : 1.0) * 4.0 + (compute_ != DType::F32 ? double(csize_) : 0.0);
+  const double need = copies * double(num_params_) + double(arena_bytes_);
+  const double capacity = double(ops_.capacity_bytes());
+  if (capacity > 0 && need > capacity)
     fail(Code::OutOfMemory, "model: config and maxBatch " + std::to_string(max_batch) + " need " +
-                                std::to_string(int64_t(need / 1048576)) + " MiB, more than the machine's " +
-                                std::to_string(int64_t(phys / 1048576)) + " MiB");
-  weights_ = Tensor::zeros({num_params_}, DType::F32);
-  if (training_) grads_ = Tensor::zeros({num_params_}, DType::F32);
-  arena_ = Tensor::zeros({arena_floats_}, DType::F32);
-  if (cfg_.pos_embedding) sincos_pos_embed_2d(A(pos_), cfg_.grid_h(), cfg_.grid_w(), D);
+                                std::to_string(int64_t(need / 1048576)) + " MiB, more than the " +
+                                std::to_string(int64_t(capacity / 1048576)) + " MiB of " + ops_.device().name());
+  const Device dev = ops_.device();
+  weights_ = Tensor::zeros({num_params_}, DType::F32, dev);
+  if (compute_ != DType::F32) compute_weights_ = Tensor::zeros({num_params_}, compute_, dev);
+  if (training_) grads_ = Tensor::zeros({num_params_}, DType::F32, dev);
+  arena_ = Tensor::zeros({(arena_bytes_ + 3) / 4}, DType::F32, dev);
+  if (cfg_.pos_embedding) {
+    std::vector<float> pos(size_t(N * D));
+    sincos_pos_embed_2d(pos.data(), cfg_.grid_h(), cfg_.grid_w(), D);
+    ops_.upload(A32(pos_), pos.data(), pos.size() * sizeof(float));
+  }
   active_stage_.resize(size_t(Bm));
   mask_.resize(size_t(Bm * S));
   time_.resize(size_t(Bm * S));
   labels_.resize(size_t(Bm));
+  time_dev_ = Tensor::zeros({Bm * S}, DType::F32, dev);
+  mask_dev_ = Tensor::zeros({Bm * S}, DType::F32, dev);
+  labels_dev_ = Tensor::zeros({Bm}, DType::I32, dev);
+  active_dev_ = Tensor::zeros({Bm}, DType::I32, dev);
   stage_loss_.resize(size_t(S));
 }
 
 void DiT::init(uint64_t seed) {
-  float* w = weights_.data<float>();
+  // Drawn on the host and uploaded: the same weights on every device.
+  std::vector<float> host(static_cast<size_t>(num_params_));
   for (size_t i = 0; i < params_.size(); i++) {
     const ParamInfo& p = params_[i];
-    float* dst = w + p.offset;
+    float* dst = host.data() + p.offset;
     RandomStream rng{seed, uint64_t(i)};
     switch (p.init) {
       case ParamInit::Zero:
@@ -258,6 +230,8 @@ void DiT::init(uint64_t seed) {
       }
     }
   }
+  ops_.upload(weights_.raw(), host.data(), host.size() * sizeof(float));
+  weights_changed();
 }
 
 void DiT::validate_batch(const DiTBatch& b) const {
@@ -283,13 +257,14 @@ void DiT::validate_batch(const DiTBatch& b) const {
 }
 
 const float* DiT::output(int64_t s) const {
-  return arena_.data<float>() + stage_acts_[size_t(s)].out.offset;
+  return reinterpret_cast<const float*>(arena_.data<char>() + stage_acts_[size_t(s)].out.offset);
 }
 
 void DiT::forward(const DiTBatch& in) {
   validate_batch(in);
   const int64_t S = cfg_.stages, C = cfg_.channels, D = cfg_.hidden, M = cfg_.mlp_hidden(), F = cfg_.freq_dim;
   const int64_t B = in.batch, N = cfg_.tokens(), R = B * N, H = cfg_.heads, hd = cfg_.head_dim();
+  Ops& ops = ops_;
   batch_ = B;
   for (int64_t i = 0; i < B * S; i++) {
     mask_[size_t(i)] = in.mask ? in.mask[i] : 1.f;
@@ -302,75 +277,75 @@ void DiT::forward(const DiTBatch& in) {
     active_stage_[size_t(b)] = q;
     labels_[size_t(b)] = cfg_.num_classes > 0 ? in.labels[b] : 0;
   }
+  const float* mask = mask_dev_.data<float>();
+  const float* time = time_dev_.data<float>();
+  const int32_t* labels = labels_dev_.data<int32_t>();
+  const int32_t* active = active_dev_.data<int32_t>();
+  ops.upload(mask_dev_.raw(), mask_.data(), size_t(B * S) * sizeof(float));
+  ops.upload(time_dev_.raw(), time_.data(), size_t(B * S) * sizeof(float));
+  ops.upload(labels_dev_.raw(), labels_.data(), size_t(B) * sizeof(int32_t));
+  ops.upload(active_dev_.raw(), active_stage_.data(), size_t(B) * sizeof(int32_t));
 
-  // Tokens: the position embedding plus each unmasked stage's patch embedding.
-  float* x = A(block_acts_[0].x_in);
-  if (cfg_.pos_embedding)
-    for (int64_t b = 0; b < B; b++) std::memcpy(x + b * N * D, A(pos_), size_t(N * D) * sizeof(float));
-  else
-    std::memset(x, 0, size_t(R * D) * sizeof(float));
-  float* tmp = A(tmp_td_);
+  // Tokens (the f32 residual stream): the position embedding plus each unmasked stage's patch embedding.
+  float* x = A32(block_acts_[0].x_in);
+  if (cfg_.pos_embedding) ops.broadcast_rows(A32(pos_), x, B, N * D);
+  else ops.zero(x, size_t(R * D) * sizeof(float));
+  void* tmp = A(tmp_td_);
   for (int64_t s = 0; s < S; s++) {
     const StageParams& sp = stage_params_[size_t(s)];
     StageActs& sa = stage_acts_[size_t(s)];
     int64_t p = cfg_.patch_sizes[size_t(s)];
     PatchShape ps{B, C, cfg_.stage_height(s), cfg_.stage_width(s), p};
-    patchify(in.x[size_t(s)], A(sa.patches), ps, PatchOrder::ChannelFirst);
-    linear_forward(A(sa.patches), P(sp.embed_w), P(sp.embed_b), tmp, {R, ps.token_dim(), D});
-    parallel_for(R, 16, [&](int64_t lo, int64_t hi) {
-      for (int64_t r = lo; r < hi; r++) {
-        float m = mask_[size_t((r / N) * S + s)];
-        if (m != 0.f)
-          for (int64_t d = 0; d < D; d++) x[r * D + d] += m * tmp[r * D + d];
-      }
-    });
+    ops.patchify(in.x[size_t(s)], A(sa.patches), ps, PatchOrder::ChannelFirst);
+    ops.linear_forward(A(sa.patches), W(sp.embed_w), W(sp.embed_b), tmp, {R, ps.token_dim(), D});
+    ops.add_scaled_rows(tmp, x, mask + s, {B, N * D, S});
   }
 
   // Conditioning c = sum_s TimestepEmbed_s(t_s) + class + active stage; the blocks see SiLU(c).
-  float* c = A(c_);
-  std::memset(c, 0, size_t(B * D) * sizeof(float));
+  void* c = A(c_);
+  ops.zero(c, size_t(B * D * csize_));
   for (int64_t s = 0; s < S; s++) {
     const StageParams& sp = stage_params_[size_t(s)];
     StageActs& sa = stage_acts_[size_t(s)];
-    timestep_features(time_.data() + s, S, B, float(cfg_.time_scale), F, 10000.f, A(sa.tfeat));
-    linear_forward(A(sa.tfeat), P(sp.t0_w), P(sp.t0_b), A(sa.th), {B, F, D});
-    silu_forward(A(sa.th), A(sa.ta), B * D);
-    linear_forward(A(sa.ta), P(sp.t2_w), P(sp.t2_b), A(dbd_), {B, D, D});
-    for (int64_t i = 0; i < B * D; i++) c[i] += A(dbd_)[i];
+    ops.timestep_features(time + s, S, B, float(cfg_.time_scale), F, 10000.f, A(sa.tfeat));
+    ops.linear_forward(A(sa.tfeat), W(sp.t0_w), W(sp.t0_b), A(sa.th), {B, F, D});
+    ops.silu_forward(A(sa.th), A(sa.ta), B * D);
+    ops.linear_forward(A(sa.ta), W(sp.t2_w), W(sp.t2_b), A(dbd_), {B, D, D});
+    ops.add(A(dbd_), c, B * D);
   }
   if (y_table_ >= 0) {
-    embedding_forward(P(y_table_), labels_.data(), A(dbd_), B, D);
-    for (int64_t i = 0; i < B * D; i++) c[i] += A(dbd_)[i];
+    ops.embedding_forward(W(y_table_), labels, A(dbd_), B, D);
+    ops.add(A(dbd_), c, B * D);
   }
   if (s_table_ >= 0) {
-    embedding_forward(P(s_table_), active_stage_.data(), A(dbd_), B, D);
-    for (int64_t i = 0; i < B * D; i++) c[i] += A(dbd_)[i];
+    ops.embedding_forward(W(s_table_), active, A(dbd_), B, D);
+    ops.add(A(dbd_), c, B * D);
   }
-  silu_forward(c, A(silu_c_), B * D);
+  ops.silu_forward(c, A(silu_c_), B * D);
 
   AttentionShape ash{B, H, N, N, hd};
+  HeadsShape hs{B, N, H, hd};
   const float scale = 1.f / std::sqrt(float(hd));
   for (int64_t i = 0; i < cfg_.depth; i++) {
     const BlockParams& bp = block_params_[size_t(i)];
     BlockActs& a = block_acts_[size_t(i)];
-    float* mod = A(a.mod);
-    linear_forward(A(silu_c_), P(bp.ada_w), P(bp.ada_b), mod, {B, D, 6 * D});
+    ops.linear_forward(A(silu_c_), W(bp.ada_w), W(bp.ada_b), A(a.mod), {B, D, 6 * D});
     ModulatedNormShape ns{B, N, D, 6 * D, 1e-6f};
     // Attention half: x_mid = x + gate_msa * proj(attn(modulate(norm(x), shift_msa, scale_msa))).
-    layernorm_modulate_forward(A(a.x_in), mod, mod + D, A(a.xmod1), A(a.mean1), A(a.rstd1), ns);
-    linear_forward(A(a.xmod1), P(bp.qkv_w), P(bp.qkv_b), A(qkv_tmp_), {R, D, 3 * D});
-    split_heads(A(qkv_tmp_), A(a.q), A(a.k), A(a.v), B, N, H, hd);
-    attention_forward(A(a.q), A(a.k), A(a.v), A(a.o), A(a.lse), ash, scale, false);
-    merge_heads(A(a.o), A(a.attn_cat), B, N, H, hd, false);
-    linear_forward(A(a.attn_cat), P(bp.proj_w), P(bp.proj_b), A(a.proj_out), {R, D, D});
-    gated_residual_forward(A(a.x_in), A(a.proj_out), mod + 2 * D, A(a.x_mid), ns);
+    ops.layernorm_modulate_forward(A32(a.x_in), A(a.mod), A(a.mod, D), A(a.xmod1), A32(a.mean1), A32(a.rstd1), ns);
+    ops.linear_forward(A(a.xmod1), W(bp.qkv_w), W(bp.qkv_b), A(qkv_tmp_), {R, D, 3 * D});
+    ops.split_heads(A(qkv_tmp_), A(a.q), A(a.k), A(a.v), hs);
+    ops.attention_forward(A(a.q), A(a.k), A(a.v), A(a.o), A32(a.lse), ash, scale, false);
+    ops.merge_heads(A(a.o), A(a.attn_cat), hs);
+    ops.linear_forward(A(a.attn_cat), W(bp.proj_w), W(bp.proj_b), A(a.proj_out), {R, D, D});
+    ops.gated_residual_forward(A32(a.x_in), A(a.proj_out), A(a.mod, 2 * D), A32(a.x_mid), ns);
     // MLP half: x_out = x_mid + gate_mlp * fc2(gelu(fc1(modulate(norm(x_mid), shift_mlp, scale_mlp)))).
-    layernorm_modulate_forward(A(a.x_mid), mod + 3 * D, mod + 4 * D, A(a.xmod2), A(a.mean2), A(a.rstd2), ns);
-    linear_forward(A(a.xmod2), P(bp.fc1_w), P(bp.fc1_b), A(a.h), {R, D, M});
-    gelu_tanh_forward(A(a.h), A(a.gelu), R * M);
-    linear_forward(A(a.gelu), P(bp.fc2_w), P(bp.fc2_b), A(a.fc2_out), {R, M, D});
-    float* x_out = i + 1 < cfg_.depth ? A(block_acts_[size_t(i + 1)].x_in) : A(x_final_);
-    gated_residual_forward(A(a.x_mid), A(a.fc2_out), mod + 5 * D, x_out, ns);
+    ops.layernorm_modulate_forward(A32(a.x_mid), A(a.mod, 3 * D), A(a.mod, 4 * D), A(a.xmod2), A32(a.mean2), A32(a.rstd2), ns);
+    ops.linear_forward(A(a.xmod2), W(bp.fc1_w), W(bp.fc1_b), A(a.h), {R, D, M});
+    ops.gelu_tanh_forward(A(a.h), A(a.gelu), R * M);
+    ops.linear_forward(A(a.gelu), W(bp.fc2_w), W(bp.fc2_b), A(a.fc2_out), {R, M, D});
+    float* x_out = i + 1 < cfg_.depth ? A32(block_acts_[size_t(i + 1)].x_in) : A32(x_final_);
+    ops.gated_residual_forward(A32(a.x_mid), A(a.fc2_out), A(a.mod, 5 * D), x_out, ns);
   }
 
   // Per-stage final layers: adaLN (shift, scale), linear to p*p*C per token, unpatchify.
@@ -379,12 +354,11 @@ void DiT::forward(const DiTBatch& in) {
     StageActs& sa = stage_acts_[size_t(s)];
     int64_t p = cfg_.patch_sizes[size_t(s)];
     PatchShape ps{B, C, cfg_.stage_height(s), cfg_.stage_width(s), p};
-    float* fmod = A(sa.fmod);
-    linear_forward(A(silu_c_), P(sp.fada_w), P(sp.fada_b), fmod, {B, D, 2 * D});
+    ops.linear_forward(A(silu_c_), W(sp.fada_w), W(sp.fada_b), A(sa.fmod), {B, D, 2 * D});
     ModulatedNormShape ns{B, N, D, 2 * D, 1e-6f};
-    layernorm_modulate_forward(A(x_final_), fmod, fmod + D, A(sa.fy), A(sa.fmean), A(sa.frstd), ns);
-    linear_forward(A(sa.fy), P(sp.flin_w), P(sp.flin_b), A(sa.fout), {R, D, ps.token_dim()});
-    unpatchify(A(sa.fout), A(sa.out), ps, PatchOrder::ChannelLast);
+    ops.layernorm_modulate_forward(A32(x_final_), A(sa.fmod), A(sa.fmod, D), A(sa.fy), A32(sa.fmean), A32(sa.frstd), ns);
+    ops.linear_forward(A(sa.fy), W(sp.flin_w), W(sp.flin_b), A(sa.fout), {R, D, ps.token_dim()});
+    ops.unpatchify(A(sa.fout), A32(sa.out), ps, PatchOrder::ChannelLast);
   }
   have_forward_ = true;
 }
@@ -402,17 +376,12 @@ double DiT::loss(const std::vector<const float*>& targets, bool with_backward, c
   double total = 0;
   for (int64_t s = 0; s < S; s++) {
     StageActs& sa = stage_acts_[size_t(s)];
-    const int64_t n = cfg_.stage_numel(s);
-    double l = masked_mse_forward_backward(A(sa.out), targets[size_t(s)], mask_.data() + s, S, B, n,
-                                           with_backward ? A(sa.dout) : nullptr);
-    stage_loss_[size_t(s)] = l;
     const double w = stage_weights ? (*stage_weights)[size_t(s)] : 1.0;
+    // d(w l)/dG = w dl/dG
+    double l = ops_.masked_mse(A32(sa.out), targets[size_t(s)], mask_dev_.data<float>() + s, S, B, cfg_.stage_numel(s),
+                               with_backward ? A32(sa.dout) : nullptr, float(w));
+    stage_loss_[size_t(s)] = l;
     total += w * l;
-    if (with_backward && w != 1.0) {  // d(w l)/dG = w dl/dG
-      float* d = A(sa.dout);
-      const float wf = float(w);
-      for (int64_t i = 0; i < B * n; i++) d[i] *= wf;
-    }
   }
   if (with_backward) backward();
   return total;
@@ -421,12 +390,14 @@ double DiT::loss(const std::vector<const float*>& targets, bool with_backward, c
 void DiT::backward() {
   const int64_t S = cfg_.stages, C = cfg_.channels, D = cfg_.hidden, M = cfg_.mlp_hidden(), F = cfg_.freq_dim;
   const int64_t B = batch_, N = cfg_.tokens(), R = B * N, H = cfg_.heads, hd = cfg_.head_dim();
+  Ops& ops = ops_;
+  const float* mask = mask_dev_.data<float>();
   // Every linear writes its parameters' gradients exactly once (overwrite, no zeroing pass); only
   // the embedding tables, whose rows accumulate, start from zero.
-  if (y_table_ >= 0) std::memset(G(y_table_), 0, size_t((cfg_.num_classes + 1) * D) * sizeof(float));
-  if (s_table_ >= 0) std::memset(G(s_table_), 0, size_t(S * D) * sizeof(float));
-  float* dx = A(dx_);
-  float* dsilu_c = A(dsilu_c_);
+  if (y_table_ >= 0) ops.zero(G(y_table_), size_t((cfg_.num_classes + 1) * D) * sizeof(float));
+  if (s_table_ >= 0) ops.zero(G(s_table_), size_t(S * D) * sizeof(float));
+  float* dx = A32(dx_);
+  void* dsilu_c = A(dsilu_c_);
 
   // Final layers: each stage's output gradient flows into the last residual stream and into SiLU(c).
   for (int64_t s = 0; s < S; s++) {
@@ -434,70 +405,70 @@ void DiT::backward() {
     StageActs& sa = stage_acts_[size_t(s)];
     int64_t p = cfg_.patch_sizes[size_t(s)];
     PatchShape ps{B, C, cfg_.stage_height(s), cfg_.stage_width(s), p};
-    float* fmod = A(sa.fmod);
-    float* dfmod = A(dmod_);
-    patchify(A(sa.dout), A(dfout_), ps, PatchOrder::ChannelLast);
-    linear_backward(A(sa.fy), P(sp.flin_w), A(dfout_), A(dfy_), G(sp.flin_w), G(sp.flin_b), {R, D, ps.token_dim()}, false, false);
+    void* dfmod = A(dmod_);
+    ops.patchify(A32(sa.dout), A(dfout_), ps, PatchOrder::ChannelLast);
+    ops.linear_backward(A(sa.fy), W(sp.flin_w), A(dfout_), A(dfy_), G(sp.flin_w), G(sp.flin_b), {R, D, ps.token_dim()},
+                        false, false);
     ModulatedNormShape ns{B, N, D, 2 * D, 1e-6f};
-    layernorm_modulate_backward(A(x_final_), fmod + D, A(sa.fmean), A(sa.frstd), A(dfy_), dx, dfmod, dfmod + D, ns,
-                                s > 0);
-    linear_backward(A(silu_c_), P(sp.fada_w), dfmod, dsilu_c, G(sp.fada_w), G(sp.fada_b), {B, D, 2 * D}, s > 0, false);
+    ops.layernorm_modulate_backward(A32(x_final_), A(sa.fmod, D), A32(sa.fmean), A32(sa.frstd), A(dfy_), dx, dfmod,
+                                    A(dmod_, D), ns, s > 0);
+    ops.linear_backward(A(silu_c_), W(sp.fada_w), dfmod, dsilu_c, G(sp.fada_w), G(sp.fada_b), {B, D, 2 * D}, s > 0,
+                        false);
   }
 
   AttentionShape ash{B, H, N, N, hd};
+  HeadsShape hs{B, N, H, hd};
   const float scale = 1.f / std::sqrt(float(hd));
   for (int64_t i = cfg_.depth - 1; i >= 0; i--) {
     const BlockParams& bp = block_params_[size_t(i)];
     BlockActs& a = block_acts_[size_t(i)];
-    float* mod = A(a.mod);
-    float* dmod = A(dmod_);
     ModulatedNormShape ns{B, N, D, 6 * D, 1e-6f};
     // MLP half; dx holds dL/dx_out and becomes dL/dx_mid in place.
-    gated_residual_backward(A(a.fc2_out), mod + 5 * D, dx, A(dtmp_), dmod + 5 * D, ns);
-    linear_backward(A(a.gelu), P(bp.fc2_w), A(dtmp_), A(dh_), G(bp.fc2_w), G(bp.fc2_b), {R, M, D}, false, false);
-    gelu_tanh_backward(A(a.h), A(dh_), A(dh_), R * M);
-    linear_backward(A(a.xmod2), P(bp.fc1_w), A(dh_), A(dattn_), G(bp.fc1_w), G(bp.fc1_b), {R, D, M}, false, false);
-    layernorm_modulate_backward(A(a.x_mid), mod + 4 * D, A(a.mean2), A(a.rstd2), A(dattn_), dx, dmod + 3 * D,
-                                dmod + 4 * D, ns, true);
+    ops.gated_residual_backward(A(a.fc2_out), A(a.mod, 5 * D), dx, A(dtmp_), A(dmod_, 5 * D), ns);
+    ops.linear_backward(A(a.gelu), W(bp.fc2_w), A(dtmp_), A(dh_), G(bp.fc2_w), G(bp.fc2_b), {R, M, D}, false, false);
+    ops.gelu_tanh_backward(A(a.h), A(dh_), A(dh_), R * M, false);
+    ops.linear_backward(A(a.xmod2), W(bp.fc1_w), A(dh_), A(dattn_), G(bp.fc1_w), G(bp.fc1_b), {R, D, M}, false, false);
+    ops.layernorm_modulate_backward(A32(a.x_mid), A(a.mod, 4 * D), A32(a.mean2), A32(a.rstd2), A(dattn_), dx,
+                                    A(dmod_, 3 * D), A(dmod_, 4 * D), ns, true);
     // Attention half; dx becomes dL/dx_in.
-    gated_residual_backward(A(a.proj_out), mod + 2 * D, dx, A(dtmp_), dmod + 2 * D, ns);
-    linear_backward(A(a.attn_cat), P(bp.proj_w), A(dtmp_), A(dattn_), G(bp.proj_w), G(bp.proj_b), {R, D, D}, false, false);
-    merge_heads(A(dattn_), A(do_), B, N, H, hd, true);
-    attention_backward(A(a.q), A(a.k), A(a.v), A(a.o), A(a.lse), A(do_), A(dq_), A(dk_), A(dv_), ash, scale, false);
-    split_heads_backward(A(dq_), A(dk_), A(dv_), A(dqkv_), B, N, H, hd);
-    linear_backward(A(a.xmod1), P(bp.qkv_w), A(dqkv_), A(dattn_), G(bp.qkv_w), G(bp.qkv_b), {R, D, 3 * D}, false, false);
-    layernorm_modulate_backward(A(a.x_in), mod + D, A(a.mean1), A(a.rstd1), A(dattn_), dx, dmod, dmod + D, ns, true);
+    ops.gated_residual_backward(A(a.proj_out), A(a.mod, 2 * D), dx, A(dtmp_), A(dmod_, 2 * D), ns);
+    ops.linear_backward(A(a.attn_cat), W(bp.proj_w), A(dtmp_), A(dattn_), G(bp.proj_w), G(bp.proj_b), {R, D, D}, false,
+                        false);
+    ops.merge_heads_backward(A(dattn_), A(do_), hs);
+    ops.attention_backward(A(a.q), A(a.k), A(a.v), A(a.o), A32(a.lse), A(do_), A(dq_), A(dk_), A(dv_), ash, scale, false);
+    ops.split_heads_backward(A(dq_), A(dk_), A(dv_), A(dqkv_), hs);
+    ops.linear_backward(A(a.xmod1), W(bp.qkv_w), A(dqkv_), A(dattn_), G(bp.qkv_w), G(bp.qkv_b), {R, D, 3 * D}, false,
+                        false);
+    ops.layernorm_modulate_backward(A32(a.x_in), A(a.mod, D), A32(a.mean1), A32(a.rstd1), A(dattn_), dx, A(dmod_),
+                                    A(dmod_, D), ns, true);
     // The block's modulation came from SiLU(c).
-    linear_backward(A(silu_c_), P(bp.ada_w), dmod, dsilu_c, G(bp.ada_w), G(bp.ada_b), {B, D, 6 * D}, true, false);
+    ops.linear_backward(A(silu_c_), W(bp.ada_w), A(dmod_), dsilu_c, G(bp.ada_w), G(bp.ada_b), {B, D, 6 * D}, true,
+                        false);
   }
 
   // Patch embeddings: a masked stage received no gradient.
-  float* dtok = A(dtmp_);
+  void* dtok = A(dtmp_);
   for (int64_t s = 0; s < S; s++) {
     const StageParams& sp = stage_params_[size_t(s)];
     StageActs& sa = stage_acts_[size_t(s)];
     int64_t td = C * cfg_.patch_sizes[size_t(s)] * cfg_.patch_sizes[size_t(s)];
-    parallel_for(R, 16, [&](int64_t lo, int64_t hi) {
-      for (int64_t r = lo; r < hi; r++) {
-        float m = mask_[size_t((r / N) * S + s)];
-        for (int64_t d = 0; d < D; d++) dtok[r * D + d] = m * dx[r * D + d];
-      }
-    });
-    linear_backward(A(sa.patches), P(sp.embed_w), dtok, nullptr, G(sp.embed_w), G(sp.embed_b), {R, td, D}, false, false);
+    ops.scale_rows(dx, dtok, mask + s, {B, N * D, S});
+    ops.linear_backward(A(sa.patches), W(sp.embed_w), dtok, nullptr, G(sp.embed_w), G(sp.embed_b), {R, td, D}, false,
+                        false);
   }
 
   // Conditioning.
-  float* dc = A(dc_);
-  silu_backward(A(c_), dsilu_c, dc, B * D);
+  void* dc = A(dc_);
+  ops.silu_backward(A(c_), dsilu_c, dc, B * D, false);
   for (int64_t s = 0; s < S; s++) {
     const StageParams& sp = stage_params_[size_t(s)];
     StageActs& sa = stage_acts_[size_t(s)];
-    linear_backward(A(sa.ta), P(sp.t2_w), dc, A(dbd_), G(sp.t2_w), G(sp.t2_b), {B, D, D}, false, false);
-    silu_backward(A(sa.th), A(dbd_), A(dbd2_), B * D);
-    linear_backward(A(sa.tfeat), P(sp.t0_w), A(dbd2_), nullptr, G(sp.t0_w), G(sp.t0_b), {B, F, D}, false, false);
+    ops.linear_backward(A(sa.ta), W(sp.t2_w), dc, A(dbd_), G(sp.t2_w), G(sp.t2_b), {B, D, D}, false, false);
+    ops.silu_backward(A(sa.th), A(dbd_), A(dbd2_), B * D, false);
+    ops.linear_backward(A(sa.tfeat), W(sp.t0_w), A(dbd2_), nullptr, G(sp.t0_w), G(sp.t0_b), {B, F, D}, false, false);
   }
-  if (y_table_ >= 0) embedding_backward(dc, labels_.data(), G(y_table_), B, D);
-  if (s_table_ >= 0) embedding_backward(dc, active_stage_.data(), G(s_table_), B, D);
+  if (y_table_ >= 0) ops.embedding_backward(dc, labels_dev_.data<int32_t>(), G(y_table_), B, D);
+  if (s_table_ >= 0) ops.embedding_backward(dc, active_dev_.data<int32_t>(), G(s_table_), B, D);
 }
 
 }  // namespace df

@@ -1,7 +1,9 @@
-// The DFM transformer: one DiT (Peebles & Xie) that sees every stage of the decomposition at once
-// (DESIGN §1). Hand-written forward and backward over the ops in native/ops, with parameters in one
-// buffer, gradients in another and every activation in one arena sized once for (config, max batch):
-// a training step allocates nothing.
+// The DFM transformer: one DiT (Peebles & Xie) that sees every stage of the decomposition at once.
+// Hand-written forward and backward, written once against the op interface (ops/ops.h), so the same
+// code runs on every backend: parameters in one f32 buffer, gradients in another and every
+// activation in one arena, all on the model's device and sized once for (config, max batch), so a
+// training step allocates nothing. Activations are in the backend's compute type (f32 on the CPU);
+// a mixed-precision backend also gets a compute-type copy of the weights, refreshed by the optimiser.
 //
 // Tensor names are those of the PyTorch reference's state_dict (test/reference/dit_reference.py), so
 // checkpoints move between the two:
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "../core/tensor.h"
+#include "../ops/ops.h"
 
 namespace df {
 
@@ -59,9 +62,10 @@ struct ParamInfo {
   int64_t fan_in = 0, fan_out = 0;  // for Xavier
 };
 
-// One batch of inputs (raw pointers, contiguous, CPU): x[s] is [B, C, H_s, W_s]; time and mask are
-// [B, S] (mask 0 or 1: a 0 stage's input contributes nothing and its loss is excluded); labels [B]
-// in [0, num_classes] (num_classes = the null class), ignored when num_classes is 0.
+// One batch of inputs: x[s] is [B, C, H_s, W_s] (f32, contiguous, on the model's device); time and
+// mask are [B, S] host arrays (mask 0 or 1: a 0 stage's input contributes nothing and its loss is
+// excluded); labels [B] (host) in [0, num_classes] (num_classes = the null class), ignored when
+// num_classes is 0.
 struct DiTBatch {
   int64_t batch = 0;
   std::vector<const float*> x;
@@ -76,19 +80,26 @@ enum class DiTUse { Training, Inference };
 
 class DiT {
  public:
-  DiT(const DiTConfig& config, int64_t max_batch, DiTUse use = DiTUse::Training);
+  DiT(const DiTConfig& config, int64_t max_batch, DiTUse use = DiTUse::Training, Device device = Device{});
 
   const DiTConfig& config() const { return cfg_; }
   int64_t max_batch() const { return max_batch_; }
   bool training() const { return training_; }
-  int64_t arena_bytes() const { return arena_floats_ * int64_t(sizeof(float)); }
+  Device device() const { return ops_.device(); }
+  Ops& ops() const { return ops_; }
+  int64_t arena_bytes() const { return arena_bytes_; }
   const std::vector<ParamInfo>& params() const { return params_; }
   const ParamInfo* find_param(const std::string& name) const;
   int64_t num_params() const { return num_params_; }
+  // The f32 parameters and their gradients, on the model's device (gradients: null for inference).
   float* param_data() { return weights_.data<float>(); }
   const float* param_data() const { return weights_.data<float>(); }
-  float* grad_data() { return grads_.data<float>(); }  // null for an inference model
+  float* grad_data() { return grads_.data<float>(); }
   const float* grad_data() const { return grads_.data<float>(); }
+  // The weights in the compute type when that is not f32 (null otherwise: the kernels read the f32
+  // parameters). The optimiser refreshes it; whoever else writes param_data() calls weights_changed().
+  void* compute_weights() { return compute_weights_.raw(); }
+  void weights_changed();
 
   // DiT's initialisation from a seed (Philox, one stream per tensor): Xavier-uniform linears and
   // patch embeddings, N(0, 0.02) embedding tables and timestep MLPs, zero biases, and zero adaLN
@@ -97,19 +108,19 @@ class DiT {
 
   // Checks the values of a batch (labels in range, mask 0/1, finite times): Code::ArgValue.
   void validate_batch(const DiTBatch& b) const;
-  // Runs the model; outputs are then at output(s) ([B, C, H_s, W_s]) until the next forward.
+  // Runs the model; outputs are then at output(s) ([B, C, H_s, W_s], f32, on the device) until the
+  // next forward.
   void forward(const DiTBatch& b);
   const float* output(int64_t s) const;
-  // After forward: the loss sum_s w_s mse_s against per-stage targets v[s] ([B, C, H_s, W_s]) with
-  // weights w (null: all 1), and (when `backward`) the gradient of every parameter written to
-  // grad_data() (overwritten, not accumulated). loss_stage(s) is mse_s, unweighted.
+  // After forward: the loss sum_s w_s mse_s against per-stage targets v[s] ([B, C, H_s, W_s], f32, on
+  // the device) with weights w (null: all 1), and (when `backward`) the gradient of every parameter
+  // written to grad_data() (overwritten, not accumulated). loss_stage(s) is mse_s, unweighted.
   double loss(const std::vector<const float*>& targets, bool backward, const std::vector<double>* stage_weights = nullptr);
   double loss_stage(int64_t s) const { return stage_loss_[size_t(s)]; }
 
  private:
-  struct Slot {  // a region of the activation arena (default: none, in an inference model)
+  struct Slot {  // a region of the activation arena, in bytes (default: none, in an inference model)
     int64_t offset = -1;
-    float* ptr(Tensor& arena) const { return arena.data<float>() + offset; }
   };
   struct BlockParams {
     int64_t qkv_w, qkv_b, proj_w, proj_b, fc1_w, fc1_b, fc2_w, fc2_b, ada_w, ada_b;
@@ -127,31 +138,39 @@ class DiT {
 
   int64_t add_param(const std::string& name, const Shape& shape, ParamInit init, int64_t fan_in = 0,
                     int64_t fan_out = 0);
-  Slot slot(int64_t floats);
-  float* A(const Slot& s) { return s.ptr(arena_); }
-  float* P(int64_t offset) { return weights_.data<float>() + offset; }
+  Slot slot(int64_t elements, DType dtype);
+  // An activation (compute type) or an f32 region of the arena, `at` elements in.
+  void* A(const Slot& s, int64_t at = 0) { return arena_.data<char>() + s.offset + at * csize_; }
+  float* A32(const Slot& s, int64_t at = 0) { return reinterpret_cast<float*>(arena_.data<char>() + s.offset) + at; }
+  const void* W(int64_t offset) const;  // a weight as the kernels read it (compute type)
   float* G(int64_t offset) { return grads_.data<float>() + offset; }
   void backward();
 
   DiTConfig cfg_;
   int64_t max_batch_;
   bool training_;
+  Ops& ops_;
+  DType compute_;
+  int64_t csize_;  // bytes of one compute element
   std::vector<ParamInfo> params_;
   int64_t num_params_ = 0;
   std::vector<BlockParams> block_params_;
   std::vector<StageParams> stage_params_;
   int64_t y_table_ = -1, s_table_ = -1;
 
-  Tensor weights_, grads_, arena_;
-  int64_t arena_floats_ = 0;
+  Tensor weights_, compute_weights_, grads_, arena_;
+  int64_t arena_bytes_ = 0;
   std::vector<BlockActs> block_acts_;
   std::vector<StageActs> stage_acts_;
   Slot pos_, c_, silu_c_, x_final_, tmp_td_, qkv_tmp_;
   // Backward scratch.
   Slot dx_, dtmp_, dattn_, dqkv_, dq_, dk_, dv_, do_, dh_, dmod_, dsilu_c_, dc_, dfout_, dfy_, dbd_, dbd2_;
+  // The batch's times, masks, labels and active stages: host copies (read by the checks and for the
+  // active stages) and the device copies the kernels read.
   std::vector<int32_t> active_stage_;
   std::vector<float> mask_, time_;
   std::vector<int32_t> labels_;
+  Tensor time_dev_, mask_dev_, labels_dev_, active_dev_;
   std::vector<double> stage_loss_;
   int64_t batch_ = 0;  // of the last forward
   bool have_forward_ = false;

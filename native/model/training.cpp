@@ -12,10 +12,11 @@ namespace df {
 
 DiTOptimizer::DiTOptimizer(const DiT& model, const AdamWOptions& options) : options_(options), n_(model.num_params()) {
   validate(options_, "optimizer");
-  m_ = Tensor::zeros({n_}, DType::F32);
-  v_ = Tensor::zeros({n_}, DType::F32);
-  ema_ = Tensor({n_}, DType::F32);
-  std::memcpy(ema_.raw(), model.param_data(), size_t(n_) * sizeof(float));
+  const Device d = model.device();
+  m_ = Tensor::zeros({n_}, DType::F32, d);
+  v_ = Tensor::zeros({n_}, DType::F32, d);
+  ema_ = Tensor({n_}, DType::F32, d);
+  model.ops().copy(ema_.raw(), model.param_data(), size_t(n_) * sizeof(float));
 }
 
 void DiTOptimizer::set_options(const AdamWOptions& o) {
@@ -25,8 +26,9 @@ void DiTOptimizer::set_options(const AdamWOptions& o) {
 
 OptimizerStepStats DiTOptimizer::step(DiT& model) {
   if (model.num_params() != n_) fail(Code::Internal, "optimizer: the model does not match its optimizer");
+  Ops& ops = model.ops();
   OptimizerStepStats st;
-  st.grad_norm = global_grad_norm(model.grad_data(), n_);
+  st.grad_norm = ops.grad_norm(model.grad_data(), n_);
   if (!std::isfinite(st.grad_norm))
     fail(Code::NonFinite, "optimizer: the gradient norm is not finite (" + std::to_string(st.grad_norm) +
                               "); the step was skipped");
@@ -34,8 +36,32 @@ OptimizerStepStats DiTOptimizer::step(DiT& model) {
   st.clip_scale = scale;
   step_++;
   st.lr = scheduled_lr(options_, step_);
-  adamw_update(model.param_data(), model.grad_data(), m(), v(), n_, step_, st.lr, options_, scale, ema());
+  ops.adamw_update(model.param_data(), model.grad_data(), m(), v(), n_, step_, st.lr, options_, scale, ema(),
+                   model.compute_weights());
   return st;
+}
+
+BatchLoss train_on_batch(DiT& model, DiTOptimizer& optimizer, const DiTBatch& batch,
+                         const std::vector<const float*>& targets, const std::vector<double>* stage_weights,
+                         TrainMode mode) {
+  BatchLoss r;
+  model.forward(batch);
+  r.loss = model.loss(targets, mode != TrainMode::Loss, stage_weights);
+  for (int64_t s = 0; s < model.config().stages; s++) r.stage_loss.push_back(model.loss_stage(s));
+  if (mode == TrainMode::Step) {
+    if (!std::isfinite(r.loss))
+      fail(Code::NonFinite, "train step: the loss is not finite (" + std::to_string(r.loss) + "); weights left unchanged");
+    r.optimizer = optimizer.step(model);
+    r.stepped = true;
+  }
+  r.step = optimizer.steps();
+  return r;
+}
+
+std::vector<float> download_floats(Ops& ops, const float* src, int64_t n) {
+  std::vector<float> host(static_cast<size_t>(n));
+  ops.download(host.data(), src, host.size() * sizeof(float));
+  return host;
 }
 
 namespace {
@@ -53,16 +79,22 @@ std::string adamw_options_json(const AdamWOptions& o) {
 }
 
 void save_checkpoint(const std::string& path, const DiT& model, DiTOptimizer* opt, const CheckpointParts& parts) {
+  Ops& ops = model.ops();
+  std::vector<std::vector<float>> host;  // the parts on the host, as the file stores them
+  host.reserve(4);
   std::vector<SafetensorsTensor> tensors;
-  for (const auto& p : model.params()) tensors.push_back({p.name, p.shape, DType::F32, model.param_data() + p.offset});
+  auto add_part = [&](const std::string& prefix, const float* device_data) {
+    host.push_back(download_floats(ops, device_data, model.num_params()));
+    for (const auto& p : model.params()) tensors.push_back({prefix + p.name, p.shape, DType::F32, host.back().data() + p.offset});
+  };
+  add_part("", model.param_data());
   std::map<std::string, std::string> meta;
   meta["format"] = "decoflow-dit/1";
   meta["config"] = model.config().to_json();
-  if (opt && parts.ema)
-    for (const auto& p : model.params()) tensors.push_back({"ema." + p.name, p.shape, DType::F32, opt->ema() + p.offset});
+  if (opt && parts.ema) add_part("ema.", opt->ema());
   if (opt && parts.optimizer) {
-    for (const auto& p : model.params()) tensors.push_back({"adam.m." + p.name, p.shape, DType::F32, opt->m() + p.offset});
-    for (const auto& p : model.params()) tensors.push_back({"adam.v." + p.name, p.shape, DType::F32, opt->v() + p.offset});
+    add_part("adam.m.", opt->m());
+    add_part("adam.v.", opt->v());
     meta["optimizer"] = adamw_options_json(opt->options());
     meta["step"] = std::to_string(opt->steps());
   }
@@ -94,8 +126,10 @@ AdamWOptions parse_options(const std::string& text, const std::string& path) {
   return o;
 }
 
-// Copies the tensor `name` into dst after checking it exists as F32 with the expected shape.
-bool copy_tensor(const SafetensorsFile& f, const std::string& name, const Shape& shape, float* dst, bool required) {
+// Copies the tensor `name` into dst (on the device of `ops`) after checking it exists as F32 with the
+// expected shape.
+bool copy_tensor(const SafetensorsFile& f, const std::string& name, const Shape& shape, Ops& ops, float* dst,
+                 bool required) {
   const SafetensorsEntry* e = f.find(name);
   if (!e) {
     if (required) fail(Code::Format, "checkpoint " + f.path() + ": tensor '" + name + "' is missing");
@@ -105,14 +139,14 @@ bool copy_tensor(const SafetensorsFile& f, const std::string& name, const Shape&
   if (e->shape != shape)
     fail(Code::Format, "checkpoint " + f.path() + ": tensor '" + name + "' has shape " + shape_str(e->shape) +
                            ", the config needs " + shape_str(shape));
-  std::memcpy(dst, f.bytes(*e), size_t(e->end - e->begin));
+  ops.upload(dst, f.bytes(*e), size_t(e->end - e->begin));
   return true;
 }
 
 }  // namespace
 
 LoadedCheckpoint load_checkpoint(const std::string& path, int64_t max_batch, const AdamWOptions& fallback,
-                                 const DiTConfig* expect) {
+                                 const DiTConfig* expect, Device device) {
   SafetensorsFile f = SafetensorsFile::read(path);
   auto cfg_it = f.metadata().find("config");
   if (cfg_it == f.metadata().end()) fail(Code::Format, "checkpoint " + path + ": no 'config' in the metadata");
@@ -121,22 +155,24 @@ LoadedCheckpoint load_checkpoint(const std::string& path, int64_t max_batch, con
     fail(Code::Config, "checkpoint " + path + ": its config " + cfg.to_json() + " differs from the expected " +
                            expect->to_json());
   LoadedCheckpoint out;
-  out.model = std::make_unique<DiT>(cfg, max_batch);
+  out.model = std::make_unique<DiT>(cfg, max_batch, DiTUse::Training, device);
   DiT& m = *out.model;
-  for (const auto& p : m.params()) copy_tensor(f, p.name, p.shape, m.param_data() + p.offset, true);
+  Ops& ops = m.ops();
+  for (const auto& p : m.params()) copy_tensor(f, p.name, p.shape, ops, m.param_data() + p.offset, true);
+  m.weights_changed();
   auto opt_it = f.metadata().find("optimizer");
   AdamWOptions opts = opt_it != f.metadata().end() ? parse_options(opt_it->second, path) : fallback;
   out.optimizer = std::make_unique<DiTOptimizer>(m, opts);
   DiTOptimizer& o = *out.optimizer;
   const auto& ps = m.params();
   if (!ps.empty() && f.find("ema." + ps[0].name)) {
-    for (const auto& p : ps) copy_tensor(f, "ema." + p.name, p.shape, o.ema() + p.offset, true);
+    for (const auto& p : ps) copy_tensor(f, "ema." + p.name, p.shape, ops, o.ema() + p.offset, true);
     out.had_ema = true;
   }
   if (!ps.empty() && f.find("adam.m." + ps[0].name)) {
     for (const auto& p : ps) {
-      copy_tensor(f, "adam.m." + p.name, p.shape, o.m() + p.offset, true);
-      copy_tensor(f, "adam.v." + p.name, p.shape, o.v() + p.offset, true);
+      copy_tensor(f, "adam.m." + p.name, p.shape, ops, o.m() + p.offset, true);
+      copy_tensor(f, "adam.v." + p.name, p.shape, ops, o.v() + p.offset, true);
     }
     auto step_it = f.metadata().find("step");
     if (step_it == f.metadata().end()) fail(Code::Format, "checkpoint " + path + ": optimizer state without 'step'");

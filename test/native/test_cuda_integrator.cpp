@@ -38,8 +38,8 @@ void expect_close(const std::string& label, const std::vector<float>& got, const
 
 // `shift` floats of offset on every pointer (1: misaligned, the scalar path); in_place: out = x
 // (Euler, Heun) or out = v_cond (guidance).
-void run(Kind kind, const df::StageLayout& l, int shift, bool in_place, uint32_t seed) {
-  const int S = l.stages();
+void run(Kind kind, const df::GroupedRows& l, int shift, bool in_place, uint32_t seed) {
+  const int S = l.groups();
   const size_t n = size_t(l.total()), rows = size_t(l.batch * S);
   std::mt19937 rng(seed);
   std::vector<float> x = randn(n, rng), a = randn(n, rng), b = randn(n, rng), dt(rows);
@@ -79,7 +79,7 @@ void run(Kind kind, const df::StageLayout& l, int shift, bool in_place, uint32_t
   float* a_ptr = ad.as<float>() + shift;
   float* b_ptr = bd.as<float>() + shift;
   float* out_ptr = in_place ? (kind == Kind::Guidance ? a_ptr : x_ptr) : outd.as<float>() + shift;
-  const DfCudaStageLayout dl{l.batch, S, l.per_sample.data()};
+  const DfCudaGroupedRows dl{l.batch, S, l.per_sample.data(), S};
   int status = DF_CUDA_OK;
   if (kind == Kind::Euler) status = g_api->flow_euler_update(0, &dl, x_ptr, a_ptr, dtd.as<float>(), out_ptr);
   if (kind == Kind::Heun) status = g_api->flow_heun_update(0, &dl, x_ptr, a_ptr, b_ptr, dtd.as<float>(), out_ptr);
@@ -119,14 +119,15 @@ void check_errors() {
     CHECK(msg.find(needle) != std::string::npos, "%s: message '%s' does not mention '%s'", what, msg.c_str(), needle);
   };
   int64_t ok[1] = {8}, zero[1] = {0};
-  DfCudaStageLayout no_stages{2, 0, ok}, bad_size{2, 1, zero}, good{2, 1, ok}, negative{-1, 1, ok};
-  expect_invalid(g_api->flow_euler_update(0, &no_stages, p, p, p, p), "stages", "0 stages");
+  DfCudaGroupedRows no_groups{2, 0, ok, 1}, bad_size{2, 1, zero, 1}, good{2, 1, ok, 1}, negative{-1, 1, ok, 1}, narrow{2, 1, ok, 0};
+  expect_invalid(g_api->flow_euler_update(0, &no_groups, p, p, p, p), "groups", "0 groups");
+  expect_invalid(g_api->flow_euler_update(0, &narrow, p, p, p, p), "coef_stride", "coef_stride 0");
   expect_invalid(g_api->flow_euler_update(0, &bad_size, p, p, p, p), "per_sample", "per_sample 0");
   expect_invalid(g_api->flow_euler_update(0, &negative, p, p, p, p), "batch", "batch -1");
   expect_invalid(g_api->flow_heun_update(0, &good, p, p, nullptr, p, p), "pointers", "null v2");
   expect_invalid(g_api->guidance_combine(0, &good, p, p, NAN, p), "w", "NaN w");
   expect_invalid(g_api->flow_euler_update(0, nullptr, p, p, p, p), "layout", "null layout");
-  DfCudaStageLayout empty{0, 1, ok};
+  DfCudaGroupedRows empty{0, 1, ok, 1};
   CUDA_OK(g_api->flow_euler_update(0, &empty, p, p, p, p));  // batch 0: nothing to do
   CUDA_OK(g_api->synchronize(0));
 }
@@ -138,7 +139,7 @@ int main() {
   g_api = cudatest::api_or_skip("test_cuda_integrator", &exit_code);
   if (!g_api) return exit_code;
 
-  std::vector<df::StageLayout> layouts = {
+  std::vector<df::GroupedRows> layouts = {
       {3, {12, 48}},               // multiples of 4: float4 path
       {2, {105, 420, 1680}},       // 3x5x7 ... : scalar path
       {1, {1}},                    // one element

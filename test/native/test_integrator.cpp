@@ -85,7 +85,7 @@ struct GaussianField : VelocityModel {
   int evaluations = 0;
   void velocity(const StageLayout& l, const float* x, const float* t, const float* mask, const int32_t*, float* v) override {
     evaluations++;
-    int S = l.stages();
+    int S = l.groups();
     for (int s = 0; s < S; s++) {
       int64_t n = l.per_sample[size_t(s)];
       for (int64_t b = 0; b < l.batch; b++) {
@@ -105,7 +105,7 @@ struct GaussianField : VelocityModel {
 
 static GaussianField make_field(const StageLayout& l) {
   GaussianField f;
-  for (int s = 0; s < l.stages(); s++) {
+  for (int s = 0; s < l.groups(); s++) {
     std::vector<double> m, sg;
     for (int64_t j = 0; j < l.per_sample[size_t(s)]; j++) {
       m.push_back(0.8 * std::sin(1.0 + j + 3.0 * s));
@@ -128,7 +128,7 @@ static double flow_error(GaussianField& f, const StageLayout& l, Solver solver, 
   sampler_initial_noise(l, opt.seed, x0.data());
   run_sampler(f, l, opt, nullptr, x.data());
   double worst = 0;
-  for (int s = 0; s < l.stages(); s++)
+  for (int s = 0; s < l.groups(); s++)
     for (int64_t b = 0; b < l.batch; b++)
       for (int64_t j = 0; j < l.per_sample[size_t(s)]; j++) {
         int64_t i = l.offset(s) + b * l.per_sample[size_t(s)] + j;
@@ -192,7 +192,7 @@ static void test_moments() {
 // v = a constant per label: 1 for the class, -1 for the null class.
 struct LabelField : VelocityModel {
   void velocity(const StageLayout& l, const float*, const float*, const float*, const int32_t* labels, float* v) override {
-    for (int s = 0; s < l.stages(); s++)
+    for (int s = 0; s < l.groups(); s++)
       for (int64_t b = 0; b < l.batch; b++)
         for (int64_t j = 0; j < l.per_sample[size_t(s)]; j++)
           v[l.offset(s) + b * l.per_sample[size_t(s)] + j] = labels[b] == 9 ? -1.f : 1.f;

@@ -18,8 +18,8 @@ using namespace dfcuda;
 namespace {
 
 template <Op kOp>
-void run(const df::StageLayout& l, bool vec4, bool in_place, uint32_t seed) {
-  const int S = l.stages();
+void run(const df::GroupedRows& l, bool vec4, bool in_place, uint32_t seed) {
+  const int S = l.groups();
   const size_t n = size_t(l.total());
   std::mt19937 rng(seed);
   std::normal_distribution<float> dist(0.f, 1.f);
@@ -39,8 +39,8 @@ void run(const df::StageLayout& l, bool vec4, bool in_place, uint32_t seed) {
   if (kOp == Op::Heun) df::flow_heun_update(l, x.data(), a.data(), b.data(), dt.data(), cpu.data());
   if (kOp == Op::Guidance) df::guidance_combine(l, a.data(), b.data(), w, cpu.data());
 
-  const DfCudaStageLayout dl{l.batch, S, l.per_sample.data()};
-  StageTable t;
+  const DfCudaGroupedRows dl{l.batch, S, l.per_sample.data(), S};
+  GroupTable t;
   int64_t grid = 0;
   bool all_vec4 = false;
   const int status = make_table("test", &dl, &t, &grid, &all_vec4, [](const std::string& m) {
@@ -82,8 +82,8 @@ void run(const df::StageLayout& l, bool vec4, bool in_place, uint32_t seed) {
 }  // namespace
 
 int main() {
-  const df::StageLayout vec = {3, {12, 4100 * 4}};    // rows of several 4096-float chunks, float4
-  const df::StageLayout odd = {2, {105, 4097, 7}};    // scalar path, a row of 2 chunks
+  const df::GroupedRows vec = {3, {12, 4100 * 4}};    // rows of several 4096-float chunks, float4
+  const df::GroupedRows odd = {2, {105, 4097, 7}};    // scalar path, a row of 2 chunks
   uint32_t seed = 1;
   for (bool in_place : {false, true}) {
     run<Op::Euler>(vec, true, in_place, seed++);

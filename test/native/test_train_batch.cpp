@@ -75,7 +75,7 @@ static void test_batch_formulas() {
   for (int64_t j = l.offset(2); j < l.total(); j++) CHECK(noisy[size_t(j)] == 0.f && target[size_t(j)] == 0.f, "later stage input not zero");
   // Noise is standard normal: N = X - v.
   double nm = 0, nv = 0;
-  int64_t count = l.stage_size(1);
+  int64_t count = l.group_size(1);
   for (int64_t j = l.offset(1); j < l.offset(2); j++) {
     double noise = clean[size_t(j)] - target[size_t(j)];
     nm += noise;

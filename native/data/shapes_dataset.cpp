@@ -5,7 +5,7 @@
 
 #include "../core/philox.h"
 #include "../core/threadpool.h"
-#include "random_streams.h"
+#include "../core/random_streams.h"
 
 namespace df {
 
