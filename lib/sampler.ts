@@ -55,9 +55,15 @@ export interface Schedule {
   newestStage: number[];
 }
 
+/** The sampler's default steps per phase and thresholds for `stages` stages (from the native sampler). */
+export function samplerDefaults(stages: number): { stepsPerStage: number[]; thresholds: number[] } {
+  const d = native.samplerDefaults(stages);
+  return { stepsPerStage: d.stepsPerStage, thresholds: d.thresholds };
+}
+
 /** The table of per-stage times of a sampling run (DESIGN §1's lockstep rule). */
 export function flowSchedule(stages: number, stepsPerStage?: number[], thresholds?: number[]): Schedule {
-  const d = native.samplerDefaults(stages);
+  const d = samplerDefaults(stages);
   return native.flowSchedule(stages, stepsPerStage ?? d.stepsPerStage, thresholds ?? d.thresholds);
 }
 
@@ -68,8 +74,7 @@ export class Sampler {
 
   /** The defaults for this model's number of stages. */
   get defaults(): { stepsPerStage: number[]; thresholds: number[] } {
-    const d = native.samplerDefaults(this.model.config.stages);
-    return { stepsPerStage: d.stepsPerStage, thresholds: d.thresholds };
+    return samplerDefaults(this.model.config.stages);
   }
 
   schedule(options: Pick<SampleOptions, 'stepsPerStage' | 'thresholds'> = {}): Schedule {

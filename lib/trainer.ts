@@ -55,6 +55,11 @@ export interface TrainingDraws {
   activeStage: number;
 }
 
+/** The options a Trainer uses for a model of `stages` stages when given none (decoflow's defaults, from the native trainer). */
+export function trainerDefaults(stages: number): Required<TrainerOptions> {
+  return native.trainerDefaults(stages) as Required<TrainerOptions>;
+}
+
 export class Trainer {
   #handle: NativeTrainerHandle | null;
   readonly model: Model;

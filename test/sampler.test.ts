@@ -1,4 +1,4 @@
-import { flowSchedule, Model, Sampler, Tensor } from '../lib';
+import { flowSchedule, Model, Sampler, samplerDefaults, Tensor } from '../lib';
 import { caughtAsync } from './helpers';
 
 describe('the sampling schedule', () => {
@@ -111,5 +111,20 @@ describe('Sampler', () => {
     expect(await bad({ n: 1, labels: [0], solver: 'rk4' })).toBe('ERR_DECOFLOW_CONFIG');
     expect(await bad({ n: 1, labels: [0], cfg: NaN })).toBe('ERR_DECOFLOW_CONFIG');
     expect(await bad({ n: 0 })).toBe('ERR_DECOFLOW_ARG_VALUE');
+  });
+
+  test('one set of bounds for every option: cfg is checked as [0, 100] wherever it is read', async () => {
+    const e = await caughtAsync(() => sampler.sample({ n: 1, labels: [0], cfg: 500 }));
+    expect(e.code).toBe('ERR_DECOFLOW_CONFIG');
+    expect(e.message).toMatch(/cfg: expected a number from 0 to 100, got 500/);
+    expect((await sampler.sample({ n: 1, labels: [0], cfg: 100, stepsPerStage: [1, 1] })).images.shape[0]).toBe(1);
+  });
+
+  test('the defaults come from the native sampler', () => {
+    const d = samplerDefaults(2);
+    expect(d).toEqual(sampler.defaults);
+    expect(d.stepsPerStage).toHaveLength(2);
+    expect(d.thresholds).toHaveLength(1);
+    expect(flowSchedule(2).times).toHaveLength(d.stepsPerStage[0] + d.stepsPerStage[1] + 1);
   });
 });

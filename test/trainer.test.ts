@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BatchLoader, Model, readSafetensors, shapesDataset, Tensor, Trainer, writeSafetensors } from '../lib';
+import { BatchLoader, Model, readSafetensors, shapesDataset, Tensor, Trainer, trainerDefaults, writeSafetensors } from '../lib';
 import type { ModelConfig, TrainerOptions } from '../lib';
 import { caught, caughtAsync } from './helpers';
 
@@ -133,6 +133,21 @@ test('resuming from a checkpoint continues with bit-identical losses', async () 
   const tail = await run(resumed, 3, 3);
   expect([...head, ...tail]).toEqual(all);
   for (const m of [straight, first, resumed]) m.dispose();
+});
+
+test('the defaults live in the native trainer: TypeScript and the CLI read them', () => {
+  const model = Model.create({ stages: 2, channels: 1, height: 8, width: 8, patchSizes: [1, 2], hidden: 16, depth: 1, heads: 2, freqDim: 8 });
+  const trainer = new Trainer(model);
+  const d = trainerDefaults(2);
+  expect(trainer.options).toEqual(d);
+  expect(d.stageProbs).toHaveLength(2);
+  expect(d.stageProbs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+  expect(trainerDefaults(3).stageProbs).toHaveLength(3);
+  const help = execFileSync(process.execPath, [path.join(__dirname, '..', 'bin', 'decoflow.js'), 'train', '--help'], { encoding: 'utf8' });
+  expect(help).toContain(`(default ${d.priorLocation})`);
+  expect(help).toContain(`(default: ${d.stageProbs.join(', ')} for 2 stages)`);
+  trainer.dispose();
+  model.dispose();
 });
 
 describe('bad trainer input', () => {

@@ -3,10 +3,12 @@ import * as path from 'node:path';
 import { saveGrid, saveImages } from '../image';
 import { Model } from '../model';
 import { setThreads } from '../runtime';
-import { Sampler, type Solver } from '../sampler';
+import { Sampler, samplerDefaults, type Solver } from '../sampler';
 import { writeSampleGrid } from '../samples';
 import { parseArgs, usage, UsageError, type FlagSpec } from './args';
 import { ProgressBar } from './progress';
+
+const DEFAULTS = samplerDefaults(2);  // shown in the help; the sampler applies its own
 
 export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
   checkpoint: { kind: 'string', help: 'a checkpoint written by decoflow train' },
@@ -14,8 +16,8 @@ export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
   count: { kind: 'int', help: 'write this many individual images into the folder --out' },
   columns: { kind: 'int', help: 'grid width', default: 8 },
   rows: { kind: 'int', help: 'grid height', default: 8 },
-  'steps-per-stage': { kind: 'intlist', help: 'steps of each phase (default 30,10 for 2 stages)' },
-  thresholds: { kind: 'list', help: 'tau of every stage but the last (default 0.7)' },
+  'steps-per-stage': { kind: 'intlist', help: `steps of each phase (default ${DEFAULTS.stepsPerStage.join(',')} for 2 stages)` },
+  thresholds: { kind: 'list', help: `tau of every stage but the last (default ${DEFAULTS.thresholds.join(',')})` },
   solver: { kind: 'string', help: "'euler', 'heun' or 'midpoint'", default: 'euler' },
   cfg: { kind: 'number', help: 'classifier-free guidance scale (1 = none)', default: 1 },
   labels: { kind: 'intlist', help: 'class of each image (default: one class per row, or cycling)' },

@@ -9,9 +9,12 @@ import { Model, type ModelConfig } from '../model';
 import { modelConfig, MODEL_SIZES } from '../presets';
 import { setThreads } from '../runtime';
 import { writeSampleGrid } from '../samples';
-import { Trainer, type TrainerOptions } from '../trainer';
+import { Trainer, trainerDefaults, type TrainerOptions } from '../trainer';
 import { parseArgs, usage, UsageError, type FlagSpec } from './args';
 import { formatSeconds, ProgressBar } from './progress';
+
+// The method's defaults come from the native trainer (one place); the CLI only shows them.
+const DEFAULTS = trainerDefaults(2);
 
 export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   data: { kind: 'string', help: "'shapes' (embedded), 'fashion-mnist[:DIR]' or a folder of images", default: 'shapes' },
@@ -25,11 +28,11 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   warmup: { kind: 'int', help: 'linear warm-up steps', default: 100 },
   'weight-decay': { kind: 'number', help: 'AdamW weight decay', default: 0.01 },
   'ema-decay': { kind: 'number', help: 'EMA decay of the weights', default: 0.999 },
-  'stage-probs': { kind: 'list', help: 'probability of each stage being the active one (default: 0.9, 0.1 for 2 stages)' },
+  'stage-probs': { kind: 'list', help: `probability of each stage being the active one (default: ${DEFAULTS.stageProbs.join(', ')} for 2 stages)` },
   'stage-loss-weights': { kind: 'list', help: 'weight of each stage in the loss (default: 1 each)' },
-  'prior-location': { kind: 'number', help: 'logit-normal location of earlier stages', default: 1.5 },
-  'label-dropout': { kind: 'number', help: 'probability of dropping a label (for guidance)', default: 0.1 },
-  decomposition: { kind: 'string', help: "'laplacian' or 'haar'", default: 'laplacian' },
+  'prior-location': { kind: 'number', help: `logit-normal location of earlier stages (default ${DEFAULTS.priorLocation})` },
+  'label-dropout': { kind: 'number', help: `probability of dropping a label, for guidance (default ${DEFAULTS.labelDropout})` },
+  decomposition: { kind: 'string', help: `'laplacian' or 'haar' (default ${DEFAULTS.decomposition})` },
   seed: { kind: 'int', help: 'seed of the initialisation, the data order and the noise', default: 0 },
   out: { kind: 'string', help: 'output folder', default: 'decoflow-run' },
   'checkpoint-every': { kind: 'int', help: 'steps between checkpoints (0: only at the end)', default: 500 },
@@ -89,11 +92,11 @@ export async function train(argv: string[]): Promise<number> {
     run = {
       config,
       trainer: {
-        decomposition: a.decomposition as 'laplacian' | 'haar',
+        decomposition: a.decomposition as 'laplacian' | 'haar' | undefined,
         stageProbs: a['stage-probs'] as number[] | undefined,
         stageLossWeights: a['stage-loss-weights'] as number[] | undefined,
-        priorLocation: a['prior-location'] as number,
-        labelDropout: a['label-dropout'] as number,
+        priorLocation: a['prior-location'] as number | undefined,
+        labelDropout: a['label-dropout'] as number | undefined,
         seed: a.seed as number,
       },
       data: a.data as string,

@@ -6,8 +6,7 @@
 // without a GPU; test_cuda_attention checks the same on the device. Small shapes (the emulation is
 // slow), including sizes that are not multiples of the tiles, nq != nk and causal with nq > nk.
 // Tolerance as on the GPU: max |got - ref| / max |ref| <= 1e-2. Outputs start as NaN.
-#define DFCUDA_HOST_EMULATION
-#include "../../cuda/attention_kernels.cuh"
+#include "cuda_emulation.h"
 
 #include <cstdio>
 #include <random>
@@ -74,27 +73,19 @@ void run_case(const attnref::Case& c, const char* type, uint32_t seed) {
 
   std::vector<T> o(size_t(nqd), T{kNaN16}), dq(size_t(nqd), T{kNaN16}), dk(size_t(nkd), T{kNaN16}),
       dv(size_t(nkd), T{kNaN16});
-  std::vector<float> lse(size_t(rows), NAN), delta(size_t(rows), NAN), accum(size_t(nqd), 0.f);
+  std::vector<float> lse(size_t(rows), NAN);
 
-  AttentionParams p{};
+  AttentionParams p = cudaemu::attention_params(c.nq, c.nk, scale, c.causal);
   p.q = q.bits.data(), p.k = k.bits.data(), p.v = v.bits.data(), p.out = o.data(), p.lse = lse.data();
-  p.nq = c.nq, p.nk = c.nk, p.offset = c.nk - c.nq, p.scale = scale, p.scale_log2 = scale * kLog2e;
-  p.causal = c.causal;
   using FTile = ForwardTile<D, kWarps, kM>;
-  dfemu::launch(dim3(unsigned(heads), unsigned((c.nq + FTile::kBr - 1) / FTile::kBr)), dim3(FTile::kThreads),
-                [&] { attention_forward_kernel<T, D, kWarps, kM>(p); }, FTile::template smem_bytes<T>());
-  CHECK(!dfemu::g_smem_overrun, "forward wrote shared memory past its %zu bytes", FTile::template smem_bytes<T>());
+  CHECK((cudaemu::attention_forward<T, D, kWarps, kM>(p, heads)), "forward wrote shared memory past its %zu bytes",
+        FTile::template smem_bytes<T>());
 
-  p.o = o.data(), p.d_o = d_o.bits.data(), p.lse_in = lse.data(), p.delta = delta.data(), p.dq_accum = accum.data();
+  p.o = o.data(), p.d_o = d_o.bits.data(), p.lse_in = lse.data();
   p.dk = dk.data(), p.dv = dv.data(), p.out = dq.data();
-  dfemu::launch(dim3(unsigned((rows + 7) / 8)), dim3(256), [&] {
-    attention_backward_delta_kernel<T, D>(o.data(), d_o.bits.data(), delta.data(), rows);
-  });
   using BTile = BackwardTile<D, kBr>;
-  dfemu::launch(dim3(unsigned(heads), unsigned((c.nk + BTile::kBc - 1) / BTile::kBc)), dim3(BTile::kThreads),
-                [&] { attention_backward_kernel<T, D, kBr>(p); }, BTile::template smem_bytes<T>());
-  CHECK(!dfemu::g_smem_overrun, "backward wrote shared memory past its %zu bytes", BTile::template smem_bytes<T>());
-  dfemu::launch(dim3(2), dim3(256), [&] { attention_backward_dq_kernel<T>(accum.data(), dq.data(), scale, nqd); });
+  CHECK((cudaemu::attention_backward<T, D, kBr>(p, heads)), "backward wrote shared memory past its %zu bytes",
+        BTile::template smem_bytes<T>());
 
   char label[160];
   std::snprintf(label, sizeof label, "%s B%lld H%lld nq%lld nk%lld D%d %s warps %d x %d qtile %d", type,

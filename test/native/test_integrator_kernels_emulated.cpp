@@ -4,8 +4,7 @@
 // updates, and rows whose dt is 0, whose velocities are NaN so that reading them fails the
 // comparison. Tolerance: max |got - cpu| / max |cpu| <= 1e-5; copied rows exact. test_cuda_integrator
 // checks the same on the device.
-#define DFCUDA_HOST_EMULATION
-#include "../../cuda/integrator_kernels.cuh"
+#include "cuda_emulation.h"
 
 #include <cstdio>
 #include <random>
@@ -40,22 +39,13 @@ void run(const df::GroupedRows& l, bool vec4, bool in_place, uint32_t seed) {
   if (kOp == Op::Guidance) df::guidance_combine(l, a.data(), b.data(), w, cpu.data());
 
   const DfCudaGroupedRows dl{l.batch, S, l.per_sample.data(), S};
-  GroupTable t;
-  int64_t grid = 0;
-  bool all_vec4 = false;
-  const int status = make_table("test", &dl, &t, &grid, &all_vec4, [](const std::string& m) {
-    std::printf("make_table: %s\n", m.c_str());
-    return DF_CUDA_INVALID;
-  });
-  CHECK(status == DF_CUDA_OK, "make_table failed");
-  CHECK(all_vec4 == vec4, "float4 eligibility %d, expected %d", int(all_vec4), int(vec4));
   std::vector<float> got(n, NAN);
   float* out = in_place ? (kOp == Op::Guidance ? a.data() : x.data()) : got.data();
   const std::vector<float> x0 = x;
-  dfemu::launch(dim3(unsigned(grid)), dim3(kIntegratorThreads), [&] {
-    if (vec4) integrator_kernel<kOp, true>(t, x.data(), a.data(), b.data(), dt.data(), w, out);
-    else integrator_kernel<kOp, false>(t, x.data(), a.data(), b.data(), dt.data(), w, out);
-  });
+  bool used_vec4 = false;
+  const int status = cudaemu::integrator<kOp>(dl, x.data(), a.data(), b.data(), dt.data(), w, out, &used_vec4);
+  CHECK(status == DF_CUDA_OK, "make_table failed");
+  CHECK(used_vec4 == vec4, "float4 eligibility %d, expected %d", int(used_vec4), int(vec4));
   if (in_place) got.assign(out, out + n);
   double num = 0, den = 0;
   long long first_bad = -1, copies_wrong = 0;
@@ -75,8 +65,8 @@ void run(const df::GroupedRows& l, bool vec4, bool in_place, uint32_t seed) {
   CHECK(num / den <= 1e-5, "%s B%lld S%d: max rel err %.3e, first bad element %lld", name, (long long)l.batch, S,
         num / den, first_bad);
   CHECK(copies_wrong == 0, "%s: %lld elements of waiting rows are not copies of x", name, copies_wrong);
-  std::printf("  %-8s B%lld stages %d grid %lld %s%s: max rel err %.1e\n", name, (long long)l.batch, S,
-              (long long)grid, vec4 ? "float4" : "scalar", in_place ? " in place" : "", num / den);
+  std::printf("  %-8s B%lld groups %d %s%s: max rel err %.1e\n", name, (long long)l.batch, S,
+              vec4 ? "float4" : "scalar", in_place ? " in place" : "", num / den);
 }
 
 }  // namespace

@@ -8,8 +8,7 @@
 // workspace element read before it is written, fails.
 //
 // Tolerances: pyramid_check.h. test_cuda_pyramid checks the same on a GPU.
-#define DFCUDA_HOST_EMULATION
-#include "../../cuda/pyramid_kernels.cuh"
+#include "cuda_emulation.h"
 
 #include <cmath>
 #include <cstdio>
@@ -26,19 +25,7 @@ using namespace dfcuda;
 
 namespace {
 
-struct EmuLaunch {
-  int launches = 0;
-  template <class Kernel, class... Args>
-  int operator()(Kernel kernel, const PairGeometry& g, Args... args) {
-    launches++;
-    dfemu::launch(dim3(g.blocks()), dim3(kPyramidThreads), [&] { kernel(args..., g); });
-    return DF_CUDA_OK;
-  }
-  int copy(void* dst, const void* src, size_t bytes) {
-    std::memcpy(dst, src, bytes);
-    return DF_CUDA_OK;
-  }
-};
+using cudaemu::EmuLaunch;
 
 // A buffer of n elements of dtype, NaN-filled, with 16-byte aligned storage.
 struct Buf {

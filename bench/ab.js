@@ -1,0 +1,96 @@
+// Two builds of decoflow side by side: the DFM training step and sampling of the tiny and small
+// models, each row timed in child processes that alternate between build A and build B for several
+// rounds (so a noisy machine slows both alike), then B / A per row. For checking that a change of the
+// native code costs nothing: keep a copy of the build before the change (its dist/ folder and
+// package.json, and its decoflow.node) and compare.
+//
+//   node bench/ab.js --a /path/to/old --b . [--rounds 5] [--threads 2]
+//
+// A build folder holds dist/index.cjs and package.json; its addon is build/Release/decoflow.node or,
+// when that is missing, decoflow.node in the folder itself.
+'use strict';
+const { spawnSync } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+const ROWS = {
+  'tiny train': { size: 'tiny', kind: 'train', batch: 32 },
+  'tiny sample': { size: 'tiny', kind: 'sample', batch: 32 },
+  'small train': { size: 'small', kind: 'train', batch: 32 },
+  'small sample': { size: 'small', kind: 'sample', batch: 16 },
+};
+
+// In a child: one row on one build, printing the median ms of a call as JSON.
+async function measure(rowName, threads) {
+  const d = require(process.env.DECOFLOW_AB_DIST);
+  d.setThreads(threads);
+  const row = ROWS[rowName];
+  const config = d.modelConfig({ size: row.size, stages: 2, channels: 3, imageSize: 32, numClasses: 8 });
+  const model = d.Model.create(config, { maxBatch: row.batch, seed: 0 });
+  const loader = new d.BatchLoader(d.shapesDataset(), row.batch, 0);
+  const batch = await loader.next();
+  let fn;
+  if (row.kind === 'train') {
+    const trainer = new d.Trainer(model, { stageProbs: [0.5, 0.5] });
+    fn = () => trainer.step(batch);
+  } else {
+    const sampler = new d.Sampler(model);
+    const labels = Array.from({ length: row.batch }, (_, i) => i % 8);
+    fn = async () => {
+      const r = await sampler.sample({ n: row.batch, labels, stepsPerStage: [30, 10], cfg: 2, ema: false });
+      for (const t of [r.images, ...r.levels]) t.dispose();
+    };
+  }
+  const { time } = require('./common');
+  const ms = await time(fn, { warmup: 2, minRuns: 5, minMs: 2500 });
+  console.log(JSON.stringify({ ms }));
+}
+
+function addonOf(dir) {
+  const built = path.join(dir, 'build', 'Release', 'decoflow.node');
+  return fs.existsSync(built) ? built : path.join(dir, 'decoflow.node');
+}
+
+function main() {
+  const args = process.argv.slice(2);
+  const opt = (name, dflt) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? args[i + 1] : dflt;
+  };
+  if (process.env.DECOFLOW_AB_ROW) return measure(process.env.DECOFLOW_AB_ROW, Number(opt('threads', 2)));
+  const builds = { A: path.resolve(opt('a', '')), B: path.resolve(opt('b', '.')) };
+  const rounds = Number(opt('rounds', 5));
+  const threads = Number(opt('threads', 2));
+  for (const [k, dir] of Object.entries(builds))
+    if (!fs.existsSync(path.join(dir, 'dist', 'index.cjs')) || !fs.existsSync(addonOf(dir))) {
+      console.error(`ab: build ${k} (${dir}) needs dist/index.cjs and decoflow.node`);
+      process.exit(2);
+    }
+  const times = {};
+  for (let r = 0; r < rounds; r++)
+    for (const row of Object.keys(ROWS))
+      for (const k of r % 2 ? ['B', 'A'] : ['A', 'B']) {
+        const env = {
+          ...process.env,
+          DECOFLOW_AB_ROW: row,
+          DECOFLOW_AB_DIST: path.join(builds[k], 'dist', 'index.cjs'),
+          DECOFLOW_NATIVE_PATH: addonOf(builds[k]),
+        };
+        const out = spawnSync(process.execPath, [__filename, '--threads', String(threads)], { env, encoding: 'utf8' });
+        if (out.status !== 0) {
+          console.error(out.stderr);
+          process.exit(1);
+        }
+        const { ms } = JSON.parse(out.stdout.trim().split('\n').pop());
+        ((times[row] ??= { A: [], B: [] })[k]).push(ms);
+      }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  console.log(`A = ${builds.A}\nB = ${builds.B}\n${rounds} rounds, ${threads} threads, median of the rounds' medians`);
+  console.log('row            A ms      B ms      B/A');
+  for (const [row, t] of Object.entries(times)) {
+    const a = median(t.A), b = median(t.B);
+    console.log(`${row.padEnd(14)} ${a.toFixed(1).padStart(8)}  ${b.toFixed(1).padStart(8)}  ${(b / a).toFixed(3)}`);
+  }
+}
+
+main();
