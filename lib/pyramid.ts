@@ -1,4 +1,4 @@
-// Multi-scale decompositions of images [B, C, H, W] (f32) into stages, coarse to fine (DESIGN.md §1):
+// Multi-scale decompositions of images [B, C, H, W] (f32) into stages, coarse to fine (docs/METHOD.md):
 // stage 1 is x reduced `stages - 1` times by 2; every later stage is the detail lost between two
 // neighbouring resolutions, so recompose(decompose(x)) gives x back (to float rounding).
 //

@@ -61,7 +61,7 @@ export function samplerDefaults(stages: number): { stepsPerStage: number[]; thre
   return { stepsPerStage: d.stepsPerStage, thresholds: d.thresholds };
 }
 
-/** The table of per-stage times of a sampling run (DESIGN §1's lockstep rule). */
+/** The table of per-stage times of a sampling run (the lockstep rule of docs/METHOD.md). */
 export function flowSchedule(stages: number, stepsPerStage?: number[], thresholds?: number[]): Schedule {
   const d = samplerDefaults(stages);
   return native.flowSchedule(stages, stepsPerStage ?? d.stepsPerStage, thresholds ?? d.thresholds);

@@ -1,4 +1,4 @@
-// Time schedules of DFM (DESIGN §1), t = 0 noise, t = 1 data.
+// Time schedules of DFM (docs/METHOD.md), t = 0 noise, t = 1 data.
 //
 // Sampling: S phases; phase k takes steps[k] steps. In phase k the newest stage k ramps linearly
 // from 0 to tau_k (to 1 in the last phase), stages after k sit at t = 0 (masked), and every earlier

@@ -1,7 +1,7 @@
 // The DFM loss for one stage: a masked mean squared error,
 //   L_s = (1 / (B * n)) * sum_b w[b] * sum_i (g[b, i] - v[b, i])^2,
 // with n the elements per sample and w[b] = 0 for samples whose stage is masked (1 otherwise).
-// Summed over stages this is DESIGN §1 step 5: per sample, the mean error of each active stage,
+// Summed over stages this is the training loss of docs/METHOD.md: per sample, the mean error of each active stage,
 // added over stages, then averaged over the batch.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Multi-scale decompositions of images (DESIGN.md §1): an image x [B, C, H, W] becomes S stages,
+// Multi-scale decompositions of images (docs/METHOD.md): an image x [B, C, H, W] becomes S stages,
 // coarse to fine. Stage 0 (the paper's X_1) is x reduced S-1 times; stage s > 0 is the detail lost
 // between the resolutions of stages s-1 and s; stage s has resolution H / 2^(S-1-s).
 //

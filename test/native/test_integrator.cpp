@@ -1,5 +1,5 @@
 // The sampling schedule and the multi-stage integrator, checked against exact answers:
-// - the schedule table against the formulas of DESIGN §1 for 1, 2 and 3 stages;
+// - the schedule table against the formulas of docs/METHOD.md for 1, 2 and 3 stages;
 // - on Gaussian data per stage, whose exact velocity field and flow map are known in closed form,
 //   the sampler reproduces the data's mean and variance, and its error against the exact flow map
 //   shrinks linearly with steps for Euler and quadratically for Heun (at least quadratically for

@@ -3,7 +3,7 @@
 Usage: pyramid_reference.py DIR. DIR/manifest.json lists cases {name, shape [B, C, H, W], stages};
 DIR/<name>.x.bin holds each input (f32, little-endian, row-major). Writes, per case:
   <name>.laplacian.<s>.bin  stage s (0 = coarsest) of the Laplacian pyramid, from F.interpolate
-                            (bilinear, align_corners=False, no antialias), as in DESIGN.md §1
+                            (bilinear, align_corners=False, no antialias), as in docs/METHOD.md
   <name>.haar.<s>.bin       stage s of the orthonormal Haar pyramid: conv2d with the four 2x2 Haar
                             filters at stride 2; a finer stage is conv_transpose2d of the three
                             detail bands alone (the bands mapped back onto the stage's grid)
