@@ -1,20 +1,16 @@
-// Flash attention on CUDA: argument checks and launches of the kernels in attention_kernels.cuh.
-// Forward: one kernel. Backward: D = rowsum(dO * O) (and dq_accum zeroed), the main kernel over key
-// blocks (dK, dV written, dQ accumulated in f32 with atomics), then dq = scale * dq_accum.
+// Flash attention on CUDA for tensors (the C ABI's entry points): argument checks, then the launch
+// sequences of attention_kernels.cuh (the op backend runs the same ones).
 #include <cmath>
 #include <cstdint>
 #include <string>
 
 #include "attention_kernels.cuh"
 #include "common.cuh"
+#include "stream_launch.cuh"
 
 namespace dfcuda {
 
 namespace {
-
-// Tile choices of the mainline (the ladder in dev/cuda times the alternatives).
-constexpr int kForwardWarps = 4;    // 64 queries per CTA
-constexpr int kBackwardQueries = 64;  // queries per tile of the backward
 
 int invalid(const char* fn, const std::string& what) { return set_error(DF_CUDA_INVALID, std::string(fn) + ": " + what); }
 
@@ -41,73 +37,23 @@ int check_args(const char* fn, int dtype, const DfCudaAttentionShape* s, float s
   return DF_CUDA_OK;
 }
 
-AttentionParams make_params(const DfCudaAttentionShape* s, float scale, int causal) {
-  AttentionParams p{};
-  p.nq = s->nq;
-  p.nk = s->nk;
-  p.offset = s->nk - s->nq;
-  p.scale = scale;
-  p.scale_log2 = scale * kLog2e;
-  p.causal = causal ? 1 : 0;
-  return p;
-}
-
-template <class T, int D>
-int launch_forward(const AttentionParams& p, int64_t heads, cudaStream_t stream) {
-  using Tile = ForwardTile<D, kForwardWarps>;
-  auto kernel = attention_forward_kernel<T, D, kForwardWarps>;
-  const size_t smem = Tile::template smem_bytes<T>();
-  DF_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const dim3 grid(unsigned(heads), unsigned((p.nq + Tile::kBr - 1) / Tile::kBr));
-  kernel<<<grid, Tile::kThreads, smem, stream>>>(p);
-  DF_CUDA_LAUNCHED("attention_forward_kernel");
-  return DF_CUDA_OK;
-}
-
-template <class T, int D>
-int launch_backward(AttentionParams p, int device, int64_t heads, cudaStream_t stream) {
-  using Tile = BackwardTile<D, kBackwardQueries>;
-  const int64_t rows = heads * p.nq;
-  Scratch scratch(device);  // dq_accum [rows, D] then delta [rows], f32
-  DF_STATUS_TRY(scratch.alloc(size_t(rows) * (D + 1) * sizeof(float)));
-  p.dq_accum = scratch.get<float>();
-  p.delta = p.dq_accum + rows * D;
-  DF_CUDA_TRY(cudaMemsetAsync(p.dq_accum, 0, size_t(rows) * D * sizeof(float), stream));
-
-  attention_backward_delta_kernel<T, D><<<unsigned((rows + 7) / 8), 256, 0, stream>>>(
-      static_cast<const T*>(p.o), static_cast<const T*>(p.d_o), const_cast<float*>(p.delta), rows);
-  DF_CUDA_LAUNCHED("attention_backward_delta_kernel");
-
-  auto kernel = attention_backward_kernel<T, D, kBackwardQueries>;
-  const size_t smem = Tile::template smem_bytes<T>();
-  DF_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const dim3 grid(unsigned(heads), unsigned((p.nk + Tile::kBc - 1) / Tile::kBc));
-  kernel<<<grid, Tile::kThreads, smem, stream>>>(p);
-  DF_CUDA_LAUNCHED("attention_backward_kernel");
-
-  const int64_t n = rows * D;
-  const unsigned blocks = unsigned(std::min<int64_t>((n + 255) / 256, 1 << 16));
-  attention_backward_dq_kernel<T><<<blocks, 256, 0, stream>>>(p.dq_accum, static_cast<T*>(p.out), p.scale, n);
-  DF_CUDA_LAUNCHED("attention_backward_dq_kernel");
-  return DF_CUDA_OK;  // scratch goes back to the cache: stream-ordered, see common.cuh
-}
-
-// The launcher for a runtime dtype and dim (both already checked).
-template <template <class, int> class L>
-auto pick(int dtype, int64_t dim) {
-  if (dtype == DF_CUDA_BF16) return dim == 32 ? L<__nv_bfloat16, 32>::run : dim == 64 ? L<__nv_bfloat16, 64>::run : L<__nv_bfloat16, 128>::run;
-  return dim == 32 ? L<__half, 32>::run : dim == 64 ? L<__half, 64>::run : L<__half, 128>::run;
-}
-template <class T, int D>
-struct Forward {
-  static int run(const AttentionParams& p, int, int64_t heads, cudaStream_t s) { return launch_forward<T, D>(p, heads, s); }
-};
-template <class T, int D>
-struct Backward {
-  static int run(const AttentionParams& p, int device, int64_t heads, cudaStream_t s) {
-    return launch_backward<T, D>(p, device, heads, s);
+// Runs a launch sequence on the device's stream; failures become the C ABI's statuses.
+template <class F>
+int on_stream(int device, F&& f) {
+  try {
+    StreamLaunch l(device);
+    f(l);
+    return DF_CUDA_OK;
+  } catch (const df::Error& e) {
+    return set_error(e.code() == df::Code::OutOfMemory ? DF_CUDA_OUT_OF_MEMORY : DF_CUDA_ERROR, e.what());
   }
-};
+}
+
+template <class F>
+void by_dtype(int dtype, F&& f) {
+  if (dtype == DF_CUDA_BF16) f(__nv_bfloat16{});
+  else f(__half{});
+}
 
 }  // namespace
 
@@ -116,12 +62,11 @@ int attention_forward(int device, int dtype, const void* q, const void* k, const
   const char* fn = "attention_forward";
   DF_STATUS_TRY(check_args(fn, dtype, s, scale, {{"q", q}, {"k", k}, {"v", v}, {"o", o}}));
   if (!lse) return invalid(fn, "lse: expected a device pointer, got null");
-  cudaStream_t stream;
-  DF_STATUS_TRY(stream_for(device, &stream));
-  AttentionParams p = make_params(s, scale, causal);
+  AttentionParams p = make_attention_params(s->nq, s->nk, scale, causal);
   p.q = q, p.k = k, p.v = v, p.out = o, p.lse = lse;
-  const int64_t heads = s->batch * s->heads;
-  return pick<Forward>(dtype, s->dim)(p, device, heads, stream);
+  return on_stream(device, [&](StreamLaunch& l) {
+    by_dtype(dtype, [&](auto t) { run_attention_forward_tiles<decltype(t)>(l, p, s->batch * s->heads, s->dim); });
+  });
 }
 
 int attention_backward(int device, int dtype, const void* q, const void* k, const void* v, const void* o,
@@ -131,12 +76,11 @@ int attention_backward(int device, int dtype, const void* q, const void* k, cons
   DF_STATUS_TRY(check_args(fn, dtype, s, scale,
                            {{"q", q}, {"k", k}, {"v", v}, {"o", o}, {"dO", d_o}, {"dq", dq}, {"dk", dk}, {"dv", dv}}));
   if (!lse) return invalid(fn, "lse: expected a device pointer, got null");
-  cudaStream_t stream;
-  DF_STATUS_TRY(stream_for(device, &stream));
-  AttentionParams p = make_params(s, scale, causal);
+  AttentionParams p = make_attention_params(s->nq, s->nk, scale, causal);
   p.q = q, p.k = k, p.v = v, p.o = o, p.d_o = d_o, p.lse_in = lse, p.out = dq, p.dk = dk, p.dv = dv;
-  const int64_t heads = s->batch * s->heads;
-  return pick<Backward>(dtype, s->dim)(p, device, heads, stream);
+  return on_stream(device, [&](StreamLaunch& l) {
+    by_dtype(dtype, [&](auto t) { run_attention_backward_tiles<decltype(t)>(l, p, s->batch * s->heads, s->dim); });
+  });
 }
 
 }  // namespace dfcuda

@@ -48,6 +48,18 @@ struct AttentionParams {
   int causal;
 };
 
+// The parameters common to the forward and the backward.
+inline AttentionParams make_attention_params(int64_t nq, int64_t nk, float scale, bool causal) {
+  AttentionParams p{};
+  p.nq = nq;
+  p.nk = nk;
+  p.offset = nk - nq;
+  p.scale = scale;
+  p.scale_log2 = scale * kLog2e;
+  p.causal = causal ? 1 : 0;
+  return p;
+}
+
 // Copies rows [row0, row0 + R) of a [n, D] matrix into a padded shared tile [R][D + 8] with
 // cp.async (16 bytes per instruction); rows >= n are zero-filled.
 template <class T, int D, int R, int kThreads>
@@ -482,6 +494,54 @@ template <class T>
 __global__ void attention_backward_dq_kernel(const float* dq_accum, T* dq, float scale, int64_t n) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     dq[i] = Mma<T>::from_float(dq_accum[i] * scale);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host sequences, for cuda/attention.cu and the op backend (cuda/kernel_ops.cuh), through a
+// launcher (cuda/launch.cuh). The mainline tiles (dev/cuda times the alternatives):
+constexpr int kForwardWarps = 4;      // 64 queries per CTA
+constexpr int kBackwardQueries = 64;  // queries per tile of the backward
+
+// p.q, k, v, out (= o), lse, nq, nk, offset, scale, causal set.
+template <class T, int D, class L>
+void run_attention_forward_tiles(L& l, const AttentionParams& p, int64_t heads) {
+  using Tile = ForwardTile<D, kForwardWarps>;
+  l.launch(attention_forward_kernel<T, D, kForwardWarps>, dim3(unsigned(heads), unsigned((p.nq + Tile::kBr - 1) / Tile::kBr)),
+           Tile::kThreads, Tile::template smem_bytes<T>(), p);
+}
+
+// D = rowsum(dO * O) (and dq_accum zeroed), the main kernel over key blocks (dK, dV written, dQ
+// accumulated in f32 with atomics), then dq = scale * dq_accum. p.q, k, v, o, d_o, lse_in, dk, dv,
+// out (= dq) set; the f32 scratch comes from the launcher.
+template <class T, int D, class L>
+void run_attention_backward_tiles(L& l, AttentionParams p, int64_t heads) {
+  using Tile = BackwardTile<D, kBackwardQueries>;
+  const int64_t rows = heads * p.nq, n = rows * D;
+  auto scratch = l.scratch(size_t(rows) * (D + 1) * sizeof(float));  // dq_accum [rows, D], then delta [rows]
+  p.dq_accum = static_cast<float*>(scratch.get());
+  p.delta = p.dq_accum + n;
+  l.zero(p.dq_accum, size_t(n) * sizeof(float));
+  l.launch(attention_backward_delta_kernel<T, D>, dim3(unsigned((rows + 7) / 8)), 256, 0, static_cast<const T*>(p.o),
+           static_cast<const T*>(p.d_o), const_cast<float*>(p.delta), rows);
+  l.launch(attention_backward_kernel<T, D, kBackwardQueries>, dim3(unsigned(heads), unsigned((p.nk + Tile::kBc - 1) / Tile::kBc)),
+           Tile::kThreads, Tile::template smem_bytes<T>(), p);
+  const int64_t blocks = (n + 255) / 256;
+  l.launch(attention_backward_dq_kernel<T>, dim3(unsigned(blocks < (1 << 16) ? blocks : (1 << 16))), 256, 0, p.dq_accum,
+           static_cast<T*>(p.out), p.scale, n);
+}
+
+// The sequences for a runtime head dim (32, 64 or 128; others are the caller's error).
+template <class T, class L>
+void run_attention_forward_tiles(L& l, const AttentionParams& p, int64_t heads, int64_t dim) {
+  if (dim == 32) run_attention_forward_tiles<T, 32>(l, p, heads);
+  else if (dim == 64) run_attention_forward_tiles<T, 64>(l, p, heads);
+  else run_attention_forward_tiles<T, 128>(l, p, heads);
+}
+template <class T, class L>
+void run_attention_backward_tiles(L& l, const AttentionParams& p, int64_t heads, int64_t dim) {
+  if (dim == 32) run_attention_backward_tiles<T, 32>(l, p, heads);
+  else if (dim == 64) run_attention_backward_tiles<T, 64>(l, p, heads);
+  else run_attention_backward_tiles<T, 128>(l, p, heads);
 }
 
 }  // namespace dfcuda

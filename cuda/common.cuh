@@ -13,6 +13,7 @@ constexpr int kMaxDevices = 64;
 
 // Records `msg` as the calling thread's last error and returns `status`.
 int set_error(int status, const std::string& msg);
+const std::string& last_error_text();
 
 // Maps a cudaError_t to a backend status, recording the message (with `what`).
 int from_cuda(cudaError_t e, const char* what);
@@ -66,6 +67,8 @@ int pyramid_decompose(int device, int kind, int dtype, const void* image, void* 
                       const DfCudaPyramidShape* shape);
 int pyramid_recompose(int device, int kind, int dtype, const void* const* levels, int up_to, void* image,
                       const DfCudaPyramidShape* shape);
+int create_ops(int device, int compute, void** out);
+int destroy_ops(void* ops);
 
 }  // namespace dfcuda
 

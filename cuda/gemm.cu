@@ -1,7 +1,12 @@
-// f32 GEMM through cuBLASLt (row-major, computed as the column-major transpose).
+// Matrix products through cuBLASLt (row-major, computed as the column-major transpose): the C ABI's
+// f32 sgemm (matmul on tensors) and the op backend's GEMMs (StreamLaunch::gemm: the linear layers, f32
+// with TF32 off or bf16 inputs with f32 accumulation, an optional bias epilogue).
+#include <map>
 #include <mutex>
+#include <tuple>
 
 #include "common.cuh"
+#include "stream_launch.cuh"
 
 #ifdef DECOFLOW_HAVE_CUBLASLT
 #include <cublasLt.h>
@@ -59,11 +64,83 @@ int sgemm(int device, int ta, int tb, int64_t m, int64_t n, int64_t k, float alp
   return DF_CUDA_OK;
 }
 
+namespace {
+
+cudaDataType_t lt_type(df::DType t) { return t == df::DType::BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+
+void lt_check(cublasStatus_t st, const char* what) {
+  if (st == CUBLAS_STATUS_SUCCESS) return;
+  df::fail(st == CUBLAS_STATUS_ALLOC_FAILED ? df::Code::OutOfMemory : df::Code::Backend,
+           std::string(what) + " failed with cuBLAS status " + std::to_string(int(st)));
+}
+
+// One product's descriptors and the algorithm cuBLASLt's heuristic chose, cached by shape: the
+// heuristic query costs more than the product of a small layer.
+struct Plan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool has_algo = false;
+};
+using PlanKey = std::tuple<int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool>;
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
+}  // namespace
+
+void StreamLaunch::gemm(const GemmCall& g) {
+  if (g.m == 0 || g.n == 0) return;
+  static std::mutex mutex;
+  static std::map<PlanKey, Plan> plans;
+  cublasLtHandle_t lt;
+  status_check(handle_for(device_, &lt), "cuBLASLt handle");
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt's A is our B.
+  const PlanKey key{device_, int(g.trans_a), int(g.trans_b), g.m, g.n, g.k, g.lda, g.ldb, g.ldc, int(g.ab),
+                    int(g.c_type), g.bias != nullptr};
+  std::lock_guard<std::mutex> lock(mutex);
+  Plan& p = plans[key];
+  if (!p.op) {
+    lt_check(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+    const cublasOperation_t ta = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, tb = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    if (g.bias) {
+      const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+      const cudaDataType_t bias_type = lt_type(g.ab);
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type);
+    }
+    lt_check(cublasLtMatrixLayoutCreate(&p.a, lt_type(g.ab), g.trans_b ? g.k : g.n, g.trans_b ? g.n : g.k, g.ldb),
+             "cublasLtMatrixLayoutCreate");
+    lt_check(cublasLtMatrixLayoutCreate(&p.b, lt_type(g.ab), g.trans_a ? g.m : g.k, g.trans_a ? g.k : g.m, g.lda),
+             "cublasLtMatrixLayoutCreate");
+    lt_check(cublasLtMatrixLayoutCreate(&p.c, lt_type(g.c_type), g.n, g.m, g.ldc), "cublasLtMatrixLayoutCreate");
+    cublasLtMatmulPreference_t pref;
+    lt_check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+    const size_t ws = kWorkspaceBytes;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    cublasLtMatmulAlgoGetHeuristic(lt, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (found > 0) p.algo = result.algo, p.has_algo = true;
+  }
+  if (g.bias) cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof g.bias);
+  Block workspace = scratch(kWorkspaceBytes);
+  cuda_check(cudaSetDevice(device_), "cudaSetDevice");
+  lt_check(cublasLtMatmul(lt, p.op, &g.alpha, g.b, p.a, g.a, p.b, &g.beta, g.c, p.c, g.c, p.c,
+                          p.has_algo ? &p.algo : nullptr, workspace.get(), kWorkspaceBytes, stream_),
+           "cublasLtMatmul");
+}
+
 #else
 
 int sgemm(int, int, int, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
           float*, int64_t) {
   return set_error(DF_CUDA_ERROR, "this CUDA backend was built without cuBLASLt, so matmul has no CUDA kernel");
+}
+
+void StreamLaunch::gemm(const GemmCall&) {
+  df::fail(df::Code::Backend, "this CUDA backend was built without cuBLASLt: the linear layers have no CUDA kernel");
 }
 
 #endif

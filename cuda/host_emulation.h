@@ -2,7 +2,7 @@
 // cuda/attention_kernels.cuh runs (slowly) on a machine without a GPU: test/native/
 // test_attention_kernels_emulated.cpp compiles it with g++ and DFCUDA_HOST_EMULATION defined.
 //
-// Every CUDA thread of a CTA is an OS thread; CTAs run one after another. __syncthreads is a
+// Every CUDA thread of a CTA is an OS thread (kept for the next CTA); CTAs run one after another. __syncthreads is a
 // barrier over the CTA's threads. The warp-collective operations (ldmatrix, mma.sync, shuffles)
 // are rendezvous of the warp's 32 threads: each lane deposits its operands, a barrier, each lane
 // computes its own result from all deposits exactly as the PTX ISA defines the fragments, another
@@ -250,6 +250,75 @@ struct alignas(16) uint4 {
   unsigned x, y, z, w;
 };
 
+namespace dfemu {
+
+// Threads that stay for the next launch: a CTA's threads must all run at once (they meet at
+// barriers), and starting hundreds of OS threads per CTA was most of the emulation's time.
+class ThreadTeam {
+ public:
+  ~ThreadTeam() {
+    for (auto& w : workers_) {
+      std::lock_guard<std::mutex> lock(w->m);
+      w->quit = true;
+      w->cv.notify_one();
+    }
+    for (auto& w : workers_) w->thread.join();
+  }
+  // Runs fn(i) for i in [0, n), each on its own thread, and returns when all are done.
+  void run(int n, const std::function<void(int)>& fn) {
+    while (int(workers_.size()) < n) {
+      workers_.push_back(std::make_unique<Worker>());
+      Worker* w = workers_.back().get();
+      const int i = int(workers_.size()) - 1;
+      w->thread = std::thread([this, w, i] { work(*w, i); });
+    }
+    pending_ = n;
+    for (int i = 0; i < n; i++) {  // wake exactly the n threads needed, each on its own signal
+      Worker& w = *workers_[size_t(i)];
+      std::lock_guard<std::mutex> lock(w.m);
+      w.fn = &fn;
+      w.cv.notify_one();
+    }
+    std::unique_lock<std::mutex> lock(done_m_);
+    done_.wait(lock, [&] { return pending_ == 0; });
+  }
+
+ private:
+  struct Worker {
+    std::thread thread;
+    std::mutex m;
+    std::condition_variable cv;
+    const std::function<void(int)>* fn = nullptr;
+    bool quit = false;
+  };
+  void work(Worker& w, int i) {
+    for (;;) {
+      const std::function<void(int)>* fn;
+      {
+        std::unique_lock<std::mutex> lock(w.m);
+        w.cv.wait(lock, [&] { return w.fn != nullptr || w.quit; });
+        if (w.quit) return;
+        fn = w.fn;
+        w.fn = nullptr;
+      }
+      (*fn)(i);
+      std::lock_guard<std::mutex> lock(done_m_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::mutex done_m_;
+  std::condition_variable done_;
+  int pending_ = 0;
+};
+
+inline ThreadTeam& team() {
+  static ThreadTeam t;
+  return t;
+}
+
+}  // namespace dfemu
+
 template <class F>
 void dfemu::launch(dim3 grid, dim3 block, F&& kernel, size_t smem_bytes) {
   gridDim = grid;
@@ -258,15 +327,13 @@ void dfemu::launch(dim3 grid, dim3 block, F&& kernel, size_t smem_bytes) {
     for (unsigned bx = 0; bx < grid.x; bx++) {
       std::memset(dfcuda::smem, 0xff, kSmemBytes);
       Cta cta(int(block.x));
-      std::vector<std::thread> threads;
-      for (unsigned t = 0; t < block.x; t++)
-        threads.emplace_back([&, t] {
-          threadIdx = dim3(t);
-          blockIdx = dim3(bx, by);
-          t_cta = &cta;
-          kernel();
-        });
-      for (auto& th : threads) th.join();
+      const std::function<void(int)> thread = [&](int t) {
+        threadIdx = dim3(unsigned(t));
+        blockIdx = dim3(bx, by);
+        t_cta = &cta;
+        kernel();
+      };
+      team().run(int(block.x), thread);
       for (size_t i = smem_bytes; i < kSmemBytes; i++)
         if (dfcuda::smem[i] != 0xff) {
           g_smem_overrun = true;

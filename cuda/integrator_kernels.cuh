@@ -14,6 +14,8 @@
 #include "common.cuh"
 #endif
 #include "core/cuda_api.h"
+#include "core/error.h"
+#include "numeric.cuh"
 
 namespace dfcuda {
 
@@ -55,7 +57,7 @@ __device__ __forceinline__ Row locate(const GroupTable& t) {
 // (a = v_cond, b = v_uncond; x, dt unused). kVec4: every row starts and ends on a multiple of 4
 // floats and every pointer is 16-byte aligned, so the loop moves float4s.
 template <Op kOp, bool kVec4>
-__global__ void __launch_bounds__(kIntegratorThreads) integrator_kernel(const GroupTable t, const float* x, const float* a,
+DF_KERNEL void __launch_bounds__(kIntegratorThreads) integrator_kernel(const GroupTable t, const float* x, const float* a,
                                                                const float* b, const float* dt, float w,
                                                                float* out) {
   const Row r = locate(t);
@@ -135,6 +137,57 @@ int make_table(const char* fn, const DfCudaGroupedRows* l, GroupTable* t, int64_
   if (ctas > INT32_MAX) return bad("layout: too large");
   *grid = ctas;
   return DF_CUDA_OK;
+}
+
+// The forward process of a training batch (twin of ops/integrator.h's flow_noising): with t the row's
+// time and N the noise `target` holds, noisy = t clean + (1 - t) N and target = clean - N.
+DF_KERNEL void __launch_bounds__(kIntegratorThreads) noising_kernel(const GroupTable t, const float* clean,
+                                                                     const float* time, float* noisy, float* target) {
+  const Row r = locate(t);
+  const float ts = time[r.sample * t.coef_stride + r.group];
+  for (int64_t i = r.begin + threadIdx.x; i < r.end; i += kIntegratorThreads) {
+    const float noise = target[i];
+    noisy[i] = ts * clean[i] + (1.f - ts) * noise;
+    target[i] = clean[i] - noise;
+  }
+}
+
+// ---- host sequences for the op backend (cuda/kernel_ops.cuh); errors are df::Error ----
+
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The CTA table of a grouped-rows buffer (rows: df::GroupedRows); false when there is nothing to do.
+template <class Rows>
+bool group_table(const char* fn, const Rows& rows, GroupTable* t, int64_t* grid, bool* vec4) {
+  const DfCudaGroupedRows dl{rows.batch, rows.groups(), rows.per_sample.data(), rows.stride()};
+  std::string error;
+  make_table(fn, &dl, t, grid, vec4, [&](const std::string& m) {
+    error = m;
+    return DF_CUDA_INVALID;
+  });
+  if (!error.empty()) df::fail(df::Code::ArgValue, error);
+  return *grid > 0;
+}
+
+template <Op kOp, class L, class Rows>
+void run_integrator(L& l, const Rows& rows, const float* x, const float* a, const float* b, const float* dt, float w,
+                    float* out) {
+  GroupTable t;
+  int64_t grid = 0;
+  bool vec4 = false;
+  if (!group_table("integrator", rows, &t, &grid, &vec4)) return;
+  vec4 = vec4 && aligned16(a) && aligned16(out) && (kOp == Op::Euler || aligned16(b)) && (kOp == Op::Guidance || aligned16(x));
+  if (vec4) l.launch(integrator_kernel<kOp, true>, dim3(unsigned(grid)), kIntegratorThreads, 0, t, x, a, b, dt, w, out);
+  else l.launch(integrator_kernel<kOp, false>, dim3(unsigned(grid)), kIntegratorThreads, 0, t, x, a, b, dt, w, out);
+}
+
+template <class L, class Rows>
+void run_noising(L& l, const Rows& rows, const float* clean, const float* time, float* noisy, float* target) {
+  GroupTable t;
+  int64_t grid = 0;
+  bool vec4 = false;
+  if (!group_table("flow_noising", rows, &t, &grid, &vec4)) return;
+  l.launch(noising_kernel, dim3(unsigned(grid)), kIntegratorThreads, 0, t, clean, time, noisy, target);
 }
 
 }  // namespace dfcuda

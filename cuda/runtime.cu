@@ -56,6 +56,8 @@ int set_error(int status, const std::string& msg) {
   return status;
 }
 
+const std::string& last_error_text() { return t_last_error; }
+
 int from_cuda(cudaError_t e, const char* what) {
   std::string msg = std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
   cudaGetLastError();  // clear a non-sticky error so later calls are not blamed for it
@@ -207,6 +209,9 @@ extern "C" const DfCudaApi* decoflow_cuda_api(void) {
       dfcuda::guidance_combine,
       dfcuda::pyramid_decompose,
       dfcuda::pyramid_recompose,
+      DF_OPS_INTERFACE_VERSION,
+      dfcuda::create_ops,
+      dfcuda::destroy_ops,
   };
   return &api;
 }

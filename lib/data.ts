@@ -8,7 +8,7 @@ import * as zlib from 'node:zlib';
 import { decoflowError } from './errors';
 import { readImage } from './image';
 import { native } from './native';
-import { Tensor } from './tensor';
+import { Tensor, type Device } from './tensor';
 
 const gunzip = promisify(zlib.gunzip);
 
@@ -212,19 +212,41 @@ export async function loadDataset(spec: string, options: { imageSize?: number; s
 }
 
 /** Seeded per-epoch shuffling with one batch prefetched while the caller works on the current one. */
+export interface BatchLoaderOptions {
+  /**
+   * Where the images of each batch should be ('cpu' by default): with a CUDA device the next batch
+   * is copied there off the event loop while the current one trains (labels stay on the host, where
+   * the trainer reads them).
+   */
+  device?: string;
+}
+
 export class BatchLoader {
   #order: number[] = [];
   #pos = 0;
   #epoch = 0;
   #pending: Promise<Batch> | null = null;
+  readonly device: string;
 
   constructor(
     readonly dataset: Dataset,
     readonly batchSize: number,
     readonly seed = 0,
+    options: BatchLoaderOptions = {},
   ) {
     if (!Number.isInteger(batchSize) || batchSize < 1)
       throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `BatchLoader: batchSize: expected a positive integer, got ${batchSize}`);
+    this.device = options.device ?? 'cpu';
+    if (typeof this.device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(this.device))
+      throw decoflowError('ERR_DECOFLOW_DEVICE', `BatchLoader: options.device: expected 'cpu', 'cuda' or 'cuda:N', got '${String(options.device)}'`);
+  }
+
+  async #load(indices: number[]): Promise<Batch> {
+    const batch = await this.dataset.batch(indices);
+    if (this.device === 'cpu') return batch;
+    const images = await batch.images.toAsync(this.device as Device);
+    batch.images.dispose();
+    return { ...batch, images };
   }
 
   /** Skips ahead `batches` batches (used when resuming a run). */
@@ -261,8 +283,8 @@ export class BatchLoader {
 
   /** The next batch; the one after it starts loading at once. */
   async next(): Promise<Batch> {
-    const current = this.#pending ?? this.dataset.batch(this.#nextIndices());
-    this.#pending = this.dataset.batch(this.#nextIndices());
+    const current = this.#pending ?? this.#load(this.#nextIndices());
+    this.#pending = this.#load(this.#nextIndices());
     this.#pending.catch(() => {}); // surfaced by the next call
     return current;
   }

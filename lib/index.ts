@@ -10,7 +10,7 @@ export type { AttentionOptions, AttentionOutput, AttentionGrads } from './attent
 export { decoflowError } from './errors';
 export type { DecoflowError, ErrorCode } from './errors';
 export { shapesDataset, tensorDataset, fashionMnist, imageFolder, loadDataset, BatchLoader, FASHION_MNIST_DIR } from './data';
-export type { Batch, Dataset } from './data';
+export type { Batch, BatchLoaderOptions, Dataset } from './data';
 export { grid, saveGrid, saveImages, readImage, toPixels, writeFileAtomic } from './image';
 export type { GridOptions } from './image';
 export { Model } from './model';

@@ -50,6 +50,12 @@ export interface ModelOptions {
   optimizer?: OptimizerOptions;
   /** Where the parameters, optimiser state and activations live and the model runs (default 'cpu'). */
   device?: string;
+  /**
+   * The compute type of activations and of the weights the kernels read: 'f32', or 'bf16' (mixed
+   * precision: f32 master weights, gradients and optimiser state). Default: 'f32' on the CPU (its
+   * only one), 'bf16' on CUDA.
+   */
+  precision?: 'f32' | 'bf16';
 }
 
 /** Per-stage inputs x[s] [B, C, H_s, W_s], times t [B, S] (0 = noise, 1 = data), mask [B, S]
@@ -114,8 +120,9 @@ export class Model {
   readonly config: Readonly<Required<ModelConfig>>;
   readonly maxBatch: number;
   readonly numParameters: number;
-  /** The device the model runs on ('cpu'). */
+  /** The device the model runs on ('cpu', 'cuda:0', ...) and its compute type. */
   readonly device: string;
+  readonly precision: 'f32' | 'bf16';
 
   private constructor(handle: NativeModelHandle) {
     this.#handle = handle;
@@ -123,6 +130,7 @@ export class Model {
     this.config = Object.freeze(JSON.parse(info.config));
     this.maxBatch = info.maxBatch;
     this.device = info.device;
+    this.precision = info.precision as 'f32' | 'bf16';
     this.numParameters = info.numParameters;
   }
 
@@ -138,7 +146,7 @@ export class Model {
    * ERR_DECOFLOW_CONFIG error). */
   static load(
     path: string,
-    options: { maxBatch?: number; optimizer?: OptimizerOptions; expectConfig?: ModelConfig; device?: string } = {},
+    options: Pick<ModelOptions, 'maxBatch' | 'optimizer' | 'device' | 'precision'> & { expectConfig?: ModelConfig } = {},
   ): Model {
     const { expectConfig, ...rest } = options;
     return new Model(

@@ -84,6 +84,11 @@ export class Tensor {
     return new Tensor(this.native.to(device));
   }
 
+  /** The same copy, made off the event loop (for moving batches to a GPU while another step runs). */
+  async toAsync(device: Device): Promise<Tensor> {
+    return new Tensor(await this.native.toAsync(device));
+  }
+
   /** A view with another shape over the same storage; one dimension may be -1. */
   reshape(shape: readonly number[]): Tensor {
     return new Tensor(this.native.reshape(shape as number[]));

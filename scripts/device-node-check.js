@@ -7,6 +7,7 @@
 const path = require('path');
 const df = require(path.join(__dirname, '..', 'dist', 'index.cjs'));
 const checks = require(path.join(__dirname, '..', 'test', 'cuda', 'checks.js'));
+const training = require(path.join(__dirname, '..', 'test', 'cuda', 'training.js'));
 
 (async () => {
   const cuda = df.backends().find((b) => b.name === 'cuda');
@@ -17,6 +18,10 @@ const checks = require(path.join(__dirname, '..', 'test', 'cuda', 'checks.js'));
   await checks.attention(df, log);
   checks.attentionErrors(df, log);
   await checks.pyramid(df, log);
+  await training.f32Steps(df, log);
+  await training.bf16Curve(df, log);
+  await training.checkpointsAndSampling(df, log);
+  await training.memoryAndLoader(df, log);
   console.log('device-node-check: all checks passed');
 })().catch((e) => {
   console.error(`device-node-check: FAIL: ${e && e.stack ? e.stack : e}`);

@@ -5,6 +5,8 @@ import * as df from '../lib';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const checks = require('./cuda/checks.js');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const training = require('./cuda/training.js');
 const cuda = df.backends().find((b) => b.name === 'cuda')!;
 const onGpu = cuda.available ? test : test.skip;
 if (!cuda.available) console.log(`cuda tests skipped: ${cuda.reason}`);
@@ -14,6 +16,10 @@ describe('CUDA backend', () => {
   onGpu('flash attention on f16/bf16 CUDA tensors matches the CPU op, forward and backward', () => checks.attention(df), 120_000);
   onGpu('attention on CUDA tensors refuses bad input with coded errors', () => checks.attentionErrors(df));
   onGpu('pyramid decompose/recompose on f32/bf16 CUDA tensors matches the CPU op', () => checks.pyramid(df), 120_000);
+  onGpu('training steps in f32 mode reproduce the CPU loss and every gradient (S = 1, 2, 3)', () => training.f32Steps(df), 300_000);
+  onGpu('bf16 training tracks the CPU loss curve over 200 steps', () => training.bf16Curve(df), 300_000);
+  onGpu('checkpoints move between devices; one seed samples the same images on both', () => training.checkpointsAndSampling(df), 300_000);
+  onGpu('memory, out of memory and the batch loader on the device', () => training.memoryAndLoader(df), 120_000);
   test('without a usable GPU, cuda tensors are refused with the reason', () => {
     if (cuda.available) return;
     const t = df.Tensor.zeros([2]);

@@ -12,6 +12,7 @@ export interface NativeTensor {
   dataSync(): NativeTypedArray;
   data(): Promise<NativeTypedArray>;
   to(device: string): NativeTensor;
+  toAsync(device: string): Promise<NativeTensor>;
   reshape(shape: number[]): NativeTensor;
   cast(dtype: DTypeName): NativeTensor;
   dispose(): void;
@@ -94,6 +95,7 @@ export interface NativeModelInfo {
   config: string;
   maxBatch: number;
   device: string;
+  precision: string;
   numParameters: number;
   step: number;
   optimizer: string;

@@ -78,3 +78,17 @@ export function usage(command: string, summary: string, specs: Record<string, Fl
     lines.push(flag(k, s).padEnd(width) + s.help + (s.default !== undefined && s.kind !== 'bool' ? ` (default ${s.default})` : ''));
   return lines.join('\n') + '\n';
 }
+
+/** The flags of the commands that run a model: where, and in which compute type. */
+export const DEVICE_FLAGS: Record<string, FlagSpec> = {
+  device: { kind: 'string', help: "where the model runs: 'cpu', 'cuda' or 'cuda:N'", default: 'cpu' },
+  precision: { kind: 'string', help: "compute type: 'f32' or 'bf16' (default: f32 on the cpu, bf16 on cuda)" },
+};
+
+/** The Model options of those flags. */
+export function deviceOptions(a: Parsed): { device: string; precision?: 'f32' | 'bf16' } {
+  const precision = a.precision as string | undefined;
+  if (precision !== undefined && precision !== 'f32' && precision !== 'bf16')
+    throw new UsageError(`--precision: expected 'f32' or 'bf16', got '${precision}'`);
+  return { device: a.device as string, precision: precision as 'f32' | 'bf16' | undefined };
+}

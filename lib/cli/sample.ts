@@ -5,7 +5,7 @@ import { Model } from '../model';
 import { setThreads } from '../runtime';
 import { Sampler, samplerDefaults, type Solver } from '../sampler';
 import { writeSampleGrid } from '../samples';
-import { parseArgs, usage, UsageError, type FlagSpec } from './args';
+import { DEVICE_FLAGS, deviceOptions, parseArgs, usage, UsageError, type FlagSpec } from './args';
 import { ProgressBar } from './progress';
 
 const DEFAULTS = samplerDefaults(2);  // shown in the help; the sampler applies its own
@@ -26,6 +26,7 @@ export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
   previews: { kind: 'bool', help: 'also write the coarse-to-fine previews beside the grid' },
   ema: { kind: 'bool', help: 'use the EMA weights (--no-ema: the raw weights)', default: true },
   threads: { kind: 'int', help: 'CPU threads (default: all cores)' },
+  ...DEVICE_FLAGS,
   help: { kind: 'bool', help: 'this text' },
 };
 
@@ -37,7 +38,7 @@ export async function sample(argv: string[]): Promise<number> {
   }
   if (!a.checkpoint) throw new UsageError('--checkpoint is required');
   if (a.threads !== undefined) setThreads(a.threads as number);
-  const model = Model.load(a.checkpoint as string);
+  const model = Model.load(a.checkpoint as string, deviceOptions(a));
   const common = {
     stepsPerStage: a['steps-per-stage'] as number[] | undefined,
     thresholds: a.thresholds as number[] | undefined,

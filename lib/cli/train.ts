@@ -10,7 +10,7 @@ import { modelConfig, MODEL_SIZES } from '../presets';
 import { setThreads } from '../runtime';
 import { writeSampleGrid } from '../samples';
 import { Trainer, trainerDefaults, type TrainerOptions } from '../trainer';
-import { parseArgs, usage, UsageError, type FlagSpec } from './args';
+import { DEVICE_FLAGS, deviceOptions, parseArgs, usage, UsageError, type FlagSpec } from './args';
 import { formatSeconds, ProgressBar } from './progress';
 
 // The method's defaults come from the native trainer (one place); the CLI only shows them.
@@ -40,6 +40,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'time-limit': { kind: 'number', help: 'stop (and save) after this many seconds' },
   'sample-cfg': { kind: 'number', help: 'guidance scale of the sample grids', default: 1 },
   threads: { kind: 'int', help: 'CPU threads (default: all cores)' },
+  ...DEVICE_FLAGS,
   resume: { kind: 'bool', help: 'continue the run in --out from its checkpoint' },
   help: { kind: 'bool', help: 'this text' },
 };
@@ -77,7 +78,7 @@ export async function train(argv: string[]): Promise<number> {
       throw decoflowError('ERR_DECOFLOW_IO', `--resume: no checkpoint.safetensors and run.json in ${out}`);
     run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as RunFile;
     run.steps = a.steps as number;
-    model = Model.load(ckpt, { maxBatch: run.batch, expectConfig: run.config });
+    model = Model.load(ckpt, { maxBatch: run.batch, expectConfig: run.config, ...deviceOptions(a) });
   } else {
     const dataset = await loadDataset(a.data as string, { imageSize: a['image-size'] as number, seed: a.seed as number });
     const config = modelConfig({
@@ -108,6 +109,7 @@ export async function train(argv: string[]): Promise<number> {
     model = Model.create(config, {
       maxBatch: run.batch,
       seed: run.seed,
+      ...deviceOptions(a),
       optimizer: {
         lr: a.lr as number,
         warmupSteps: a.warmup as number,
@@ -119,7 +121,7 @@ export async function train(argv: string[]): Promise<number> {
   const dataset = await loadDataset(run.data, { imageSize: run.imageSize, seed: run.seed });
   const trainer = new Trainer(model, run.trainer);
   run.trainer = trainer.options;
-  const loader = new BatchLoader(dataset, run.batch, run.seed);
+  const loader = new BatchLoader(dataset, run.batch, run.seed, { device: model.device });
   loader.skip(model.step);
   await fs.promises.mkdir(out, { recursive: true });
 

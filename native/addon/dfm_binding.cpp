@@ -261,11 +261,11 @@ Napi::Value model_sample(const Napi::CallbackInfo& info) {
   bool use_ema = opt_bool(o, "ema", true, "sample: options");
   // Snapshot the weights now (on the main thread): training may continue while sampling runs.
   auto weights = std::make_shared<Tensor>();
-  const Device device = m->model->device();
+  Ops* ops = &m->model->ops();
   {
     BusyGuard busy(m, "sample");
     const float* src = use_ema ? m->optimizer->ema() : m->model->param_data();
-    *weights = Tensor({m->model->num_params()}, DType::F32, device);
+    *weights = Tensor({m->model->num_params()}, DType::F32, ops->device());
     m->model->ops().copy(weights->raw(), src, weights->nbytes());
   }
   Napi::Value on_progress = info[2].IsFunction() ? info[2] : info.Env().Undefined();
@@ -273,11 +273,11 @@ Napi::Value model_sample(const Napi::CallbackInfo& info) {
   std::shared_ptr<std::atomic<bool>> cancel;
   Napi::Promise p = start_job(
       info.Env(),
-      [cfg, weights, req, result, device](JobContext& ctx) {
+      [cfg, weights, req, result, ops](JobContext& ctx) {
         SamplerHooks hooks;
         hooks.progress = [&ctx](int step, int total) { ctx.report(Progress{step, total, {}}); };
         hooks.check_cancelled = [&ctx] { ctx.check_cancelled(); };
-        *result = sample_images(cfg, weights->data<float>(), req, hooks, device);
+        *result = sample_images(cfg, weights->data<float>(), req, hooks, *ops);
       },
       [result](Napi::Env env) { return result_to_js(env, *result); }, on_progress, &cancel);
   Napi::Object out = Napi::Object::New(info.Env());

@@ -144,6 +144,15 @@ Napi::Object loss_to_js(Napi::Env env, const BatchLoss& r) {
   return o;
 }
 
+// The backend of options.device ('cpu', 'cuda', 'cuda:N'; default cpu) in options.precision ('f32'
+// or 'bf16'; default: the device's, f32 on the CPU, bf16 on CUDA).
+Ops& read_backend(const Napi::Object& o, const std::string& ctx) {
+  const Device device = parse_device(opt_string(o, "device", "cpu", ctx), (ctx + ".device").c_str());
+  const std::string precision = opt_string(o, "precision", "", ctx);
+  const DType compute = precision.empty() ? default_compute(device) : parse_dtype(precision, (ctx + ".precision").c_str());
+  return ops_for(device, compute);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 Napi::Value model_create(const Napi::CallbackInfo& info) {
@@ -153,8 +162,7 @@ Napi::Value model_create(const Napi::CallbackInfo& info) {
   int64_t seed = opt_int(o, "seed", 0, 0, (int64_t(1) << 53) - 1, "Model.create: options");
   AdamWOptions adam = read_adamw(has_option(o, "optimizer") ? o.Get("optimizer") : info.Env().Undefined(),
                                  AdamWOptions{}, "Model.create: options.optimizer");
-  const Device device = parse_device(opt_string(o, "device", "cpu", "Model.create: options"), "Model.create: options.device");
-  auto model = std::make_unique<DiT>(cfg, max_batch, DiTUse::Training, device);
+  auto model = std::make_unique<DiT>(cfg, max_batch, DiTUse::Training, read_backend(o, "Model.create: options"));
   model->init(uint64_t(seed));
   auto opt = std::make_unique<DiTOptimizer>(*model, adam);
   return wrap_model(info.Env(), std::move(model), std::move(opt));
@@ -169,8 +177,7 @@ Napi::Value model_load(const Napi::CallbackInfo& info) {
   std::unique_ptr<DiTConfig> expect;
   if (has_option(o, "expectConfig"))
     expect = std::make_unique<DiTConfig>(DiTConfig::from_json(arg_string(o.Get("expectConfig"), "Model.load: options.expectConfig")));
-  const Device device = parse_device(opt_string(o, "device", "cpu", "Model.load: options"), "Model.load: options.device");
-  LoadedCheckpoint ck = load_checkpoint(path, max_batch, adam, expect.get(), device);
+  LoadedCheckpoint ck = load_checkpoint(path, max_batch, adam, expect.get(), read_backend(o, "Model.load: options"));
   return wrap_model(info.Env(), std::move(ck.model), std::move(ck.optimizer));
 }
 
@@ -181,6 +188,7 @@ Napi::Value model_info(const Napi::CallbackInfo& info) {
   o.Set("config", h->model->config().to_json());
   o.Set("maxBatch", double(h->model->max_batch()));
   o.Set("device", h->model->device().name());
+  o.Set("precision", dtype_name(h->model->ops().policy().compute));
   o.Set("numParameters", double(h->model->num_params()));
   o.Set("step", double(h->optimizer->steps()));
   o.Set("optimizer", adamw_options_json(h->optimizer->options()));

@@ -116,6 +116,7 @@ void NativeTensor::init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&NativeTensor::data_sync>("dataSync"),
           InstanceMethod<&NativeTensor::data>("data"),
           InstanceMethod<&NativeTensor::to>("to"),
+          InstanceMethod<&NativeTensor::to_async>("toAsync"),
           InstanceMethod<&NativeTensor::reshape>("reshape"),
           InstanceMethod<&NativeTensor::cast>("cast"),
           InstanceMethod<&NativeTensor::dispose>("dispose"),
@@ -192,6 +193,18 @@ Napi::Value NativeTensor::to(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     Device d = parse_device(arg_string(info[0], "to: device"), "to: device");
     return wrap_tensor(info.Env(), live("to").to(d));
+  });
+}
+
+// toAsync(device): the copy on a worker thread (host to device, device to host, or on the device).
+Napi::Value NativeTensor::to_async(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    Device d = parse_device(arg_string(info[0], "toAsync: device"), "toAsync: device");
+    Tensor t = live("toAsync");  // holds the storage alive even if the tensor is disposed meanwhile
+    auto out = std::make_shared<Tensor>();
+    return start_job(
+        info.Env(), [t, d, out](JobContext&) { *out = t.to(d); }, [out](Napi::Env env) { return wrap_tensor(env, *out); },
+        info.Env().Undefined());
   });
 }
 

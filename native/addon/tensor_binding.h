@@ -22,6 +22,7 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
   Napi::Value data_sync(const Napi::CallbackInfo& info);
   Napi::Value data(const Napi::CallbackInfo& info);
   Napi::Value to(const Napi::CallbackInfo& info);
+  Napi::Value to_async(const Napi::CallbackInfo& info);
   Napi::Value reshape(const Napi::CallbackInfo& info);
   Napi::Value cast(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);

@@ -91,6 +91,17 @@ void CudaBackend::require(Device d) {
                            " CUDA device(s) found");
 }
 
+void* CudaBackend::create_ops(Device d, int compute_dtype) {
+  require(d);
+  if (api_->ops_interface_version != DF_OPS_INTERFACE_VERSION || !api_->create_ops)
+    fail(Code::Device, "the CUDA backend library implements op interface version " +
+                           std::to_string(api_->ops_interface_version) + ", this addon needs " +
+                           std::to_string(DF_OPS_INTERFACE_VERSION) + ": rebuild or reinstall it");
+  void* ops = nullptr;
+  check(api_->create_ops(d.index, compute_dtype, &ops), "creating the CUDA op backend");
+  return ops;
+}
+
 void CudaBackend::check(int status, const char* what) {
   if (status == DF_CUDA_OK) return;
   std::string msg = std::string(what) + " failed: " + (api_ ? api_->last_error() : "backend unavailable");

@@ -32,6 +32,9 @@ class CudaBackend {
   void copy_on_device(Device d, void* dst, const void* src, size_t bytes);
   void synchronize(Device d);
   const DfCudaApi& api();  // throws when unavailable; for ops with CUDA kernels
+  // A new op backend object (a df::Ops, see ops/ops.h) for device d computing in DF_CUDA_F32 or
+  // DF_CUDA_BF16; Code::Device when the library cannot provide one.
+  void* create_ops(Device d, int compute_dtype);
   void check(int status, const char* what);  // turns a status into a df::Error
 
  private:

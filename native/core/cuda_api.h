@@ -11,7 +11,11 @@
 extern "C" {
 #endif
 
-#define DF_CUDA_ABI_VERSION 4
+#define DF_CUDA_ABI_VERSION 5
+
+/* The version of the C++ op interface (native/ops/ops.h) that create_ops' objects implement; bumped
+   with every change of that interface. */
+#define DF_OPS_INTERFACE_VERSION 1
 
 enum {
   DF_CUDA_OK = 0,
@@ -91,6 +95,12 @@ typedef struct DfCudaApi {
                            const DfCudaPyramidShape* shape);
   int (*pyramid_recompose)(int device, int kind, int dtype, const void* const* levels, int up_to, void* image,
                            const DfCudaPyramidShape* shape);
+  /* The op backend (native/ops/ops.h) of a device: a df::Ops object for compute dtype DF_CUDA_F32 or
+     DF_CUDA_BF16, built against op interface version ops_interface_version, released with
+     destroy_ops. Its methods report failures as df::Error exceptions. */
+  int ops_interface_version;
+  int (*create_ops)(int device, int compute_dtype, void** ops);
+  int (*destroy_ops)(void* ops);
 } DfCudaApi;
 
 typedef const DfCudaApi* (*DfCudaApiFn)(void);

@@ -5,20 +5,27 @@
 #include <cmath>
 #include <cstdint>
 
+// The generator itself (not the normals, whose libm calls differ) also compiles for CUDA devices.
+#if defined(__CUDACC__)
+#define DF_HOST_DEVICE __host__ __device__
+#else
+#define DF_HOST_DEVICE
+#endif
+
 namespace df {
 
 struct Philox4 {
   uint32_t v[4];
 };
 
-inline uint32_t mulhilo(uint32_t a, uint32_t b, uint32_t* hi) {
+DF_HOST_DEVICE inline uint32_t mulhilo(uint32_t a, uint32_t b, uint32_t* hi) {
   uint64_t p = uint64_t(a) * uint64_t(b);
   *hi = uint32_t(p >> 32);
   return uint32_t(p);
 }
 
 // One block of four 32-bit outputs for a 128-bit counter and a 64-bit key.
-inline Philox4 philox4x32_10(Philox4 ctr, uint32_t key0, uint32_t key1) {
+DF_HOST_DEVICE inline Philox4 philox4x32_10(Philox4 ctr, uint32_t key0, uint32_t key1) {
   for (int round = 0; round < 10; round++) {
     uint32_t hi0, hi1;
     uint32_t lo0 = mulhilo(0xD2511F53u, ctr.v[0], &hi0);
@@ -31,14 +38,14 @@ inline Philox4 philox4x32_10(Philox4 ctr, uint32_t key0, uint32_t key1) {
 }
 
 // Uniform in (0, 1], never 0, so log() is finite.
-inline float uniform_from_u32(uint32_t x) { return (float(x >> 8) + 1.0f) * (1.0f / 16777216.0f); }
+DF_HOST_DEVICE inline float uniform_from_u32(uint32_t x) { return (float(x >> 8) + 1.0f) * (1.0f / 16777216.0f); }
 
 // A stream of numbers identified by (seed, stream); block b gives elements 4b..4b+3.
 struct RandomStream {
   uint64_t seed = 0;
   uint64_t stream = 0;  // e.g. (step, purpose) packed by the caller
 
-  Philox4 block(uint64_t b) const {
+  DF_HOST_DEVICE Philox4 block(uint64_t b) const {
     Philox4 ctr{{uint32_t(b), uint32_t(b >> 32), uint32_t(stream), uint32_t(stream >> 32)}};
     return philox4x32_10(ctr, uint32_t(seed), uint32_t(seed >> 32));
   }

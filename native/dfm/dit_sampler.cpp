@@ -65,11 +65,11 @@ void validate_sample_request(const DiTConfig& c, const SampleRequest& r) {
 }
 
 SampleResult sample_images(const DiTConfig& c, const float* weights, const SampleRequest& r, const SamplerHooks& hooks,
-                           Device device) {
+                           Ops& ops) {
   validate_sample_request(c, r);
   const int S = int(c.stages);
-  DiT model(c, r.count, DiTUse::Inference, device);  // forward only: no backward buffers
-  Ops& ops = model.ops();
+  DiT model(c, r.count, DiTUse::Inference, ops);  // forward only: no backward buffers
+  const Device device = ops.device();
   ops.copy(model.param_data(), weights, size_t(model.num_params()) * sizeof(float));
   model.weights_changed();
   const StageLayout l = stage_layout(c, r.count);

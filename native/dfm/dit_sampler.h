@@ -30,10 +30,11 @@ struct SampleResult {  // tensors on the device of the weights
   std::vector<Tensor> intermediates;  // S tensors [count, C, H, W] when requested
 };
 
-// `weights` (num_params floats on `device`) are copied into a model made for `count` samples: pass
-// the EMA or the raw parameters. Code::Config for bad options, Code::ArgValue for labels out of range.
+// `weights` (num_params floats on the device of `ops`) are copied into a model made for `count`
+// samples on that backend: pass the EMA or the raw parameters. Code::Config for bad options,
+// Code::ArgValue for labels out of range.
 SampleResult sample_images(const DiTConfig& config, const float* weights, const SampleRequest& request,
-                           const SamplerHooks& hooks, Device device = Device{});
+                           const SamplerHooks& hooks, Ops& ops = cpu_ops());
 
 // Checks the options (validate_sampler_options), the count and the labels against the config (what
 // sample_images checks first).

@@ -47,11 +47,11 @@ const ParamInfo* DiT::find_param(const std::string& name) const {
   return nullptr;
 }
 
-DiT::DiT(const DiTConfig& config, int64_t max_batch, DiTUse use, Device device)
+DiT::DiT(const DiTConfig& config, int64_t max_batch, DiTUse use, Ops& ops)
     : cfg_(config),
       max_batch_(max_batch),
       training_(use == DiTUse::Training),
-      ops_(ops_for(device)),
+      ops_(ops),
       compute_(ops_.policy().compute),
       csize_(int64_t(dtype_size(compute_))) {
   cfg_.validate();

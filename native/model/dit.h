@@ -80,7 +80,8 @@ enum class DiTUse { Training, Inference };
 
 class DiT {
  public:
-  DiT(const DiTConfig& config, int64_t max_batch, DiTUse use = DiTUse::Training, Device device = Device{});
+  // On the device of `ops`, in its compute type.
+  DiT(const DiTConfig& config, int64_t max_batch, DiTUse use = DiTUse::Training, Ops& ops = cpu_ops());
 
   const DiTConfig& config() const { return cfg_; }
   int64_t max_batch() const { return max_batch_; }

@@ -146,7 +146,7 @@ bool copy_tensor(const SafetensorsFile& f, const std::string& name, const Shape&
 }  // namespace
 
 LoadedCheckpoint load_checkpoint(const std::string& path, int64_t max_batch, const AdamWOptions& fallback,
-                                 const DiTConfig* expect, Device device) {
+                                 const DiTConfig* expect, Ops& ops_in) {
   SafetensorsFile f = SafetensorsFile::read(path);
   auto cfg_it = f.metadata().find("config");
   if (cfg_it == f.metadata().end()) fail(Code::Format, "checkpoint " + path + ": no 'config' in the metadata");
@@ -155,7 +155,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, int64_t max_batch, con
     fail(Code::Config, "checkpoint " + path + ": its config " + cfg.to_json() + " differs from the expected " +
                            expect->to_json());
   LoadedCheckpoint out;
-  out.model = std::make_unique<DiT>(cfg, max_batch, DiTUse::Training, device);
+  out.model = std::make_unique<DiT>(cfg, max_batch, DiTUse::Training, ops_in);
   DiT& m = *out.model;
   Ops& ops = m.ops();
   for (const auto& p : m.params()) copy_tensor(f, p.name, p.shape, ops, m.param_data() + p.offset, true);

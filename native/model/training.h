@@ -71,7 +71,7 @@ struct CheckpointParts {
 // the optimiser options and step in the metadata, all f32 whatever the model's device. Atomic.
 void save_checkpoint(const std::string& path, const DiT& model, DiTOptimizer* optimizer, const CheckpointParts& parts);
 
-// Reads a checkpoint onto `device`: the model (config from the metadata) and, when the file has
+// Reads a checkpoint onto the device of `ops`: the model (config from the metadata) and, when the file has
 // them, the optimiser state and EMA (else the optimizer starts fresh with `fallback` options).
 // Code::Format for a corrupt file or missing/mis-shaped tensors, Code::Config for a bad config, or
 // when `expect` is given and differs from the file's config.
@@ -81,7 +81,7 @@ struct LoadedCheckpoint {
   bool had_optimizer = false, had_ema = false;
 };
 LoadedCheckpoint load_checkpoint(const std::string& path, int64_t max_batch, const AdamWOptions& fallback,
-                                 const DiTConfig* expect = nullptr, Device device = Device{});
+                                 const DiTConfig* expect = nullptr, Ops& ops = cpu_ops());
 
 std::string adamw_options_json(const AdamWOptions& o);
 

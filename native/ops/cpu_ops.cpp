@@ -167,11 +167,4 @@ Ops& cpu_ops() {
   return ops;
 }
 
-Ops& ops_for(Device device) {
-  if (device.is_cpu()) return cpu_ops();
-  fail(Code::Device, "model: device " + device.name() +
-                         ": the model, the trainer and the sampler run on the cpu in this version (CUDA tensors work "
-                         "with attention, the pyramid and matmul)");
-}
-
 }  // namespace df

@@ -41,6 +41,8 @@ struct DTypePolicy {
   DType compute = DType::F32;
 };
 
+// Every change of this interface bumps DF_OPS_INTERFACE_VERSION (core/cuda_api.h): the CUDA backend
+// library implements it across a dlopen boundary and is refused when built against another version.
 class Ops {
  public:
   virtual ~Ops() = default;
@@ -140,9 +142,12 @@ class Ops {
   virtual void flow_noising(const GroupedRows& l, const float* clean, const float* t, float* noisy, float* target) = 0;
 };
 
-// The backend of a device: the CPU's always; a CUDA device's when the CUDA backend provides the op
-// set (otherwise Code::Device saying why).
-Ops& ops_for(Device device);
+// The backend of a device computing in `compute`: the CPU's (f32 only) always; a CUDA device's (f32 or
+// bf16) when the CUDA backend library is present and the device usable, otherwise Code::Device
+// saying why. Backends live as long as the process.
+Ops& ops_for(Device device, DType compute);
+// What a device computes in unless told otherwise: f32 on the CPU, bf16 on a CUDA device.
+DType default_compute(Device device);
 Ops& cpu_ops();
 
 }  // namespace df

@@ -85,7 +85,6 @@ struct Case {
   std::function<void(Vals&, double* scalars)> reference;  // reads In/InOut, writes Out/InOut
   double tol = 1e-5;        // max |got - ref| / max |ref|, per output
   double tol_bf16 = 2e-2;   // on a bf16 backend, against the CPU on the same rounded inputs
-  bool exact_on_every_backend = false;  // e.g. Philox: the same bits everywhere
 };
 
 struct GradCase {

@@ -1,25 +1,21 @@
-// The CUDA kernels' own source run on the CPU (cuda/host_emulation.h), launched as the backend
-// launches them: the flash-attention forward and backward (cuda/attention.cu's sequence), the
-// pyramid's level-pair passes (cuda/pyramid.cu's run_decompose / run_recompose) and the
-// integrator's fused updates (cuda/integrator.cu). Shared by the emulated kernel tests and by the
-// emulated CUDA backend of the op-parity test. Include only in a translation unit compiled with
-// -fno-strict-aliasing (see CMakeLists.txt).
+// The CUDA kernels' own source run on the CPU (cuda/host_emulation.h), launched by the very host
+// sequences the backend uses (cuda/launch.cuh's EmuLaunch): shared by the emulated kernel tests and
+// by the emulated CUDA backend of the op-parity test. Include only in a translation unit compiled
+// with -fno-strict-aliasing (see CMakeLists.txt).
 #pragma once
 #define DFCUDA_HOST_EMULATION
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "../../cuda/attention_kernels.cuh"
-#include "../../cuda/integrator_kernels.cuh"
-#include "../../cuda/pyramid_kernels.cuh"
+#include "../../cuda/kernel_ops.cuh"
 
 namespace cudaemu {
 
 using namespace dfcuda;
 
 // Pyramid launches on the emulation: one pass per level pair, copies by memcpy.
-struct EmuLaunch {
+struct EmuPyramidLaunch {
   int launches = 0;
   template <class Kernel, class... Args>
   int operator()(Kernel kernel, const PairGeometry& g, Args... args) {
@@ -33,16 +29,11 @@ struct EmuLaunch {
   }
 };
 
-// Attention parameters as cuda/attention.cu makes them.
-inline AttentionParams attention_params(int64_t nq, int64_t nk, float scale, bool causal) {
-  AttentionParams p{};
-  p.nq = nq, p.nk = nk, p.offset = nk - nq, p.scale = scale, p.scale_log2 = scale * kLog2e;
-  p.causal = causal ? 1 : 0;
-  return p;
-}
+// The CUDA op backend on the emulation: host memory, the backend's own host code and kernels.
+using EmulatedOps = KernelOps<EmuLaunch>;
 
-// The forward kernel over `heads` (batch x heads) sequences; p.q, k, v, out, lse set. Returns false
-// when the kernel wrote shared memory past its size.
+// A tile variant of the attention forward (the mainline is run_attention_forward_tiles). Returns
+// false when the kernel wrote shared memory past its size.
 template <class T, int D, int kWarps = 4, int kM = 1>
 bool attention_forward(const AttentionParams& p, int64_t heads) {
   using Tile = ForwardTile<D, kWarps, kM>;
@@ -52,10 +43,15 @@ bool attention_forward(const AttentionParams& p, int64_t heads) {
   return !dfemu::g_smem_overrun;
 }
 
-// The backward: D = rowsum(dO * O), the main kernel (dK, dV; dQ accumulated in f32), then dq.
-// p.q, k, v, o, d_o, lse_in, dk, dv and out (= dq) set; the f32 scratch is made here.
+// The backward with a query tile of kBr rows (the mainline's is kBackwardQueries).
 template <class T, int D, int kBr = 64>
 bool attention_backward(AttentionParams p, int64_t heads) {
+  dfemu::g_smem_overrun = false;
+  if (kBr == kBackwardQueries) {
+    EmuLaunch l;
+    run_attention_backward_tiles<T, D>(l, p, heads);
+    return !dfemu::g_smem_overrun;
+  }
   const int64_t rows = heads * p.nq, nqd = rows * D;
   std::vector<float> accum(size_t(nqd), 0.f), delta(size_t(rows), NAN);
   p.dq_accum = accum.data();
@@ -64,7 +60,6 @@ bool attention_backward(AttentionParams p, int64_t heads) {
     attention_backward_delta_kernel<T, D>(static_cast<const T*>(p.o), static_cast<const T*>(p.d_o), delta.data(), rows);
   });
   using Tile = BackwardTile<D, kBr>;
-  dfemu::g_smem_overrun = false;
   dfemu::launch(dim3(unsigned(heads), unsigned((p.nk + Tile::kBc - 1) / Tile::kBc)), dim3(Tile::kThreads),
                 [&] { attention_backward_kernel<T, D, kBr>(p); }, Tile::template smem_bytes<T>());
   const bool ok = !dfemu::g_smem_overrun;

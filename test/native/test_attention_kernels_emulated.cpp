@@ -75,7 +75,7 @@ void run_case(const attnref::Case& c, const char* type, uint32_t seed) {
       dv(size_t(nkd), T{kNaN16});
   std::vector<float> lse(size_t(rows), NAN);
 
-  AttentionParams p = cudaemu::attention_params(c.nq, c.nk, scale, c.causal);
+  AttentionParams p = dfcuda::make_attention_params(c.nq, c.nk, scale, c.causal);
   p.q = q.bits.data(), p.k = k.bits.data(), p.v = v.bits.data(), p.out = o.data(), p.lse = lse.data();
   using FTile = ForwardTile<D, kWarps, kM>;
   CHECK((cudaemu::attention_forward<T, D, kWarps, kM>(p, heads)), "forward wrote shared memory past its %zu bytes",

@@ -25,7 +25,7 @@ using namespace dfcuda;
 
 namespace {
 
-using cudaemu::EmuLaunch;
+
 
 // A buffer of n elements of dtype, NaN-filled, with 16-byte aligned storage.
 struct Buf {
@@ -91,7 +91,7 @@ void run_case(const DfCudaPyramidShape& s, int kind, int dtype, const StripSplit
   std::vector<void*> level_ptrs;
   for (auto& l : levels) level_ptrs.push_back(l.p());
   Buf workspace(pyramid_workspace_bytes(s) / 4 + 1, DF_CUDA_F32);
-  EmuLaunch launch;
+  cudaemu::EmuPyramidLaunch launch;
   int st = run_decompose(launch, kind, dtype, image.p(), level_ptrs.data(), workspace.p(), s, split);
   CHECK(st == DF_CUDA_OK, "%s: run_decompose returned %d", label, st);
   CHECK(launch.launches == S - 1, "%s: %d launches for %d stages", label, launch.launches, S);
@@ -191,7 +191,7 @@ int main() {
           run_case(s, kind, dtype, split, seed++);
   check_errors();
   {  // an empty image (only the raw ABI can express one): nothing runs, nothing is touched
-    EmuLaunch launch;
+    cudaemu::EmuPyramidLaunch launch;
     const DfCudaPyramidShape empty{1, 1, 0, 8, 2};
     void* none[2] = {nullptr, nullptr};
     CHECK(run_decompose(launch, DF_CUDA_LAPLACIAN, DF_CUDA_F32, nullptr, none, nullptr, empty, StripSplit{1, 1}) == DF_CUDA_OK &&
