@@ -62,12 +62,25 @@ DF_KERNEL void fill_normal_kernel(float* out, int64_t n, uint64_t seed, uint64_t
   }
 }
 
-// db[c] (+)= sum_r dy[r, c], rows in order (one thread per column).
+// db[c] (+)= sum_r dy[r, c] in two deterministic passes, so that a tall dy (the batch's tokens x a
+// layer's width) keeps the whole device busy: chunks of rows summed per column into partials
+// [chunks, cols], then the chunks summed in order.
+constexpr int64_t kColumnSumRows = 128;
+
 template <class T>
-DF_KERNEL void column_sums_kernel(const T* dy, float* db, int64_t rows, int64_t cols, bool accumulate) {
+DF_KERNEL void column_partial_sums_kernel(const T* dy, float* partial, int64_t rows, int64_t cols) {
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, chunk = blockIdx.y;
+  if (c >= cols) return;
+  const int64_t r0 = chunk * kColumnSumRows, r1 = r0 + kColumnSumRows < rows ? r0 + kColumnSumRows : rows;
+  float acc = 0.f;
+  for (int64_t r = r0; r < r1; r++) acc += to_f32(dy[r * cols + c]);
+  partial[chunk * cols + c] = acc;
+}
+
+DF_KERNEL void column_sums_kernel(const float* partial, float* db, int64_t chunks, int64_t cols, bool accumulate) {
   DF_GRID_LOOP(c, cols) {
     float acc = 0.f;
-    for (int64_t r = 0; r < rows; r++) acc += to_f32(dy[r * cols + c]);
+    for (int64_t k = 0; k < chunks; k++) acc += partial[k * cols + c];
     db[c] = accumulate ? db[c] + acc : acc;
   }
 }
@@ -76,7 +89,12 @@ DF_KERNEL void column_sums_kernel(const T* dy, float* db, int64_t rows, int64_t 
 
 template <class T, class L>
 void run_column_sums(L& l, const void* dy, float* db, int64_t rows, int64_t cols, bool accumulate) {
-  l.launch(column_sums_kernel<T>, dim3(grid_for(cols)), kThreads, 0, static_cast<const T*>(dy), db, rows, cols, accumulate);
+  const int64_t chunks = (rows + kColumnSumRows - 1) / kColumnSumRows;
+  auto partial = l.scratch(size_t(chunks * cols) * sizeof(float));
+  float* p = static_cast<float*>(partial.get());
+  l.launch(column_partial_sums_kernel<T>, dim3(unsigned((cols + kThreads - 1) / kThreads), unsigned(chunks)), kThreads, 0,
+           static_cast<const T*>(dy), p, rows, cols);
+  l.launch(column_sums_kernel, dim3(grid_for(cols)), kThreads, 0, static_cast<const float*>(p), db, chunks, cols, accumulate);
 }
 
 template <class T, class L>

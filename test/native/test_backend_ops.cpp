@@ -752,10 +752,12 @@ std::vector<GradCase> make_grad_cases() {
   std::vector<GradCase> gs;
   const Kind C = Kind::Compute, F32 = Kind::F32, I32 = Kind::I32;
   using bops::in;
-  {
-    const LinearShape s{11, 7, 5};
-    gs.push_back({"linear_backward rows=11 in=7 out=5", {in("x", C, 77), in("w", C, 35), in("b", C, 5)}, {0, 1, 2}, {C, F32, F32},
-                  {true, true, true}, C, 55,
+  for (LinearShape s : {LinearShape{11, 7, 5}, LinearShape{300, 3, 4}}) {  // 300 rows: several partial sums of db
+    char name[80];
+    std::snprintf(name, sizeof name, "linear_backward rows=%lld in=%lld out=%lld", (long long)s.rows, (long long)s.in,
+                  (long long)s.out);
+    gs.push_back({name, {in("x", C, s.rows * s.in), in("w", C, s.out * s.in), in("b", C, s.out)}, {0, 1, 2}, {C, F32, F32},
+                  {true, true, true}, C, s.rows * s.out,
                   [=](const Vals& v, std::vector<double>& f) { linear_ref(v[0], v[1], &v[2], f, s.rows, s.in, s.out); },
                   [=](Ops& ops, const Ptrs& p, const void* r, const Ptrs& g, bool acc) {
                     ops.linear_backward(p[0], p[1], r, g[0], F(g[1]), F(g[2]), s, acc, acc);
