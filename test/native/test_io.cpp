@@ -1,0 +1,179 @@
+// Native checks of native/io: the safetensors reader's refusals (a directory, overlapping or
+// uncovered data bytes), the writer's durability (the directory is fsynced after the rename, seen
+// through fsync and rename interposed below) and the clean-up of temporaries left by dead writers.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "io/files.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+
+using namespace df;
+
+// Every fsync and rename of this process, in order: "fsync <resolved path>", "rename <to>".
+static std::vector<std::string> g_events;
+
+extern "C" int fsync(int fd) {
+  using Fn = int (*)(int);
+  static Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "fsync"));
+  char link[64], target[PATH_MAX] = {0};
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  g_events.push_back("fsync " + std::string(target, n > 0 ? size_t(n) : 0));
+  return real(fd);
+}
+
+extern "C" int rename(const char* from, const char* to) {
+  using Fn = int (*)(const char*, const char*);
+  static Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "rename"));
+  g_events.push_back(std::string("rename ") + to);
+  return real(from, to);
+}
+
+static std::string g_dir;
+
+static std::string in_dir(const std::string& name) { return g_dir + "/" + name; }
+
+static bool exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+static void touch(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  std::fputs("partial", f);
+  std::fclose(f);
+}
+
+// A pid that no process has any more: a child that has exited and been reaped.
+static pid_t dead_pid() {
+  pid_t pid = fork();
+  if (pid == 0) _exit(0);
+  waitpid(pid, nullptr, 0);
+  return pid;
+}
+
+// A safetensors file of F32 tensors with the given shapes ([n]) and data_offsets, over data_bytes.
+static std::vector<uint8_t> file_with(const std::vector<std::pair<int, std::pair<int, int>>>& tensors, size_t data_bytes) {
+  std::string h = "{";
+  for (size_t i = 0; i < tensors.size(); i++)
+    h += (i ? "," : "") + std::string("\"t") + std::to_string(i) + "\":{\"dtype\":\"F32\",\"shape\":[" +
+         std::to_string(tensors[i].first) + "],\"data_offsets\":[" + std::to_string(tensors[i].second.first) + "," +
+         std::to_string(tensors[i].second.second) + "]}";
+  h += "}";
+  std::vector<uint8_t> out(8 + h.size() + data_bytes, 0);
+  for (int i = 0; i < 8; i++) out[size_t(i)] = uint8_t(uint64_t(h.size()) >> (8 * i));
+  std::memcpy(out.data() + 8, h.data(), h.size());
+  return out;
+}
+
+static void test_cover_exactly_once() {
+  // [0,16) [16,24): covered exactly once.
+  CHECK(!caught_error([] { SafetensorsFile::parse(file_with({{4, {0, 16}}, {2, {16, 24}}}, 24), "ok"); }).thrown,
+        "a file covered exactly once loads");
+  struct Case {
+    const char* name;
+    std::vector<std::pair<int, std::pair<int, int>>> tensors;
+    size_t bytes;
+    const char* says;
+  };
+  std::vector<Case> cases = {
+      {"overlap", {{4, {0, 16}}, {2, {8, 16}}}, 16, "overlap"},
+      {"contained", {{4, {0, 16}}, {1, {4, 8}}, {1, {12, 16}}}, 16, "overlap"},
+      {"hole between", {{1, {0, 4}}, {1, {8, 12}}}, 12, "belong to no tensor"},
+      {"hole before", {{1, {4, 8}}}, 8, "belong to no tensor"},
+      {"trailing bytes", {{1, {0, 4}}}, 12, "belong to no tensor"},
+      {"no tensor, some bytes", {}, 4, "belong to no tensor"},
+  };
+  for (const auto& c : cases) {
+    CaughtError e = caught_error([&] { SafetensorsFile::parse(file_with(c.tensors, c.bytes), c.name); });
+    CHECK(e.thrown && e.code == Code::Format && e.message.find(c.says) != std::string::npos, "%s: thrown %d code %d: %s",
+          c.name, int(e.thrown), int(e.code), e.message.c_str());
+  }
+}
+
+static void test_directory_is_an_io_error() {
+  CaughtError e = caught_error([] { SafetensorsFile::read(g_dir); });
+  CHECK(e.thrown && e.code == Code::Io, "reading a directory: code %d (%s)", int(e.code), e.message.c_str());
+  CHECK(e.message.find(g_dir) != std::string::npos && e.message.find("directory") != std::string::npos,
+        "the message names the path and says it is a directory: %s", e.message.c_str());
+}
+
+static void test_write_syncs_the_directory_after_the_rename() {
+  float x[3] = {1, 2, 3};
+  std::string path = in_dir("synced.safetensors");
+  g_events.clear();
+  write_safetensors(path, {{"x", {3}, DType::F32, x}}, {});
+  char real_dir[PATH_MAX];
+  CHECK(realpath(g_dir.c_str(), real_dir) != nullptr, "realpath");
+  size_t renamed = g_events.size(), synced_file = g_events.size(), synced_dir = g_events.size();
+  for (size_t i = 0; i < g_events.size(); i++) {
+    if (g_events[i] == "rename " + path) renamed = i;
+    if (g_events[i].rfind("fsync " + std::string(real_dir) + "/synced.safetensors.tmp-", 0) == 0) synced_file = i;
+    if (g_events[i] == "fsync " + std::string(real_dir)) synced_dir = i;
+  }
+  std::string all;
+  for (const auto& ev : g_events) all += ev + "; ";
+  CHECK(synced_file < renamed, "the temporary is fsynced before the rename: %s", all.c_str());
+  CHECK(renamed < g_events.size() && synced_dir > renamed && synced_dir < g_events.size(),
+        "the directory is fsynced after the rename: %s", all.c_str());
+  CHECK(SafetensorsFile::read(path).entries().size() == 1, "the file reads back");
+}
+
+static void test_stale_temporaries_are_removed() {
+  pid_t dead = dead_pid();
+  std::string tail = ".tmp-" + std::to_string(dead);
+  std::string live_tail = ".tmp-" + std::to_string(getppid());
+  auto plant = [&] {
+    touch(in_dir("model.safetensors" + tail));     // our target's, of a dead writer: removed
+    touch(in_dir("other.safetensors" + tail));     // another checkpoint's, dead writer: removed
+    touch(in_dir("model.safetensors" + live_tail));  // of a running process: kept
+    touch(in_dir("notes.txt" + tail));             // not a checkpoint's: kept
+    touch(in_dir("model.safetensors.tmp-x1"));     // not a pid: kept
+  };
+  plant();
+  float x[2] = {1, 2};
+  write_safetensors(in_dir("model.safetensors"), {{"x", {2}, DType::F32, x}}, {});
+  CHECK(!exists(in_dir("model.safetensors" + tail)), "a save removes its target's stale temporary");
+  CHECK(!exists(in_dir("other.safetensors" + tail)), "a save removes another checkpoint's stale temporary");
+  CHECK(exists(in_dir("model.safetensors" + live_tail)), "a running writer's temporary is kept");
+  CHECK(exists(in_dir("notes.txt" + tail)), "a temporary of another kind of file is kept");
+  CHECK(exists(in_dir("model.safetensors.tmp-x1")), "a name without a pid is kept");
+  CHECK(!exists(in_dir("model.safetensors.tmp-" + std::to_string(getpid()))), "the save's own temporary is gone");
+  plant();
+  SafetensorsFile::read(in_dir("model.safetensors"));
+  CHECK(!exists(in_dir("model.safetensors" + tail)) && !exists(in_dir("other.safetensors" + tail)),
+        "a load removes the stale temporaries too");
+  CHECK(exists(in_dir("model.safetensors" + live_tail)), "and keeps a running writer's");
+}
+
+static void test_failed_write_leaves_target_and_no_temporary() {
+  float x[1] = {1};
+  std::string path = in_dir("missing-dir/x.safetensors");
+  CaughtError e = caught_error([&] { write_safetensors(path, {{"x", {1}, DType::F32, x}}, {}); });
+  CHECK(e.thrown && e.code == Code::Io && e.message.find("missing-dir") != std::string::npos, "write into a missing dir: %s",
+        e.message.c_str());
+}
+
+int main() {
+  char tmpl[] = "/tmp/decoflow-test-io-XXXXXX";
+  g_dir = mkdtemp(tmpl);
+  test_cover_exactly_once();
+  test_directory_is_an_io_error();
+  test_write_syncs_the_directory_after_the_rename();
+  test_stale_temporaries_are_removed();
+  test_failed_write_leaves_target_and_no_temporary();
+  std::string cmd = "rm -rf '" + g_dir + "'";
+  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", g_dir.c_str());
+  return test_summary("test_io");
+}
