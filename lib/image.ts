@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { sharp } from './sharp';
 import { decoflowError } from './errors';
 import { writeFileAtomic } from './files';
+import { native } from './native';
 import { Tensor } from './tensor';
 
 export { writeFileAtomic };
@@ -104,10 +105,5 @@ export async function readImage(file: string, size: number, channels: 1 | 3): Pr
   } catch (e) {
     throw decoflowError('ERR_DECOFLOW_FORMAT', `cannot decode image ${file}: ${(e as Error).message}`);
   }
-  if (raw.length !== size * size * channels)
-    throw decoflowError('ERR_DECOFLOW_FORMAT', `image ${file}: decoded ${raw.length} bytes, expected ${size * size * channels}`);
-  const out = new Float32Array(channels * size * size);
-  for (let p = 0; p < size * size; p++)
-    for (let c = 0; c < channels; c++) out[c * size * size + p] = raw[p * channels + c] / 127.5 - 1;
-  return out;
+  return native.pixelsToPlanar(raw, size, channels, size);
 }

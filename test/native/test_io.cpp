@@ -15,6 +15,9 @@
 #include <vector>
 
 #include "io/files.h"
+#include "io/idx.h"
+#include "io/image_set.h"
+#include "io/npy.h"
 #include "io/safetensors.h"
 #include "test_util.h"
 
@@ -165,6 +168,63 @@ static void test_failed_write_leaves_target_and_no_temporary() {
         e.message.c_str());
 }
 
+static std::vector<uint8_t> bytes_of(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
+static void test_idx_npy_and_grid_parsers() {
+  // IDX: 2 x 3 bytes of rank 2.
+  std::vector<uint8_t> idx = {0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6};
+  IdxHeader ih = parse_idx(idx.data(), idx.size(), 2, "ok.idx");
+  CHECK(ih.dims == std::vector<int64_t>({2, 3}) && ih.data_offset == 12, "IDX header read");
+  idx[7] = 0xff;  // 255 x 3 elements claimed
+  CaughtError e = caught_error([&] { parse_idx(idx.data(), idx.size(), 2, "bad.idx"); });
+  CHECK(e.thrown && e.code == Code::Format && e.message.find("header says 255 x 3") != std::string::npos, "%s", e.message.c_str());
+  std::vector<uint8_t> huge = {0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  CHECK(caught_error([&] { parse_idx(huge.data(), huge.size(), 3, "huge.idx"); }).code == Code::Format, "IDX dims overflowing");
+
+  // .npy: uint8 [2, 2, 2] grey, and bad headers.
+  auto npy = [](const std::string& dict, size_t data) {
+    std::string h = dict;
+    while ((10 + h.size() + 1) % 64) h += ' ';
+    h += '\n';
+    std::string out = std::string("\x93NUMPY\x01\x00", 8) + char(h.size() & 0xff) + char(h.size() >> 8) + h + std::string(data, '\x7f');
+    return bytes_of(out);
+  };
+  std::vector<uint8_t> good = npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2, 2), }", 8);
+  NpyImages im = npy_images(good.data(), good.size(), "good.npy");
+  CHECK(im.shape == std::vector<int64_t>({2, 1, 2, 2}) && im.data.size() == 8 && im.data[0] == float(127.0 / 127.5 - 1.0), ".npy u8 read");
+  struct Bad {
+    std::string dict;
+    size_t data;
+    Code code;
+  };
+  for (const Bad& b : std::vector<Bad>{{"{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2, 3), }", 8, Code::Format},
+                                       {"{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8, Code::Format},
+                                       {"{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", 8, Code::Format},
+                                       {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999, 99999999999999), }", 8, Code::Format},
+                                       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'shape': (2,)}", 8, Code::Format},
+                                       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8, Code::Shape},
+                                       {"{'descr': '<f4', 'fortran_order': False", 8, Code::Format}}) {
+    std::vector<uint8_t> f = npy(b.dict, b.data);
+    CaughtError c = caught_error([&] { npy_images(f.data(), f.size(), "bad.npy"); });
+    CHECK(c.thrown && c.code == b.code, "%s: code %d, %s", b.dict.c_str(), int(c.code), c.message.c_str());
+  }
+
+  // Grids: a 2 x 3 grid of 4-pixel tiles with 1 pixel of padding is 16 x 11.
+  GridLayout g = grid_layout(16, 11, 4, -1, 1, 3);
+  CHECK(g.padding == 1 && g.cols == 3 && g.rows == 2 && g.first == 1 && g.count == 3, "grid layout %lld %lld %lld",
+        (long long)g.padding, (long long)g.cols, (long long)g.rows);
+  int64_t left, top;
+  grid_tile_origin(g, 4, 4, left, top);
+  CHECK(left == 6 && top == 6, "tile 4 at (6, 6), got (%lld, %lld)", (long long)left, (long long)top);
+  CHECK(caught_error([] { grid_layout(16, 11, 5, -1, 0, -1); }).code == Code::ArgValue, "not a grid of 5-pixel tiles");
+  CHECK(caught_error([] { grid_layout(3, 3, 4, 0, 0, -1); }).code == Code::ArgValue, "no tile fits");
+  std::vector<uint8_t> raw = {0, 255, 255, 255};  // a 2 x 2 grey tile averaged to 1 pixel
+  float px = 0;
+  pixels_to_planar(raw.data(), raw.size(), 2, 1, 1, &px);
+  CHECK(px == float(765.0 / 4 / 127.5 - 1), "box average %g", double(px));
+  CHECK(caught_error([&] { pixels_to_planar(raw.data(), 3, 2, 1, 1, &px); }).code == Code::Format, "short pixels");
+}
+
 int main() {
   char tmpl[] = "/tmp/decoflow-test-io-XXXXXX";
   g_dir = mkdtemp(tmpl);
@@ -173,6 +233,7 @@ int main() {
   test_write_syncs_the_directory_after_the_rename();
   test_stale_temporaries_are_removed();
   test_failed_write_leaves_target_and_no_temporary();
+  test_idx_npy_and_grid_parsers();
   std::string cmd = "rm -rf '" + g_dir + "'";
   if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", g_dir.c_str());
   return test_summary("test_io");
