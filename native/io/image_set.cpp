@@ -1,5 +1,6 @@
 #include "image_set.h"
 
+#include <algorithm>
 #include <string>
 
 #include "../core/error.h"
@@ -20,8 +21,10 @@ GridLayout grid_layout(int64_t width, int64_t height, int64_t tile, int64_t padd
   GridLayout g;
   if (padding < 0) {
     g.padding = -1;
-    for (int64_t p = 0; p <= tile && g.padding < 0; p++)
-      if (width >= p && height >= p && (width - p) % (tile + p) == 0 && (height - p) % (tile + p) == 0) g.padding = p;
+    // p <= width and height: a larger padding leaves no room (and bounds the search, found by fuzzing)
+    const int64_t most = std::min(tile, std::min(width, height));
+    for (int64_t p = 0; p <= most && g.padding < 0; p++)
+      if ((width - p) % (tile + p) == 0 && (height - p) % (tile + p) == 0) g.padding = p;
     if (g.padding < 0)
       fail(Code::ArgValue, "grid: a " + dims + " image is not a grid of " + std::to_string(tile) + "-pixel tiles (pass padding)");
   } else {
