@@ -7,6 +7,13 @@
 
 #include "io/json.h"
 
+// With Debian's nlohmann-json3-dev installed, the same header through nlohmann::json (a DOM parse,
+// the library's usual use) for comparison.
+#if __has_include(<nlohmann/json.hpp>)
+#include <nlohmann/json.hpp>
+#define HAVE_NLOHMANN 1
+#endif
+
 int main(int argc, char** argv) {
   int iterations = argc > 1 ? std::atoi(argv[1]) : 300;
   std::string config = "{\"stages\":2,\"channels\":3,\"height\":256,\"width\":256,\"patchSizes\":[4,8],\"hidden\":1152,"
@@ -33,5 +40,18 @@ int main(int argc, char** argv) {
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("json parse: header of %d tensors, %zu bytes: %.1f us per header, %.1f MB/s (%zu members)\n", tensors, h.size(),
               1e6 * s / iterations, h.size() * double(iterations) / s / 1e6, members / size_t(iterations));
+#ifdef HAVE_NLOHMANN
+  members = 0;
+  t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iterations; i++) members += nlohmann::json::parse(h).size();
+  s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("nlohmann::json::parse (%s): %.1f us per header, %.1f MB/s (%zu members)\n", NLOHMANN_JSON_VERSION_MAJOR == 3 ? "3.x" : "?",
+              1e6 * s / iterations, h.size() * double(iterations) / s / 1e6, members / size_t(iterations));
+  members = 0;
+  t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iterations; i++) members += nlohmann::ordered_json::parse(h).size();
+  s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("nlohmann::ordered_json::parse: %.1f us per header, %.1f MB/s\n", 1e6 * s / iterations, h.size() * double(iterations) / s / 1e6);
+#endif
   return 0;
 }
