@@ -44,6 +44,11 @@ main(process.argv.slice(2)).then(
   return entry;
 }
 
+/** lib/index of the same transpiled tree: the package as a child process loads it. */
+export function libEntry(): string {
+  return path.join(path.dirname(cliEntry()), 'lib', 'index.js');
+}
+
 /** Removes what cliEntry built. */
 export function removeCli(): void {
   if (entry) fs.rmSync(path.dirname(entry), { recursive: true, force: true });
