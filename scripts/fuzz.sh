@@ -12,7 +12,8 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(json safetensors config idx npy image_set)
-scripts/sanitizer-build.sh asan "${targets[@]/#/fuzz_}" > /dev/null
+# FUZZ_NO_BUILD=1: use the targets as built (e.g. for a second run beside one that built them)
+[ -n "${FUZZ_NO_BUILD:-}" ] || scripts/sanitizer-build.sh asan "${targets[@]/#/fuzz_}" > /dev/null
 out=build-asan/fuzz
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=detect_leaks=1

@@ -221,11 +221,13 @@ describe('decoflow train killed with SIGKILL and resumed', () => {
     const killed = path.join(dir, 'killed');
     const kills: string[] = [];
     let resume = false;
+    const msPerStep = r.ms / STEPS;
+    let step = 0;
     for (let i = 0; i < 6; i++) {
-      // a random moment within the first third of what a whole run takes: during steps, saves or start-up
-      const delay = Math.round((Math.random() * r.ms) / 3);
+      // a random moment within the first half of what is left to do: during steps, saves or start-up
+      const delay = Math.round(Math.random() * 0.5 * msPerStep * (STEPS - step));
       const k = await run([...args(killed), ...(resume ? ['--resume'] : [])], delay);
-      const step = fs.existsSync(path.join(killed, 'run.json')) ? JSON.parse(fs.readFileSync(path.join(killed, 'run.json'), 'utf8')).step : '-';
+      step = fs.existsSync(path.join(killed, 'run.json')) ? JSON.parse(fs.readFileSync(path.join(killed, 'run.json'), 'utf8')).step : 0;
       kills.push(`${delay} ms: ${k.signal ?? `exit ${k.code}`} at step ${step}`);
       if (k.code === 0) break; // finished before the kill
       expect(k.signal).toBe('SIGKILL');
