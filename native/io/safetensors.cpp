@@ -1,6 +1,7 @@
 #include "safetensors.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <set>
 
@@ -20,7 +21,8 @@ constexpr uint64_t kMaxHeader = 100ull << 20;
 }
 
 uint64_t as_u64(const json::Value& v, const std::string& path, const std::string& what) {
-  if (!v.is_number() || v.number < 0 || v.number != double(uint64_t(v.number)) || v.number > 9007199254740992.0)
+  // the range first: converting a double beyond uint64_t is undefined (found by fuzz_safetensors)
+  if (!v.is_number() || !(v.number >= 0 && v.number <= 9007199254740992.0) || v.number != std::floor(v.number))
     bad(path, what + ": expected a non-negative integer");
   return uint64_t(v.number);
 }

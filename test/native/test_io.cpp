@@ -98,6 +98,16 @@ static void test_cover_exactly_once() {
       {"trailing bytes", {{1, {0, 4}}}, 12, "belong to no tensor"},
       {"no tensor, some bytes", {}, 4, "belong to no tensor"},
   };
+  // A dimension beyond uint64_t (once an undefined conversion, found by fuzz_safetensors).
+  std::vector<uint8_t> huge = file_with({{4, {0, 16}}}, 16);
+  std::string h(huge.begin() + 8, huge.end() - 16);
+  h.replace(h.find("[4]"), 3, "[33333333333333333333333332]");
+  std::vector<uint8_t> big(8 + h.size() + 16, 0);
+  for (int i = 0; i < 8; i++) big[size_t(i)] = uint8_t(uint64_t(h.size()) >> (8 * i));
+  std::memcpy(big.data() + 8, h.data(), h.size());
+  CaughtError e0 = caught_error([&] { SafetensorsFile::parse(big, "huge"); });
+  CHECK(e0.thrown && e0.code == Code::Format && e0.message.find("non-negative integer") != std::string::npos, "huge dimension: %s",
+        e0.message.c_str());
   for (const auto& c : cases) {
     CaughtError e = caught_error([&] { SafetensorsFile::parse(file_with(c.tensors, c.bytes), c.name); });
     CHECK(e.thrown && e.code == Code::Format && e.message.find(c.says) != std::string::npos, "%s: thrown %d code %d: %s",
