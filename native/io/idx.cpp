@@ -25,6 +25,9 @@ IdxHeader parse_idx(const uint8_t* bytes, size_t size, int rank, const std::stri
   std::string dims;
   for (int i = 0; i < rank; i++) {
     uint32_t d = u32(4 + 4 * size_t(i));
+    // a zero dimension holds no image, and a loader looping over the others would spin (fuzz_npy's
+    // finding, the same shape of bug)
+    if (d == 0) fail(Code::Format, what + ": dimension " + std::to_string(i) + " is 0");
     count = d != 0 && count > UINT64_MAX / d ? UINT64_MAX : count * d;
     h.dims.push_back(int64_t(d));
     dims += (i ? " x " : "") + std::to_string(d);

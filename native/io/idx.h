@@ -15,7 +15,7 @@ struct IdxHeader {
 };
 
 // Code::Format (naming `what`) unless `bytes` is an IDX file of unsigned bytes with `rank`
-// dimensions whose data fills the rest of the buffer exactly.
+// dimensions, none of them 0, whose data fills the rest of the buffer exactly.
 IdxHeader parse_idx(const uint8_t* bytes, size_t size, int rank, const std::string& what);
 
 }  // namespace df

@@ -151,12 +151,14 @@ NpyImages npy_images(const uint8_t* bytes, size_t size, const std::string& what)
   NpyHeader h = parse_npy(bytes, size, what);
   const uint8_t* body = bytes + h.data_offset;
   NpyImages out;
+  uint64_t count = 1;
+  for (int64_t d : h.shape) count *= uint64_t(d);  // checked against the data by parse_npy
   std::string dims;
   for (int64_t d : h.shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
   if (h.type != NpyType::U8) {
     if (h.shape.size() != 4) fail(Code::Shape, what + ": float arrays must be [N, C, H, W], got (" + dims + ")");
     out.shape = h.shape;
-    size_t n = size_t(h.shape[0] * h.shape[1] * h.shape[2] * h.shape[3]);
+    size_t n = size_t(count);
     out.data.resize(n);
     for (size_t i = 0; i < n; i++) {
       if (h.type == NpyType::F32) std::memcpy(&out.data[i], body + 4 * i, 4);
@@ -173,7 +175,9 @@ NpyImages npy_images(const uint8_t* bytes, size_t size, const std::string& what)
   if (nhwc.size() != 4) fail(Code::Shape, what + ": uint8 arrays must be [N, H, W] or [N, H, W, C], got (" + dims + ")");
   const int64_t n = nhwc[0], ht = nhwc[1], w = nhwc[2], c = nhwc[3];
   out.shape = {n, c, ht, w};
-  out.data.resize(size_t(n * c * ht * w));
+  // no elements: no loops (a shape like (2e11, 0, 4) would spin through 2e11 empty rows; fuzz_npy)
+  if (count == 0) return out;
+  out.data.resize(size_t(count));
   for (int64_t i = 0; i < n; i++)
     for (int64_t y = 0; y < ht; y++)
       for (int64_t x = 0; x < w; x++)

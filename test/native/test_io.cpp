@@ -190,6 +190,8 @@ static void test_idx_npy_and_grid_parsers() {
   CHECK(e.thrown && e.code == Code::Format && e.message.find("header says 255 x 3") != std::string::npos, "%s", e.message.c_str());
   std::vector<uint8_t> huge = {0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   CHECK(caught_error([&] { parse_idx(huge.data(), huge.size(), 3, "huge.idx"); }).code == Code::Format, "IDX dims overflowing");
+  std::vector<uint8_t> empty = {0, 0, 8, 3, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 4};  // 2^31 x 0 x 4
+  CHECK(caught_error([&] { parse_idx(empty.data(), empty.size(), 3, "empty.idx"); }).code == Code::Format, "IDX zero dimension");
 
   // .npy: uint8 [2, 2, 2] grey, and bad headers.
   auto npy = [](const std::string& dict, size_t data) {
@@ -202,6 +204,10 @@ static void test_idx_npy_and_grid_parsers() {
   std::vector<uint8_t> good = npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2, 2), }", 8);
   NpyImages im = npy_images(good.data(), good.size(), "good.npy");
   CHECK(im.shape == std::vector<int64_t>({2, 1, 2, 2}) && im.data.size() == 8 && im.data[0] == float(127.0 / 127.5 - 1.0), ".npy u8 read");
+  // No elements: returned at once, however large the other dimensions (fuzz_npy found a spin).
+  std::vector<uint8_t> none = npy("{'descr': '|u1', 'fortran_order': False, 'shape': (211111111111, 0, 4), }", 0);
+  NpyImages zero = npy_images(none.data(), none.size(), "none.npy");
+  CHECK(zero.data.empty() && zero.shape == std::vector<int64_t>({211111111111, 1, 0, 4}), "an empty .npy gives no data");
   struct Bad {
     std::string dict;
     size_t data;
