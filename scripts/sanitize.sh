@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sanitizer runs (clang; Debian: apt-get install clang libfuzzer-14-dev):
+# Sanitizer runs (clang; Debian: apt-get install clang libfuzzer-14-dev libclang-rt-14-dev):
 #   scripts/sanitize.sh ctest   ASan + UBSan build of the core and the native tests (build-asan); ctest
 #   scripts/sanitize.sh jest    the same with the Node addon; the jest suite in a Node with the ASan
 #                               runtime preloaded (LD_PRELOAD; leak detection off: Node itself is not

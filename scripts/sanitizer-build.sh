@@ -3,7 +3,8 @@
 #   scripts/sanitizer-build.sh asan [targets...]   build-asan: ASan + UBSan, with libFuzzer coverage and the fuzz/ targets
 #   scripts/sanitizer-build.sh tsan [targets...]   build-tsan: ThreadSanitizer
 # With DECOFLOW_ADDON=1 the Node addon is built too (through cmake-js, which supplies Node's headers).
-# Needs clang (and libfuzzer-14-dev for the fuzz targets): apt-get install clang libfuzzer-14-dev.
+# Needs clang and its sanitizer runtimes (and libfuzzer-14-dev for the fuzz targets):
+# apt-get install clang libclang-rt-14-dev libfuzzer-14-dev.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?usage: sanitizer-build.sh asan|tsan [targets...]}
