@@ -174,10 +174,12 @@ describe('a second call on a busy model', () => {
     const images = Tensor.randn([4, 3, 16, 16], { seed: 1 });
     const labels = Tensor.from(Int32Array.from([0, 1, 2, 3]), [4], { dtype: 'i32' });
     const first = trainer.step(images, labels);
-    const second = await caughtAsync(() => trainer.step(images, labels));
-    expect(second.code).toBe('ERR_DECOFLOW_BUSY');
-    expect(second.message).toMatch(/busy/);
-    expect(caught(() => m.save(path.join(dir, 'busy.safetensors'))).code).toBe('ERR_DECOFLOW_BUSY');
+    // both refusals come at the call, while the first step runs (nothing awaited in between)
+    const save = caught(() => m.save(path.join(dir, 'busy.safetensors')));
+    const second = caughtAsync(() => trainer.step(images, labels));
+    expect(save.code).toBe('ERR_DECOFLOW_BUSY');
+    expect((await second).code).toBe('ERR_DECOFLOW_BUSY');
+    expect((await second).message).toMatch(/busy/);
     expect((await first).step).toBe(1);
     expect((await trainer.step(images, labels)).step).toBe(2);
     trainer.dispose();
