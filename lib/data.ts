@@ -103,7 +103,7 @@ export function tensorDataset(name: string, images: Tensor, labels: Int32Array, 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
-async function readIdx(file: string, magic: number, rank: number): Promise<{ dims: number[]; data: Uint8Array }> {
+async function readIdx(file: string, rank: number): Promise<{ dims: number[]; data: Uint8Array }> {
   let bytes: Buffer;
   try {
     bytes = await fs.promises.readFile(file);
@@ -117,15 +117,8 @@ async function readIdx(file: string, magic: number, rank: number): Promise<{ dim
       throw decoflowError('ERR_DECOFLOW_FORMAT', `${file}: not a valid gzip file (${(e as Error).message})`);
     }
   }
-  if (bytes.length < 4 + 4 * rank || bytes.readUInt32BE(0) !== magic)
-    throw decoflowError('ERR_DECOFLOW_FORMAT', `${file}: not an IDX file of rank ${rank} (expected magic 0x${magic.toString(16).padStart(8, '0')})`);
-  const dims: number[] = [];
-  for (let i = 0; i < rank; i++) dims.push(bytes.readUInt32BE(4 + 4 * i));
-  const count = dims.reduce((a, b) => a * b, 1);
-  const start = 4 + 4 * rank;
-  if (bytes.length !== start + count)
-    throw decoflowError('ERR_DECOFLOW_FORMAT', `${file}: header says ${dims.join(' x ')} = ${count} bytes of data, file has ${bytes.length - start}`);
-  return { dims, data: new Uint8Array(bytes.buffer, bytes.byteOffset + start, count) };
+  const { dims, offset } = native.parseIdx(bytes, rank, file);
+  return { dims, data: new Uint8Array(bytes.buffer, bytes.byteOffset + offset, bytes.length - offset) };
 }
 
 /**
@@ -143,8 +136,8 @@ export async function fashionMnist(options: { dir?: string; split?: 'train' | 't
     throw decoflowError('ERR_DECOFLOW_IO', `fashionMnist: ${stem}(.gz) not found in ${dir} (install Debian's dataset-fashion-mnist or pass dir)`);
   };
   const [images, labels] = await Promise.all([
-    readIdx(find(`${prefix}-images-idx3-ubyte`), 0x803, 3),
-    readIdx(find(`${prefix}-labels-idx1-ubyte`), 0x801, 1),
+    readIdx(find(`${prefix}-images-idx3-ubyte`), 3),
+    readIdx(find(`${prefix}-labels-idx1-ubyte`), 1),
   ]);
   const [n0, h, w] = images.dims;
   if (labels.dims[0] !== n0) throw decoflowError('ERR_DECOFLOW_FORMAT', `fashionMnist: ${n0} images but ${labels.dims[0]} labels`);

@@ -131,50 +131,7 @@ export function readNpy(file: string): { data: Float32Array; shape: number[] } {
   } catch (e) {
     throw decoflowError('ERR_DECOFLOW_IO', `cannot read ${file}: ${(e as Error).message}`);
   }
-  if (bytes.length < 10 || bytes.toString('latin1', 0, 6) !== '\x93NUMPY')
-    throw decoflowError('ERR_DECOFLOW_FORMAT', `${file}: not a .npy file (no \\x93NUMPY magic)`);
-  const major = bytes[6];
-  const headerLen = major >= 2 ? bytes.readUInt32LE(8) : bytes.readUInt16LE(8);
-  const start = (major >= 2 ? 12 : 10) + headerLen;
-  const header = bytes.toString('latin1', major >= 2 ? 12 : 10, start);
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  const fortran = /'fortran_order':\s*True/.test(header);
-  const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (!descr || shapeText === undefined) throw decoflowError('ERR_DECOFLOW_FORMAT', `${file}: unreadable .npy header ${header.trim()}`);
-  if (fortran) throw decoflowError('ERR_DECOFLOW_FORMAT', `${file}: Fortran-ordered arrays are not supported`);
-  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
-  const count = shape.reduce((a, b) => a * b, 1);
-  const body = bytes.subarray(start);
-  const need = (size: number) => {
-    if (body.length < count * size) throw decoflowError('ERR_DECOFLOW_FORMAT', `${file}: ${body.length} bytes of data for shape (${shape.join(', ')}) of ${descr}`);
-  };
-  if (descr === '<f4' || descr === '<f8') {
-    const size = descr === '<f4' ? 4 : 8;
-    need(size);
-    const copy = Buffer.from(body.subarray(0, count * size)); // aligned
-    const src = size === 4 ? new Float32Array(copy.buffer, copy.byteOffset, count) : new Float64Array(copy.buffer, copy.byteOffset, count);
-    if (shape.length !== 4) throw decoflowError('ERR_DECOFLOW_SHAPE', `${file}: float arrays must be [N, C, H, W], got (${shape.join(', ')})`);
-    return { data: Float32Array.from(src), shape };
-  }
-  if (descr === '|u1' || descr === '<u1') {
-    need(1);
-    const nhwc = shape.length === 3 ? [...shape, 1] : shape;
-    if (nhwc.length !== 4) throw decoflowError('ERR_DECOFLOW_SHAPE', `${file}: uint8 arrays must be [N, H, W] or [N, H, W, C], got (${shape.join(', ')})`);
-    const [n, h, w, c] = nhwc;
-    const out = new Float32Array(count);
-    for (let i = 0; i < n; i++)
-      for (let y = 0; y < h; y++)
-        for (let x = 0; x < w; x++)
-          for (let ch = 0; ch < c; ch++) out[((i * c + ch) * h + y) * w + x] = body[((i * h + y) * w + x) * c + ch] / 127.5 - 1;
-    return { data: out, shape: [n, c, h, w] };
-  }
-  throw decoflowError('ERR_DECOFLOW_FORMAT', `${file}: dtype ${descr} is not supported (float32, float64 or uint8)`);
-}
-
-/** The padding of a grid whose tiles are `tile` px: the smallest p with W = k (tile + p) + p and H likewise. */
-function gridPadding(width: number, height: number, tile: number): number {
-  for (let p = 0; p <= tile; p++) if ((width - p) % (tile + p) === 0 && (height - p) % (tile + p) === 0) return p;
-  throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `grid: a ${width}x${height} image is not a grid of ${tile}-pixel tiles (pass padding)`);
+  return native.npyImages(bytes, file);
 }
 
 async function readGrid(file: string, o: ImageSetOptions): Promise<{ data: Float32Array; n: number; channels: number; size: number }> {
@@ -186,35 +143,20 @@ async function readGrid(file: string, o: ImageSetOptions): Promise<{ data: Float
   } catch (e) {
     throw decoflowError('ERR_DECOFLOW_FORMAT', `cannot decode image ${file}: ${(e as Error).message}`);
   }
-  const W = meta.width!, H = meta.height!;
-  const pad = o.padding ?? gridPadding(W, H, tile);
-  const cols = Math.floor((W - pad) / (tile + pad)), rows = Math.floor((H - pad) / (tile + pad));
-  if (cols < 1 || rows < 1) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `grid: ${file} (${W}x${H}) holds no ${tile}-pixel tile`);
+  const layout = native.gridLayout(meta.width ?? 0, meta.height ?? 0, tile, o.padding ?? -1, o.offset ?? 0, o.limit ?? -1);
   const channels = o.channels ?? (meta.channels === 1 || meta.channels === 2 || isGrey(await sharp()(file).stats()) ? 1 : 3);
   const size = o.imageSize ?? tile;
-  const total = cols * rows;
-  const first = Math.min(total, o.offset ?? 0);
-  const n = Math.min(total - first, o.limit ?? total);
+  const n = layout.count;
   const per = channels * size * size;
   const out = new Float32Array(n * per);
   for (let k = 0; k < n; k++) {
-    const i = first + k;
-    const left = pad + (i % cols) * (tile + pad), top = pad + Math.floor(i / cols) * (tile + pad);
+    const [left, top] = layout.origins.slice(2 * k, 2 * k + 2);
     let img = sharp()(file).extract({ left, top, width: tile, height: tile }).removeAlpha();
     // an integer reduction (e.g. a grid drawn at scale 3) is a box average, exact for upscaled tiles
-    const box = tile % size === 0 ? tile / size : 0;
+    const box = tile % size === 0;
     if (!box) img = img.resize(size, size, { kernel: 'lanczos3' });
     img = channels === 1 ? img.grayscale() : img.toColourspace('srgb');
-    const raw = await img.raw().toBuffer();
-    const side = box ? tile : size;
-    for (let c = 0; c < channels; c++)
-      for (let y = 0; y < size; y++)
-        for (let x = 0; x < size; x++) {
-          let sum = 0;
-          const f = box || 1;
-          for (let dy = 0; dy < f; dy++) for (let dx = 0; dx < f; dx++) sum += raw[((y * f + dy) * side + x * f + dx) * channels + c];
-          out[k * per + (c * size + y) * size + x] = sum / (f * f) / 127.5 - 1;
-        }
+    out.set(native.pixelsToPlanar(await img.raw().toBuffer(), box ? tile : size, channels, size), k * per);
   }
   return { data: out, n, channels, size };
 }

@@ -1,10 +1,13 @@
 // Images in and out: tensors in [-1, 1] <-> 8-bit pixels, grids, and PNG files (through sharp),
-// written atomically (temp file + rename) so no half-written image is ever left on disk.
-import * as fs from 'node:fs';
+// written atomically (temp file + rename, lib/files.ts) so no half-written image is ever left on disk.
 import * as path from 'node:path';
 import { sharp } from './sharp';
 import { decoflowError } from './errors';
+import { writeFileAtomic } from './files';
+import { native } from './native';
 import { Tensor } from './tensor';
+
+export { writeFileAtomic };
 
 /** Pixels of a [N, C, H, W] f32 tensor in [-1, 1] as N interleaved 8-bit images. */
 export function toPixels(images: Tensor): { pixels: Uint8Array[]; width: number; height: number; channels: number } {
@@ -60,20 +63,6 @@ export function grid(images: Tensor, options: GridOptions = {}): { data: Uint8Ar
   return { data: out, width: gw, height: gh };
 }
 
-/** Writes bytes to `file` atomically: a temp file in the same folder, then rename. */
-export async function writeFileAtomic(file: string, bytes: Uint8Array | Buffer): Promise<void> {
-  const dir = path.dirname(path.resolve(file));
-  await fs.promises.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    await fs.promises.writeFile(tmp, bytes);
-    await fs.promises.rename(tmp, file);
-  } catch (e) {
-    await fs.promises.rm(tmp, { force: true });
-    throw decoflowError('ERR_DECOFLOW_IO', `cannot write ${file}: ${(e as Error).message}`);
-  }
-}
-
 /** Encodes RGB bytes as PNG. */
 export async function encodePng(rgb: { data: Uint8Array; width: number; height: number }): Promise<Buffer> {
   return sharp()(Buffer.from(rgb.data.buffer, rgb.data.byteOffset, rgb.data.byteLength), {
@@ -116,10 +105,5 @@ export async function readImage(file: string, size: number, channels: 1 | 3): Pr
   } catch (e) {
     throw decoflowError('ERR_DECOFLOW_FORMAT', `cannot decode image ${file}: ${(e as Error).message}`);
   }
-  if (raw.length !== size * size * channels)
-    throw decoflowError('ERR_DECOFLOW_FORMAT', `image ${file}: decoded ${raw.length} bytes, expected ${size * size * channels}`);
-  const out = new Float32Array(channels * size * size);
-  for (let p = 0; p < size * size; p++)
-    for (let c = 0; c < channels; c++) out[c * size * size + p] = raw[p * channels + c] / 127.5 - 1;
-  return out;
+  return native.pixelsToPlanar(raw, size, channels, size);
 }

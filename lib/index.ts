@@ -12,6 +12,7 @@ export type { DecoflowError, ErrorCode } from './errors';
 export { shapesDataset, tensorDataset, fashionMnist, imageFolder, loadDataset, BatchLoader, FASHION_MNIST_DIR } from './data';
 export type { Batch, BatchLoaderOptions, Dataset } from './data';
 export { grid, saveGrid, saveImages, readImage, toPixels, writeFileAtomic } from './image';
+export { removeStaleTemps } from './files';
 export type { GridOptions } from './image';
 export { Model } from './model';
 export type {
@@ -25,6 +26,7 @@ export type {
   TrainStepResult,
   ParameterInfo,
   SaveOptions,
+  LoadOptions,
 } from './model';
 export { readSafetensors, writeSafetensors } from './safetensors';
 export type { SafetensorsContents } from './safetensors';

@@ -100,6 +100,16 @@ export interface SaveOptions {
   ema?: boolean;
 }
 
+export interface LoadOptions extends Pick<ModelOptions, 'device' | 'precision'> {
+  maxBatch?: number;
+  /** Optimizer options, used when the checkpoint has none. */
+  optimizer?: OptimizerOptions;
+  /** The config the checkpoint must have (else ERR_DECOFLOW_CONFIG). */
+  expectConfig?: ModelConfig;
+  /** Load a checkpoint holding NaN or infinite values (default false: ERR_DECOFLOW_NON_FINITE). */
+  allowNonFinite?: boolean;
+}
+
 type Which = 'param' | 'grad' | 'ema' | 'adam.m' | 'adam.v';
 
 function nativeBatch(b: ModelInputs | ModelBatch, fn: string): Record<string, unknown> {
@@ -143,11 +153,9 @@ export class Model {
 
   /** Loads a safetensors checkpoint (config from its metadata; optimizer state and EMA when present;
    * `optimizer` options apply when the file has none; `expectConfig` makes a different config an
-   * ERR_DECOFLOW_CONFIG error). */
-  static load(
-    path: string,
-    options: Pick<ModelOptions, 'maxBatch' | 'optimizer' | 'device' | 'precision'> & { expectConfig?: ModelConfig } = {},
-  ): Model {
+   * ERR_DECOFLOW_CONFIG error). A checkpoint whose weights, EMA or AdamW moments hold NaN or infinity
+   * is refused with ERR_DECOFLOW_NON_FINITE unless `allowNonFinite` is true. */
+  static load(path: string, options: LoadOptions = {}): Model {
     const { expectConfig, ...rest } = options;
     return new Model(
       native.modelLoad(path, expectConfig ? { ...rest, expectConfig: JSON.stringify(expectConfig) } : rest),

@@ -363,7 +363,7 @@ describe('DiT behaviour', () => {
   test('a second call while an async step runs is refused, not raced', async () => {
     const m = Model.create(config, { maxBatch: 4 });
     const p = m.trainStep(batch(4, 1));
-    expect(() => m.lossSync(batch(4, 1))).toThrow(expect.objectContaining({ message: expect.stringMatching(/busy/) }));
+    expect(() => m.lossSync(batch(4, 1))).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_BUSY', message: expect.stringMatching(/busy/) }));
     await p;
     expect(m.lossSync(batch(4, 1)).loss).toBeGreaterThan(0);
     m.dispose();

@@ -225,3 +225,18 @@ export interface NativeBinding {
   evalFrechetSync(meanA: NativeTensor, covA: NativeTensor, meanB: NativeTensor, covB: NativeTensor): number;
   evalEigenSync(matrix: NativeTensor): { values: Float64Array; vectors: Float64Array };
 }
+
+export interface NativeBinding {
+  // The loaders' file parsers (native/addon/io_binding.cpp).
+  parseIdx(bytes: Uint8Array, rank: number, what: string): { dims: number[]; offset: number };
+  npyImages(bytes: Uint8Array, what: string): { shape: number[]; data: Float32Array };
+  gridLayout(
+    width: number,
+    height: number,
+    tile: number,
+    padding: number,
+    offset: number,
+    limit: number,
+  ): { padding: number; cols: number; rows: number; first: number; count: number; origins: number[] };
+  pixelsToPlanar(raw: Uint8Array, side: number, channels: number, size: number): Float32Array;
+}

@@ -1,11 +1,14 @@
 // decoflow train: trains a DFM (or, with --stages 1, a plain flow-matching) model and writes
-// checkpoints, run.json and sample grids to --out. --resume continues a run bit for bit.
+// checkpoints, run.json and sample grids to --out. --resume continues a run bit for bit, also after a
+// SIGKILL at any moment: run.json (with everything a fresh start needs) is written before the first
+// step, every write is atomic and durable, and the temporaries of a killed writer are removed at the
+// next start.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BatchLoader, loadDataset } from '../data';
 import { decoflowError } from '../errors';
-import { writeFileAtomic } from '../image';
-import { Model, type ModelConfig } from '../model';
+import { removeStaleTemps, writeFileAtomic } from '../files';
+import { Model, type ModelConfig, type OptimizerOptions } from '../model';
 import { modelConfig, MODEL_SIZES } from '../presets';
 import { setThreads } from '../runtime';
 import { writeSampleGrid } from '../samples';
@@ -53,6 +56,8 @@ interface RunFile {
   batch: number;
   seed: number;
   steps: number;
+  /** The optimizer options of a fresh start (a checkpoint carries its own). */
+  optimizer?: OptimizerOptions;
 }
 
 export async function train(argv: string[]): Promise<number> {
@@ -74,11 +79,14 @@ export async function train(argv: string[]): Promise<number> {
   let run: RunFile;
   let model: Model;
   if (a.resume) {
-    if (!fs.existsSync(ckpt) || !fs.existsSync(runFile))
-      throw decoflowError('ERR_DECOFLOW_IO', `--resume: no checkpoint.safetensors and run.json in ${out}`);
+    if (!fs.existsSync(runFile)) throw decoflowError('ERR_DECOFLOW_IO', `--resume: no run.json in ${out}`);
+    removeStaleTemps(out);
     run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as RunFile;
     run.steps = a.steps as number;
-    model = Model.load(ckpt, { maxBatch: run.batch, expectConfig: run.config, ...deviceOptions(a) });
+    if (fs.existsSync(ckpt)) model = Model.load(ckpt, { maxBatch: run.batch, expectConfig: run.config, ...deviceOptions(a) });
+    else if (run.optimizer)
+      model = Model.create(run.config, { maxBatch: run.batch, seed: run.seed, optimizer: run.optimizer, ...deviceOptions(a) });
+    else throw decoflowError('ERR_DECOFLOW_IO', `--resume: no checkpoint.safetensors in ${out}`);
   } else {
     const dataset = await loadDataset(a.data as string, { imageSize: a['image-size'] as number, seed: a.seed as number });
     const config = modelConfig({
@@ -105,18 +113,20 @@ export async function train(argv: string[]): Promise<number> {
       batch: a.batch as number,
       seed: a.seed as number,
       steps: a.steps as number,
-    };
-    model = Model.create(config, {
-      maxBatch: run.batch,
-      seed: run.seed,
-      ...deviceOptions(a),
       optimizer: {
         lr: a.lr as number,
         warmupSteps: a.warmup as number,
         weightDecay: a['weight-decay'] as number,
         emaDecay: a['ema-decay'] as number,
       },
-    });
+    };
+    model = Model.create(config, { maxBatch: run.batch, seed: run.seed, optimizer: run.optimizer, ...deviceOptions(a) });
+    removeStaleTemps(out);
+    // A fresh run replaces a checkpoint of an earlier run in --out: a resume must never pick it up.
+    if (fs.existsSync(ckpt)) {
+      process.stderr.write(`decoflow train: a new run in ${out}: removing its old checkpoint.safetensors\n`);
+      fs.rmSync(ckpt);
+    }
   }
   const dataset = await loadDataset(run.data, { imageSize: run.imageSize, seed: run.seed });
   const trainer = new Trainer(model, run.trainer);
@@ -125,10 +135,13 @@ export async function train(argv: string[]): Promise<number> {
   loader.skip(model.step);
   await fs.promises.mkdir(out, { recursive: true });
 
+  const writeRun = () => writeFileAtomic(runFile, Buffer.from(JSON.stringify({ ...run, step: model.step }, null, 2)));
   const save = async () => {
     model.save(ckpt);
-    await writeFileAtomic(runFile, Buffer.from(JSON.stringify({ ...run, step: model.step }, null, 2)));
+    await writeRun();
   };
+  // Before the first step: a run killed before its first checkpoint resumes from step 0.
+  if (!a.resume) await writeRun();
   const samples = async (name: string) =>
     writeSampleGrid(model, path.join(out, `${name}.png`), {
       seed: 1,

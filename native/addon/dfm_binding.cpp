@@ -145,9 +145,13 @@ Napi::Object stats_to_js(Napi::Env env, const TrainStepStats& s) {
   return o;
 }
 
+TrainStepStats step_held(TrainerHandle& h, const StepInputs& in) {  // the caller holds the busy flag
+  return h.trainer->step(in.images.data<float>(), in.labels.defined() ? in.labels.data<int32_t>() : nullptr, in.images.dim(0));
+}
+
 TrainStepStats run_step(TrainerHandle& h, const StepInputs& in) {
   BusyGuard busy(h.model, "trainer.step");
-  return h.trainer->step(in.images.data<float>(), in.labels.defined() ? in.labels.data<int32_t>() : nullptr, in.images.dim(0));
+  return step_held(h, in);
 }
 
 Napi::Value trainer_step_sync(const Napi::CallbackInfo& info) {
@@ -159,9 +163,16 @@ Napi::Value trainer_step_sync(const Napi::CallbackInfo& info) {
 Napi::Value trainer_step(const Napi::CallbackInfo& info) {
   auto h = trainer_of(info[0], "trainer.step");
   StepInputs in = read_step(info[1], info[2], h->trainer->model(), "trainer.step");
+  // The model's busy flag from the call until the result is back (as Model.trainStep), so a call made
+  // while this step runs is the one refused, at once, with ERR_DECOFLOW_BUSY.
+  auto busy = std::make_shared<BusyGuard>(h->model, "trainer.step");
   auto stats = std::make_shared<TrainStepStats>();
-  return start_job(info.Env(), [h, in, stats](JobContext&) { *stats = run_step(*h, in); },
-                   [stats](Napi::Env env) { return stats_to_js(env, *stats); }, info.Env().Undefined());
+  return start_job(info.Env(), [h, in, stats](JobContext&) { *stats = step_held(*h, in); },
+                   [stats, busy](Napi::Env env) mutable {
+                     busy.reset();
+                     return stats_to_js(env, *stats);
+                   },
+                   info.Env().Undefined());
 }
 
 Napi::Value trainer_dispose(const Napi::CallbackInfo& info) {

@@ -177,7 +177,9 @@ Napi::Value model_load(const Napi::CallbackInfo& info) {
   std::unique_ptr<DiTConfig> expect;
   if (has_option(o, "expectConfig"))
     expect = std::make_unique<DiTConfig>(DiTConfig::from_json(arg_string(o.Get("expectConfig"), "Model.load: options.expectConfig")));
-  LoadedCheckpoint ck = load_checkpoint(path, max_batch, adam, expect.get(), read_backend(o, "Model.load: options"));
+  bool allow_non_finite = opt_bool(o, "allowNonFinite", false, "Model.load: options");
+  LoadedCheckpoint ck = load_checkpoint(path, max_batch, adam, expect.get(), read_backend(o, "Model.load: options"),
+                                        allow_non_finite);
   return wrap_model(info.Env(), std::move(ck.model), std::move(ck.optimizer));
 }
 

@@ -1,6 +1,7 @@
 // The native side of a JS Model: the DiT and its optimiser behind an External handle that async
 // jobs share, so disposing a model while a job runs is safe (the job finishes first, then frees).
-// One call at a time per model: a second one while a job runs is an error, not a race. Shared by
+// One call at a time per model: a second one while a job runs is an ERR_DECOFLOW_BUSY error (wait
+// for the first and retry), not a race. Shared by
 // the model binding and the trainer/sampler binding, which works on a Model.
 #pragma once
 #include <napi.h>
@@ -24,13 +25,13 @@ struct ModelBox {
   ModelPtr ptr;
 };
 
-// Marks the model busy for the lifetime of the guard; a second user gets an error.
+// Marks the model busy for the lifetime of the guard; a second user gets a Code::Busy error.
 class BusyGuard {
  public:
   BusyGuard(ModelPtr m, const char* fn) : m_(std::move(m)) {
     bool expected = false;
     if (!m_->busy.compare_exchange_strong(expected, true))
-      fail(Code::ArgValue, std::string(fn) + ": the model is busy with another call (await it first)");
+      fail(Code::Busy, std::string(fn) + ": the model is busy with another call (await it first)");
   }
   ~BusyGuard() { m_->busy = false; }
   BusyGuard(const BusyGuard&) = delete;

@@ -17,6 +17,7 @@ const char* code_name(Code c) {
     case Code::Config: return "ERR_DECOFLOW_CONFIG";
     case Code::Aborted: return "ABORT_ERR";
     case Code::NonFinite: return "ERR_DECOFLOW_NON_FINITE";
+    case Code::Busy: return "ERR_DECOFLOW_BUSY";
     case Code::Internal: return "ERR_DECOFLOW_INTERNAL";
   }
   return "ERR_DECOFLOW_INTERNAL";

@@ -20,6 +20,7 @@ enum class Code {
   Config,       // an invalid model/trainer/sampler configuration
   Aborted,      // the caller aborted the operation
   NonFinite,    // NaN or infinity where a finite value is required
+  Busy,         // the object is busy with another call (await it, then retry)
   Internal,     // a broken invariant: a bug in decoflow
 };
 

@@ -1,14 +1,12 @@
 #include "safetensors.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
+#include <cmath>
 #include <cstring>
 #include <set>
 
 #include "../core/error.h"
+#include "files.h"
 #include "json.h"
 
 namespace df {
@@ -23,12 +21,11 @@ constexpr uint64_t kMaxHeader = 100ull << 20;
 }
 
 uint64_t as_u64(const json::Value& v, const std::string& path, const std::string& what) {
-  if (!v.is_number() || v.number < 0 || v.number != double(uint64_t(v.number)) || v.number > 9007199254740992.0)
+  // the range first: converting a double beyond uint64_t is undefined (found by fuzz_safetensors)
+  if (!v.is_number() || !(v.number >= 0 && v.number <= 9007199254740992.0) || v.number != std::floor(v.number))
     bad(path, what + ": expected a non-negative integer");
   return uint64_t(v.number);
 }
-
-std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
 
@@ -39,22 +36,15 @@ const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
 }
 
 SafetensorsFile SafetensorsFile::read(const std::string& path) {
+  remove_stale_temps(path);
+  return parse(read_regular_file(path, "safetensors"), path);
+}
+
+SafetensorsFile SafetensorsFile::parse(std::vector<uint8_t> bytes, const std::string& path) {
   SafetensorsFile f;
   f.path_ = path;
-  FILE* fp = std::fopen(path.c_str(), "rb");
-  if (!fp) fail(Code::Io, "safetensors: cannot open " + path + ": " + errno_text());
-  std::fseek(fp, 0, SEEK_END);
-  long size = std::ftell(fp);
-  std::fseek(fp, 0, SEEK_SET);
-  if (size < 0) {
-    std::fclose(fp);
-    fail(Code::Io, "safetensors: cannot size " + path);
-  }
-  f.data_.resize(size_t(size));
-  size_t got = size ? std::fread(f.data_.data(), 1, size_t(size), fp) : 0;
-  std::fclose(fp);
-  if (got != size_t(size)) fail(Code::Io, "safetensors: short read of " + path);
-
+  f.data_ = std::move(bytes);
+  const size_t size = f.data_.size();
   if (f.data_.size() < 8) bad(path, "file of " + std::to_string(size) + " bytes is too short for the 8-byte header length");
   uint64_t n = 0;
   for (int i = 7; i >= 0; i--) n = (n << 8) | f.data_[size_t(i)];
@@ -112,13 +102,21 @@ SafetensorsFile SafetensorsFile::read(const std::string& path) {
                     " elements of 4 bytes");
     f.entries_.push_back(std::move(e));
   }
-  // No two tensors may share bytes.
+  // The tensors cover the data bytes exactly once: no two share a byte and none is left over.
   std::vector<const SafetensorsEntry*> sorted;
   for (const auto& e : f.entries_) sorted.push_back(&e);
   std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
-  for (size_t i = 1; i < sorted.size(); i++)
-    if (sorted[i]->begin < sorted[i - 1]->end)
-      bad(path, "tensors '" + sorted[i - 1]->name + "' and '" + sorted[i]->name + "' overlap");
+  uint64_t covered = 0;
+  for (size_t i = 0; i < sorted.size(); i++) {
+    const SafetensorsEntry& e = *sorted[i];
+    if (e.begin < covered)
+      bad(path, "tensors '" + sorted[i - 1]->name + "' and '" + e.name + "' overlap (byte " + std::to_string(e.begin) + ")");
+    if (e.begin > covered)
+      bad(path, "data bytes " + std::to_string(covered) + " to " + std::to_string(e.begin) + " belong to no tensor");
+    covered = e.end;
+  }
+  if (covered != data_size)
+    bad(path, "data bytes " + std::to_string(covered) + " to " + std::to_string(data_size) + " belong to no tensor");
   return f;
 }
 
@@ -165,32 +163,16 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsTen
   // Pad with spaces so the data starts 8-byte aligned (what the reference writer does).
   while ((8 + header.size()) % 8) header += ' ';
 
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  FILE* fp = std::fopen(tmp.c_str(), "wb");
-  if (!fp) fail(Code::Io, "safetensors: cannot create " + tmp + ": " + errno_text());
-  bool ok = true;
   uint8_t len[8];
   uint64_t n = header.size();
   for (int i = 0; i < 8; i++) len[i] = uint8_t(n >> (8 * i));
-  ok = ok && std::fwrite(len, 1, 8, fp) == 8;
-  ok = ok && std::fwrite(header.data(), 1, header.size(), fp) == header.size();
+  std::vector<ByteChunk> chunks = {{len, 8}, {header.data(), header.size()}};
   for (const auto& t : tensors) {
     size_t bytes = 4;
     for (int64_t d : t.shape) bytes *= size_t(d);
-    ok = ok && std::fwrite(t.data, 1, bytes, fp) == bytes;
+    chunks.push_back({t.data, bytes});
   }
-  ok = std::fflush(fp) == 0 && ok;
-  ok = ::fsync(fileno(fp)) == 0 && ok;
-  ok = std::fclose(fp) == 0 && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    fail(Code::Io, "safetensors: writing " + tmp + " failed: " + errno_text());
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string why = errno_text();
-    std::remove(tmp.c_str());
-    fail(Code::Io, "safetensors: cannot rename " + tmp + " to " + path + ": " + why);
-  }
+  write_file_atomic(path, chunks, "safetensors");
 }
 
 }  // namespace df

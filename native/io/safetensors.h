@@ -2,9 +2,11 @@
 // length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__":
 // {string: string}}, then the data, offsets relative to the first byte after the header.
 // decoflow reads F32 and I32 tensors and writes F32. Everything a file claims is checked (header
-// length against the file size, the JSON, dtypes, offsets in range and not overlapping, sizes equal
-// to numel * 4) so a corrupt or hostile file is a Code::Format error, never a crash or an
-// out-of-bounds read. Writes go to a temporary file that is renamed over the target (atomic).
+// length against the file size, the JSON, dtypes, offsets in range, sizes equal to numel * 4, and the
+// tensors covering the data bytes exactly once: no overlap, no hole) so a corrupt or hostile file is a
+// Code::Format error, never a crash or an out-of-bounds read. Writes go to a temporary file that is
+// fsynced and renamed over the target, then the directory is fsynced (atomic and durable); a
+// temporary left by a killed writer is removed by the next read or write in that directory.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -27,6 +29,8 @@ class SafetensorsFile {
  public:
   // Reads and validates the whole file. Code::Io when it cannot be read, Code::Format when invalid.
   static SafetensorsFile read(const std::string& path);
+  // The same checks on the bytes of a file already in memory (`path` names it in messages).
+  static SafetensorsFile parse(std::vector<uint8_t> bytes, const std::string& path);
 
   const std::vector<SafetensorsEntry>& entries() const { return entries_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }

@@ -7,6 +7,7 @@
 #include "../core/error.h"
 #include "../io/json.h"
 #include "../io/safetensors.h"
+#include "checkpoint_checks.h"
 
 namespace df {
 
@@ -146,7 +147,7 @@ bool copy_tensor(const SafetensorsFile& f, const std::string& name, const Shape&
 }  // namespace
 
 LoadedCheckpoint load_checkpoint(const std::string& path, int64_t max_batch, const AdamWOptions& fallback,
-                                 const DiTConfig* expect, Ops& ops_in) {
+                                 const DiTConfig* expect, Ops& ops_in, bool allow_non_finite) {
   SafetensorsFile f = SafetensorsFile::read(path);
   auto cfg_it = f.metadata().find("config");
   if (cfg_it == f.metadata().end()) fail(Code::Format, "checkpoint " + path + ": no 'config' in the metadata");
@@ -182,6 +183,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, int64_t max_batch, con
     o.set_steps(int64_t(s));
     out.had_optimizer = true;
   }
+  if (!allow_non_finite) check_checkpoint_finite(out, path);
   return out;
 }
 

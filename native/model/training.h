@@ -74,14 +74,16 @@ void save_checkpoint(const std::string& path, const DiT& model, DiTOptimizer* op
 // Reads a checkpoint onto the device of `ops`: the model (config from the metadata) and, when the file has
 // them, the optimiser state and EMA (else the optimizer starts fresh with `fallback` options).
 // Code::Format for a corrupt file or missing/mis-shaped tensors, Code::Config for a bad config, or
-// when `expect` is given and differs from the file's config.
+// when `expect` is given and differs from the file's config, Code::NonFinite when a weight, EMA weight
+// or moment is NaN or infinite unless allow_non_finite (checkpoint_checks.h).
 struct LoadedCheckpoint {
   std::unique_ptr<DiT> model;
   std::unique_ptr<DiTOptimizer> optimizer;
   bool had_optimizer = false, had_ema = false;
 };
 LoadedCheckpoint load_checkpoint(const std::string& path, int64_t max_batch, const AdamWOptions& fallback,
-                                 const DiTConfig* expect = nullptr, Ops& ops = cpu_ops());
+                                 const DiTConfig* expect = nullptr, Ops& ops = cpu_ops(),
+                                 bool allow_non_finite = false);
 
 std::string adamw_options_json(const AdamWOptions& o);
 
