@@ -207,6 +207,7 @@ extern "C" const DfCudaApi* decoflow_cuda_api(void) {
       dfcuda::guidance_combine,
       dfcuda::pyramid_decompose,
       dfcuda::pyramid_recompose,
+      dfcuda::gemm_bf16,
   };
   return &api;
 }

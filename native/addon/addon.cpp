@@ -21,6 +21,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_pyramid(env, exports);
   init_attention(env, exports);
   init_eval(env, exports);
+  init_bench(env, exports);
   return exports;
 }
 

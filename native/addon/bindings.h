@@ -13,5 +13,6 @@ void init_safetensors(Napi::Env env, Napi::Object exports);
 void init_pyramid(Napi::Env env, Napi::Object exports);
 void init_attention(Napi::Env env, Napi::Object exports);
 void init_eval(Napi::Env env, Napi::Object exports);
+void init_bench(Napi::Env env, Napi::Object exports);
 
 }  // namespace df::addon

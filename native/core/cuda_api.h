@@ -11,7 +11,7 @@
 extern "C" {
 #endif
 
-#define DF_CUDA_ABI_VERSION 3
+#define DF_CUDA_ABI_VERSION 4
 
 enum {
   DF_CUDA_OK = 0,
@@ -87,6 +87,9 @@ typedef struct DfCudaApi {
                            const DfCudaPyramidShape* shape);
   int (*pyramid_recompose)(int device, int kind, int dtype, const void* const* levels, int up_to, void* image,
                            const DfCudaPyramidShape* shape);
+  /* Row-major C[m,n] = A[m,k] B[k,n], bf16 operands and result, f32 accumulation, through cuBLASLt:
+     the tensor-core ceiling `decoflow bench` measures (cuda/gemm.cu). Queued on the device's stream. */
+  int (*gemm_bf16)(int device, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* c);
 } DfCudaApi;
 
 typedef const DfCudaApi* (*DfCudaApiFn)(void);
