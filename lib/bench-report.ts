@@ -226,11 +226,12 @@ export function formatBenchTable(report: BenchReport): string {
   const header = ['row', 'ms', 'min', 'max', 'n', 'rate', 'of ceiling'];
   if (peer) header.push('torch ms', 'torch rate', 'torch of ceiling', 'x torch');
   const body: string[][] = [];
-  const notes: string[] = [];
+  const notes = new Map<string, string[]>(); // what happened -> the rows it happened to
+  const note = (what: string, id: string) => notes.set(what, [...(notes.get(what) ?? []), id]);
   for (const r of report.rows) {
     const unit = r.unit ? ` ${r.unit}` : '';
     if (r.status !== 'ok') {
-      notes.push(`${r.id}: ${r.status}: ${r.reason}`);
+      note(`${r.status}: ${r.reason}`, r.id);
       continue;
     }
     const cells = [r.id, num(r.ms!.median), num(r.ms!.min), num(r.ms!.max), String(r.ms!.reps), r.rate === null ? '-' : `${num(r.rate)}${unit}`, pct(r.share)];
@@ -239,13 +240,13 @@ export function formatBenchTable(report: BenchReport): string {
       if (p?.status === 'ok') cells.push(num(p.ms!.median), p.rate === null || p.rate === undefined ? '-' : `${num(p.rate)}${unit}`, pct(p.share), `${num(p.speedup)}x`);
       else {
         cells.push('-', '-', '-', '-');
-        if (p?.status === 'failed') notes.push(`${r.id}: peer failed: ${p.reason}`);
+        if (p?.status === 'failed') note(`the peer failed: ${p.reason}`, r.id);
       }
     }
     body.push(cells);
   }
   let out = body.length ? alignTable(header, body) : '';
-  if (notes.length) out += notes.map((n) => `  ${n}`).join('\n') + '\n';
+  for (const [what, ids] of notes) out += `${what}\n  ${ids.join(', ')}\n`;
   return out;
 }
 
