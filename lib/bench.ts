@@ -26,7 +26,7 @@ export interface BenchOptions {
   rows?: string[];
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
   device?: Device;
-  /** CPU threads of decoflow and of the peer (default: decoflow's current setting). */
+  /** CPU threads of decoflow and of the peer during the run (default: decoflow's current setting). */
   threads?: number;
   /** Seconds of timed calls per row and side (default 1). */
   budget?: number;
@@ -105,7 +105,7 @@ function physicalCores(): number | null {
 function gpuDescription(device: Device): BenchMachine['gpu'] {
   const cuda = backends().find((b) => b.name === 'cuda');
   if (!cuda?.available) return null;
-  const index = device.startsWith('cuda:') ? Number(device.slice(5)) : 0;
+  const index = device.startsWith('cuda:') ? Number(device.slice(5)) : 0; // 'cpu' and 'cuda': the first GPU
   const r = spawnSync('nvidia-smi', ['--query-gpu=name,driver_version', '--format=csv,noheader', `--id=${index}`], { encoding: 'utf8', timeout: 10_000 });
   const [name, driver] = r.status === 0 ? r.stdout.trim().split(',').map((s) => s.trim()) : [];
   return { name: name || (cuda.detail ?? 'CUDA device').split(', ')[index] || 'CUDA device', driver: driver || null };
@@ -121,7 +121,7 @@ export function describeMachine(device: Device = 'cpu'): BenchMachine {
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
-    gpu: device === 'cpu' ? null : gpuDescription(device),
+    gpu: gpuDescription(device),
     versions: { decoflow: i.version, node: i.node, compiler: b.compiler ?? null, blas: i.blas, gemm: i.gemm, torch: null, python: null },
   };
 }
@@ -174,42 +174,43 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
   const t0 = performance.now();
   const o = resolveOptions(options);
   const log = options.log ?? (() => {});
-  if (options.threads !== undefined) setThreads(checkCount('threads', options.threads, 1, 1024));
-  const threads = getThreads();
+  const threadsBefore = getThreads();
+  const threads = options.threads === undefined ? threadsBefore : checkCount('threads', options.threads, 1, 1024);
   const specs = resolveRows(options.rows, { device: o.device, threads });
   const machine = describeMachine(o.device);
   const unavailable = deviceUnavailable(o.device);
 
   let peer: TorchPeer | null = null;
   let peerInfo: BenchReport['peer'] = null;
-  if (o.compare === 'torch') {
-    const found = findTorchPeer(options.python);
-    if (!found.found) {
-      peerInfo = { name: 'torch', status: 'none', reason: found.reason };
-      log(`bench: --compare torch: ${found.reason}; the rows run without a peer`);
-    } else if (unavailable === null) {
-      try {
-        const started = await TorchPeer.start(found.peer, threads, o.device);
-        peer = started.peer;
-        peerInfo = { name: 'torch', status: 'ok', version: started.torch, python: found.peer.python, threads: started.threads };
-        machine.versions.torch = started.torch;
-        machine.versions.python = found.peer.pythonVersion;
-        log(`bench: peer PyTorch ${started.torch} (${found.peer.python}), ${started.threads} thread(s)`);
-      } catch (e) {
-        peerInfo = { name: 'torch', status: 'none', reason: `the peer did not start: ${(e as Error).message}` };
-        log(`bench: --compare torch: ${peerInfo.reason}; the rows run without a peer`);
-      }
-    } else {
-      peerInfo = { name: 'torch', status: 'none', reason: unavailable };
-    }
-  }
-
-  const withPeer = (s: RowSpec) => peer !== null && s.peer !== null && !s.skip && unavailable === null;
-  const total = specs.reduce((n, s) => n + o.rounds * (1 + Number(withPeer(s))), 0);
-  let done = 0;
   const ceilings: BenchReport['ceilings'] = {};
   const rows: BenchRow[] = [];
+  setThreads(threads);
   try {
+    if (o.compare === 'torch') {
+      const found = findTorchPeer(options.python);
+      if (!found.found) {
+        peerInfo = { name: 'torch', status: 'none', reason: found.reason };
+        log(`bench: --compare torch: ${found.reason}; the rows run without a peer`);
+      } else if (unavailable === null) {
+        try {
+          const started = await TorchPeer.start(found.peer, threads, o.device);
+          peer = started.peer;
+          peerInfo = { name: 'torch', status: 'ok', version: started.torch, python: found.peer.python, threads: started.threads };
+          machine.versions.torch = started.torch;
+          machine.versions.python = found.peer.pythonVersion;
+          log(`bench: peer PyTorch ${started.torch} (${found.peer.python}), ${started.threads} thread(s)`);
+        } catch (e) {
+          peerInfo = { name: 'torch', status: 'none', reason: `the peer did not start: ${(e as Error).message}` };
+          log(`bench: --compare torch: ${peerInfo.reason}; the rows run without a peer`);
+        }
+      } else {
+        peerInfo = { name: 'torch', status: 'none', reason: unavailable };
+      }
+    }
+
+    const withPeer = (s: RowSpec) => peer !== null && s.peer !== null && !s.skip && unavailable === null;
+    const total = specs.reduce((n, s) => n + o.rounds * (1 + Number(withPeer(s))), 0);
+    let done = 0;
     for (const spec of specs) {
       const row: BenchRow = {
         id: spec.id,
@@ -289,6 +290,7 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
     }
   } finally {
     peer?.close();
+    setThreads(threadsBefore);
   }
   return {
     schema: BENCH_SCHEMA,

@@ -12,6 +12,7 @@ import {
   findTorchPeer,
   fmaWork,
   formatBenchTable,
+  getThreads,
   parseRow,
   pyramidWork,
   resolveRows,
@@ -262,6 +263,17 @@ describe('rows that cannot run, and bad options', () => {
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(message);
     }
+  });
+
+  test('threads: the run uses them (the FMA ceiling too) and gives the previous setting back', async () => {
+    const before = getThreads();
+    const r = await bench({ rows: ['gemm:16'], threads: 1, ...tiny });
+    expect(r.options.threads).toBe(1);
+    expect(r.rows[0].title).toMatch(/1 thread\(s\)/);
+    expect(r.rows[0].work! % fmaWork(1, 1)).toBe(0);
+    expect(getThreads()).toBe(before);
+    expect((await caughtAsync(() => bench({ threads: 0 }))).message).toMatch(/options\.threads: expected an integer from 1 to 1024/);
+    expect(getThreads()).toBe(before);
   });
 
   test('a failing row is reported as failed and the others still run', async () => {

@@ -6,7 +6,7 @@ import { bench, type BenchOptions } from '../bench';
 import { compareBaseline, formatBaselineComparison, formatBenchHeader, formatBenchTable, validateBenchReport, type BenchReport } from '../bench-report';
 import { BENCH_GROUPS, resolveRows } from '../bench-rows';
 import { writeFileAtomic } from '../image';
-import { getThreads, setThreads } from '../runtime';
+import { getThreads } from '../runtime';
 import type { Device } from '../tensor';
 import { parseArgs, usage, UsageError, type FlagSpec } from './args';
 import { ProgressBar } from './progress';
@@ -115,10 +115,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (a[k] !== undefined && !((a[k] as number) >= (k === 'warmup' ? 0 : 1))) throw new UsageError(`--${k}: expected ${k === 'warmup' ? 'an integer >= 0' : 'a positive integer'}, got ${a[k]}`);
   const tolerance = parseTolerance(a.tolerance as string);
   const baseline = a.baseline ? readBaseline(a.baseline as string) : null;
-  if (a.threads !== undefined) setThreads(a.threads as number);
+  options.threads = a.threads as number | undefined;
   let specs;
   try {
-    specs = resolveRows(rows, { device: options.device!, threads: getThreads() });
+    specs = resolveRows(rows, { device: options.device!, threads: options.threads ?? getThreads() });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/^bench: /, ''));
   }
