@@ -7,9 +7,11 @@ A row is the same computation as decoflow's row of that id (lib/bench-rows.ts), 
 DECOFLOW_THREADS threads on DECOFLOW_DEVICE; timing is the harness's: `warmup` untimed calls, then
 timed calls until `budgetMs` has passed and at least `minReps` were made (at most `maxReps`).
 The DiT rows use the reference model the tests check decoflow against (test/reference/dit_reference.py,
-shipped with the package), with PyTorch's fused attention.
+shipped with the package), with PyTorch's fused attention; the Frechet and precision/recall rows the
+metrics' reference (test/reference/eval_reference.py, shipped too).
 """
 import gc
+import importlib
 import json
 import os
 import sys
@@ -98,10 +100,16 @@ def pyramid(row):
     return lambda: laplacian_recompose(laplacian_decompose(x, stages))
 
 
-def reference_model(cfg):
-    sys.path.insert(0, os.path.join(ROOT, "test", "reference"))
-    import dit_reference as ref  # noqa: E402
+def reference(name):
+    """A module of test/reference (the PyTorch references decoflow's tests check against, shipped)."""
+    folder = os.path.join(ROOT, "test", "reference")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
 
+
+def reference_model(cfg):
+    ref = reference("dit_reference")
     ref.USE_SDPA = True
     return ref, ref.DFMDiT(cfg).to(DEVICE)
 
@@ -161,14 +169,6 @@ def random_cov(d, k):
     return (a @ a.T / k).double()
 
 
-def frechet(ma, ca, mb, cb):
-    w, v = torch.linalg.eigh(ca)
-    root = (v * w.clamp(min=0).sqrt()) @ v.T
-    m = root @ cb @ root
-    mu = torch.linalg.eigvalsh(0.5 * (m + m.T))
-    return ((ma - mb) ** 2).sum() + ca.trace() + cb.trace() - 2 * mu.clamp(min=0).sqrt().sum()
-
-
 def descriptors(level, k=64, p=7):
     nimg, c, h, w = level.shape
     patches = F.unfold(level, p)  # [N, C*p*p, L]
@@ -199,28 +199,17 @@ def swd(a, b, projections=512):
     return total / 3 * 1000
 
 
-def precision_recall(a, b, k=3):
-    fa, fb = F.avg_pool2d(a, 2).flatten(1), F.avg_pool2d(b, 2).flatten(1)
-
-    def radii(f):
-        d = torch.cdist(f, f)
-        d.fill_diagonal_(float("inf"))
-        return d.kthvalue(k, dim=1).values
-
-    ra, rb = radii(fa), radii(fb)
-    precision = (torch.cdist(fb, fa) <= ra[None, :]).any(dim=1).float().mean()
-    recall = (torch.cdist(fa, fb) <= rb[None, :]).any(dim=1).float().mean()
-    return precision, recall
-
-
 def evaluation(row):
-    size = row["size"]
+    """The Frechet distance and precision/recall of test/reference/eval_reference.py; the SWD above."""
+    ev, size = reference("eval_reference"), row["size"]
     if row["metric"] == "frechet":
         ca, cb = random_cov(size, size + 50), random_cov(size, size + 60)
         ma, mb = torch.randn(size).double(), torch.randn(size).double()
-        return lambda: frechet(ma, ca, mb, cb)
+        return lambda: ev.frechet(ma, ca, mb, cb)
     a, b = torch.randn(size, 1, 32, 32), torch.randn(size, 1, 32, 32)
-    return (lambda: swd(a, b)) if row["metric"] == "swd" else (lambda: precision_recall(a, b))
+    if row["metric"] == "swd":
+        return lambda: swd(a, b)
+    return lambda: ev.precision_recall(ev.pix(a, 16), ev.pix(b, 16), 3)
 
 
 BUILDERS = {"gemm": gemm, "attention": attention, "pyramid": pyramid, "train": train, "sample": sample, "eval": evaluation}
