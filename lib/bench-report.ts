@@ -70,7 +70,7 @@ export interface BenchReport {
   };
   /** The peer of --compare torch: found and used, or why not. */
   peer: { name: 'torch'; status: 'ok' | 'none'; version?: string; python?: string; threads?: number; reason?: string } | null;
-  /** Measured ceilings by id (GFLOP/s or GB/s): the best call of each ceiling row. */
+  /** Measured ceilings by id (GFLOP/s or GB/s): the best call of each ceiling row and of its second measurement after the rows. */
   ceilings: Partial<Record<CeilingId, number>>;
   rows: BenchRow[];
   seconds: number;

@@ -209,7 +209,8 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
     }
 
     const withPeer = (s: RowSpec) => peer !== null && s.peer !== null && !s.skip && unavailable === null;
-    const total = specs.reduce((n, s) => n + o.rounds * (1 + Number(withPeer(s))), 0);
+    const ceilingSpecs = unavailable === null ? specs.filter((s) => s.group === 'ceiling' && !s.skip) : [];
+    const total = specs.reduce((n, s) => n + o.rounds * (1 + Number(withPeer(s))), 0) + ceilingSpecs.length;
     let done = 0;
     for (const spec of specs) {
       const row: BenchRow = {
@@ -271,9 +272,6 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
       row.ms = combineRounds(ours);
       const rateOf = (ms: number) => (row.work === null ? null : row.work / ms / 1e6);
       row.rate = rateOf(row.ms.median);
-      const ceiling = spec.ceiling ? ceilings[spec.ceiling] : undefined;
-      const shareOf = (rate: number | null) => (rate === null || ceiling === undefined ? null : rate / ceiling);
-      row.share = shareOf(row.rate);
       if (spec.group === 'ceiling' && row.work !== null) ceilings[spec.id as CeilingId] = rateOf(row.ms.min)!;
       if (withPeer(spec)) {
         let p: BenchPeerResult;
@@ -281,12 +279,35 @@ export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
         else {
           const ms = combineRounds(theirs);
           const rate = rateOf(ms.median);
-          p = { status: 'ok', ms, rate, share: shareOf(rate), speedup: ms.median / row.ms.median };
+          p = { status: 'ok', ms, rate, share: null, speedup: ms.median / row.ms.median };
         }
         row.peer = p;
       } else if (peerInfo !== null && spec.group !== 'ceiling') {
         row.peer = { status: 'skipped', reason: peerInfo.status === 'none' ? 'no peer' : 'PyTorch has no counterpart of this row' };
       }
+    }
+
+    // The ceilings once more after the rows: on a shared machine either measurement may have been
+    // disturbed, and the best call of the two counts. Then every row's share of its ceiling.
+    for (const spec of ceilingSpecs) {
+      const row = rows.find((r) => r.id === spec.id)!;
+      if (row.status === 'ok') {
+        const runner = await spec.setup();
+        try {
+          const best = Math.min(...(await measure(runner.run, o.timing)));
+          ceilings[spec.id as CeilingId] = Math.max(ceilings[spec.id as CeilingId]!, (runner.work ?? spec.work!) / best / 1e6);
+        } finally {
+          runner.dispose();
+          releaseCachedMemory();
+        }
+      }
+      options.onProgress?.({ done: ++done, total, row: spec.id, side: 'decoflow' });
+    }
+    for (const row of rows) {
+      const ceiling = row.ceiling ? ceilings[row.ceiling] : undefined;
+      if (ceiling === undefined) continue;
+      if (row.rate !== null) row.share = row.rate / ceiling;
+      if (row.peer?.status === 'ok' && row.peer.rate != null) row.peer.share = row.peer.rate / ceiling;
     }
   } finally {
     peer?.close();
