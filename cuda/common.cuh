@@ -52,6 +52,7 @@ class Scratch {
 // Kernel families (one .cu each), as entered in the API table.
 int sgemm(int device, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+int gemm_bf16(int device, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* c);
 int attention_forward(int device, int dtype, const void* q, const void* k, const void* v, void* o, float* lse,
                       const DfCudaAttentionShape* shape, float scale, int causal);
 int attention_backward(int device, int dtype, const void* q, const void* k, const void* v, const void* o,

@@ -1,6 +1,7 @@
 // Matrix products through cuBLASLt (row-major, computed as the column-major transpose): the C ABI's
-// f32 sgemm (matmul on tensors) and the op backend's GEMMs (StreamLaunch::gemm: the linear layers, f32
-// with TF32 off or bf16 inputs with f32 accumulation, an optional bias epilogue).
+// f32 sgemm (matmul on tensors) and bf16 GEMM (the tensor-core ceiling `decoflow bench` times), and the
+// op backend's GEMMs (StreamLaunch::gemm: the linear layers, f32 with TF32 off or bf16 inputs with f32
+// accumulation, an optional bias epilogue).
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -132,7 +133,26 @@ void StreamLaunch::gemm(const GemmCall& g) {
            "cublasLtMatmul");
 }
 
+// C[m,n] = A[m,k] B[k,n], bf16 in and out, f32 accumulation: the backend's GEMM, for the C ABI.
+int gemm_bf16(int device, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* c) {
+  try {
+    StreamLaunch l(device);
+    GemmCall g;
+    g.m = m, g.n = n, g.k = k;
+    g.a = a, g.lda = k, g.b = b, g.ldb = n, g.c = c, g.ldc = n;
+    g.ab = g.c_type = df::DType::BF16;
+    l.gemm(g);
+    return DF_CUDA_OK;
+  } catch (const df::Error& e) {
+    return set_error(e.code() == df::Code::OutOfMemory ? DF_CUDA_OUT_OF_MEMORY : DF_CUDA_ERROR, e.what());
+  }
+}
+
 #else
+
+int gemm_bf16(int, int64_t, int64_t, int64_t, const void*, const void*, void*) {
+  return set_error(DF_CUDA_ERROR, "this CUDA backend was built without cuBLASLt, so it has no bf16 GEMM");
+}
 
 int sgemm(int, int, int, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
           float*, int64_t) {

@@ -212,6 +212,7 @@ extern "C" const DfCudaApi* decoflow_cuda_api(void) {
       DF_OPS_INTERFACE_VERSION,
       dfcuda::create_ops,
       dfcuda::destroy_ops,
+      dfcuda::gemm_bf16,
   };
   return &api;
 }

@@ -1,5 +1,6 @@
 // The `decoflow` command line. Exit codes: 0 ok, 1 failure at run time, 2 bad usage.
 import { UsageError } from './cli/args';
+import { benchCommand } from './cli/bench';
 import { evalCommand } from './cli/eval';
 import { experimentCommand } from './cli/experiment';
 import { sample } from './cli/sample';
@@ -13,6 +14,7 @@ commands:
   sample      generate images from a checkpoint
   eval        compare generated images with real ones (SWD, Frechet distances, precision/recall)
   experiment  train FM and DFM at equal compute and plot quality against training FLOPs
+  bench       time the kernels and the model against the machine's ceilings (and PyTorch)
   info        version, backends, BLAS and threads
   help        this text
 
@@ -46,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
         return await evalCommand(rest);
       case 'experiment':
         return await experimentCommand(rest);
+      case 'bench':
+        return await benchCommand(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -44,3 +44,11 @@ export { evaluate, evaluateSync, evalFeatures, frechetDistance, symmetricEigen, 
 export type { EvalFeature, EvalOptions, EvalResult, EvalReport, ImageSetOptions } from './eval';
 export { runExperiment, runArm, parseArm, forwardFlops, trainingFlopsPerStep, chartSvg, drawCharts, drawGrids } from './experiment';
 export type { Arm, ArmResult, EvalPoint, ExperimentOptions } from './experiment';
+export { bench, measure, stats, describeMachine } from './bench';
+export type { BenchOptions, BenchProgress } from './bench';
+export { BENCH_SCHEMA, validateBenchReport, compareBaseline, formatBenchTable, formatBenchHeader, formatBaselineComparison } from './bench-report';
+export type { BenchReport, BenchRow, BenchStats, BenchPeerResult, BenchMachine, BaselineComparison, BaselineRow } from './bench-report';
+export { parseRow, resolveRows, attentionWork, pyramidWork, fmaWork, benchModel, BENCH_DEFAULT_ROWS, BENCH_GROUPS, BENCH_MODEL_WORKLOADS } from './bench-rows';
+export type { BenchGroup, BenchUnit, CeilingId, RowSpec } from './bench-rows';
+export { findTorchPeer } from './bench-peer';
+export type { BenchTiming, PeerInfo } from './bench-peer';

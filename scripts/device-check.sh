@@ -19,7 +19,7 @@ OUT="$(mktemp -d "${TMPDIR:-/tmp}/decoflow-device.XXXXXX")"  # the logs; packed 
 DEADLINE=$(( $(date +%s) + ${DEADLINE_S:-480} ))
 pack() {
   cp "$OUT/summary.txt" "$RESULTS/" 2>/dev/null
-  for f in bench_report.md bench_report_flash.md bench_pyramid.md; do [ -f "$OUT/$f" ] && cp "$OUT/$f" "$RESULTS/"; done
+  for f in bench_report.md bench_report_flash.md bench_pyramid.md node-bench.log; do [ -f "$OUT/$f" ] && cp "$OUT/$f" "$RESULTS/"; done
   tar -czf "$RESULTS/logs.tar.gz" -C "$OUT" . 2>/dev/null
 }
 trap pack EXIT
@@ -97,6 +97,10 @@ step test_cuda_pyramid 120 "$BIN/test_cuda_pyramid"
 if [ -f "$BIN/decoflow.node" ] && [ -f dist/index.cjs ]; then
   export DECOFLOW_NATIVE_PATH="$PWD/$BIN/decoflow.node"
   step node-check 120 node scripts/device-node-check.js
+  # decoflow bench's GPU rows (ceilings, GEMM, attention, pyramid), against PyTorch when it has CUDA.
+  BENCH_PEER=()
+  "$PY" -c "import torch; assert torch.cuda.is_available()" > /dev/null 2>&1 && BENCH_PEER=(--compare torch --python "$PY")
+  step node-bench 240 node bin/decoflow.js bench --device cuda --quick --no-progress "${BENCH_PEER[@]}" --json "$OUT/node_bench.json"
 else
   note "SKIP  node-check: no addon build or no dist/ (carry .device-carry, dist and the Node-API headers)"
 fi

@@ -240,3 +240,17 @@ export interface NativeBinding {
   ): { padding: number; cols: number; rows: number; first: number; count: number; origins: number[] };
   pixelsToPlanar(raw: Uint8Array, side: number, channels: number, size: number): Float32Array;
 }
+
+/** The measurements of `decoflow bench` that the public ops cannot make (native/addon/bench_binding.cpp). */
+export interface NativeBinding {
+  /** The FMA chains' vector width and count, and the instruction-set path the kernels were built for. */
+  benchInfo(): { lanes: number; chains: number; isa: string };
+  /** Runs `iterations` rounds of `chains` FMAs on `lanes`-wide vectors on each of `threads` threads. */
+  benchFma(threads: number, iterations: number): void;
+  /** Copies src's bytes into dst (same size and device): thread pool on the CPU, one device copy on CUDA. */
+  benchCopyTensor(dst: NativeTensor, src: NativeTensor): void;
+  /** Waits for the work queued on a CUDA device ('cpu': nothing to wait for). */
+  benchSynchronize(device: string): void;
+  /** c [m, n] = a [m, k] b [k, n], bf16 CUDA tensors, through cuBLASLt (queued on the device's stream). */
+  benchGemmBf16(a: NativeTensor, b: NativeTensor, c: NativeTensor): void;
+}

@@ -22,6 +22,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_attention(env, exports);
   init_eval(env, exports);
   init_io(env, exports);
+  init_bench(env, exports);
   return exports;
 }
 

@@ -14,5 +14,6 @@ void init_pyramid(Napi::Env env, Napi::Object exports);
 void init_attention(Napi::Env env, Napi::Object exports);
 void init_eval(Napi::Env env, Napi::Object exports);
 void init_io(Napi::Env env, Napi::Object exports);
+void init_bench(Napi::Env env, Napi::Object exports);
 
 }  // namespace df::addon

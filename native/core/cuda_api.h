@@ -101,6 +101,9 @@ typedef struct DfCudaApi {
   int ops_interface_version;
   int (*create_ops)(int device, int compute_dtype, void** ops);
   int (*destroy_ops)(void* ops);
+  /* Row-major C[m,n] = A[m,k] B[k,n], bf16 operands and result, f32 accumulation, through cuBLASLt:
+     the tensor-core ceiling `decoflow bench` measures (cuda/gemm.cu). Queued on the device's stream. */
+  int (*gemm_bf16)(int device, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* c);
 } DfCudaApi;
 
 typedef const DfCudaApi* (*DfCudaApiFn)(void);
