@@ -13,7 +13,7 @@ commands:
   sample      generate images from a checkpoint
   eval        compare generated images with real ones (SWD, Frechet distances, precision/recall)
   experiment  train FM and DFM at equal compute and plot quality against training FLOPs
-  info        version, backends, BLAS and threads
+  info        version, addon, CPU kernels, backends, BLAS and threads
   help        this text
 
 'decoflow <command> --help' lists a command's options.
@@ -22,7 +22,9 @@ commands:
 function printInfo(): void {
   const i = info();
   console.log(`decoflow ${i.version} (node ${i.node})`);
-  console.log(`threads: ${i.threads} of ${i.hardwareThreads} hardware threads${i.nativeArch ? ', built for this CPU' : ''}`);
+  console.log(`addon: ${i.prebuilt ? 'prebuilt' : 'built from source'}${i.nativeArch ? ' for this CPU' : ''} (${i.addon})`);
+  console.log(`CPU kernels: ${i.cpuLevelDetail}`);
+  console.log(`threads: ${i.threads} of ${i.hardwareThreads} hardware threads`);
   console.log(`BLAS: ${i.blas} (gemm: ${i.gemm})`);
   console.log('backends:');
   for (const b of i.backends) {

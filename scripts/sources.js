@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Expands the source patterns of native/sources.json (the one list shared with CMakeLists.txt) for
-// binding.gyp: `node scripts/sources.js core addon` prints the files, space separated, sorted.
+// Reads native/sources.json (the one list shared with CMakeLists.txt) for binding.gyp:
+//   node scripts/sources.js core addon       the files of these groups, space separated, sorted
+//   node scripts/sources.js --flags avx2     the compiler flags of one CPU level
+//   node scripts/sources.js --level avx2     its number (DF_CPU_LEVEL)
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -15,12 +17,30 @@ function expand(pattern) {
   if (path.basename(pattern) !== `*${ext}`) throw new Error(`sources.js: unsupported pattern '${pattern}'`);
   const abs = path.join(root, dir);
   if (!fs.existsSync(abs)) return [];
-  return fs.readdirSync(abs).filter((f) => f.endsWith(ext)).sort().map((f) => `${dir}/${f}`);
+  return fs
+    .readdirSync(abs, { withFileTypes: true })
+    .filter((f) => f.isFile() && f.name.endsWith(ext))
+    .map((f) => f.name)
+    .sort()
+    .map((f) => `${dir}/${f}`);
 }
 
-const out = [];
-for (const group of process.argv.slice(2)) {
-  if (!Array.isArray(lists[group])) throw new Error(`sources.js: unknown group '${group}'`);
-  for (const pattern of lists[group]) out.push(...expand(pattern));
+function level(name) {
+  const i = lists.cpu_level_flags.findIndex((l) => l.name === name);
+  if (i < 0) throw new Error(`sources.js: unknown CPU level '${name}'`);
+  return { index: i, ...lists.cpu_level_flags[i] };
 }
-console.log(out.join(' '));
+
+const args = process.argv.slice(2);
+if (args[0] === '--flags') {
+  console.log(level(args[1]).flags.join(' '));
+} else if (args[0] === '--level') {
+  console.log(level(args[1]).index);
+} else {
+  const out = [];
+  for (const group of args) {
+    if (!Array.isArray(lists[group])) throw new Error(`sources.js: unknown group '${group}'`);
+    for (const pattern of lists[group]) out.push(...expand(pattern));
+  }
+  console.log(out.join(' '));
+}

@@ -29,6 +29,8 @@ export interface NativeBackend {
   devices: number;
   detail?: string;
   reason?: string;
+  /** cuda: the libdecoflow_cuda.so in use. */
+  library?: string;
 }
 
 export interface NativeBuildInfo {
@@ -38,7 +40,13 @@ export interface NativeBuildInfo {
   hardwareThreads: number;
   compiler?: string;
   nativeArch: boolean;
+  cpuLevel: CpuLevelName | null;
+  cpuLevelDetail: string;
+  cpuLevels: CpuLevelName[];
+  cpuLevelsSupported: CpuLevelName[];
 }
+
+export type CpuLevelName = 'baseline' | 'avx2' | 'avx512';
 
 export interface NativeMemory {
   [device: string]: { tensors: number; bytes: number; peakBytes: number; cachedBytes?: number };
@@ -53,6 +61,7 @@ export interface NativeBinding {
   backends(): NativeBackend[];
   buildInfo(): NativeBuildInfo;
   setThreads(n: number): void;
+  setCudaLibraryCandidates(paths: string[]): void;
   getThreads(): number;
   memory(): NativeMemory;
   resetPeakMemory(device?: string): void;

@@ -8,6 +8,7 @@
 #include "../core/threadpool.h"
 
 namespace df {
+inline namespace DF_CPU_NS {  // compiled once per CPU level (cpu_level.h)
 
 namespace {
 constexpr int64_t kGrain = 16384;
@@ -33,8 +34,16 @@ inline float float_of(int32_t i) {
   std::memcpy(&x, &i, sizeof x);
   return x;
 }
-inline i32x16 bits_of(f32x16 x) { return reinterpret_cast<i32x16&>(x); }
-inline f32x16 float_of(i32x16 i) { return reinterpret_cast<f32x16&>(i); }
+inline i32x16 bits_of(f32x16 x) {
+  i32x16 i;
+  std::memcpy(&i, &x, sizeof i);
+  return i;
+}
+inline f32x16 float_of(i32x16 i) {
+  f32x16 x;
+  std::memcpy(&x, &i, sizeof x);
+  return x;
+}
 
 template <class V>
 inline V exp_poly(V x) {
@@ -140,4 +149,5 @@ void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n, b
   });
 }
 
+}  // namespace DF_CPU_NS
 }  // namespace df
