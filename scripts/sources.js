@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Reads native/sources.json (the one list shared with CMakeLists.txt) for binding.gyp:
 //   node scripts/sources.js core addon       the files of these groups, space separated, sorted
-//   node scripts/sources.js --flags avx2     the compiler flags of one CPU level
+//   node scripts/sources.js --flags avx2     the compiler flags of one CPU level: in a native build
+//                                            (DECOFLOW_PORTABLE unset), -march=native for the best
+//                                            level this machine runs, as CMakeLists.txt does
 //   node scripts/sources.js --level avx2     its number (DF_CPU_LEVEL)
 'use strict';
 const fs = require('fs');
@@ -31,9 +33,22 @@ function level(name) {
   return { index: i, ...lists.cpu_level_flags[i] };
 }
 
+// The best CPU level of this machine, from the compiler's macros for -march=native.
+function nativeLevel() {
+  const cxx = process.env.CXX || 'c++';
+  const r = require('child_process').spawnSync(cxx, ['-march=native', '-dM', '-E', '-x', 'c++', '/dev/null'], {
+    encoding: 'utf8',
+  });
+  const has = (...macros) => macros.every((m) => new RegExp(`\\b${m}\\b`).test(r.stdout || ''));
+  if (has('__AVX512F__', '__AVX512BW__', '__AVX512CD__', '__AVX512DQ__', '__AVX512VL__')) return 'avx512';
+  if (has('__AVX2__', '__FMA__', '__BMI2__')) return 'avx2';
+  return 'baseline';
+}
+
 const args = process.argv.slice(2);
 if (args[0] === '--flags') {
-  console.log(level(args[1]).flags.join(' '));
+  const native = !process.env.DECOFLOW_PORTABLE && process.arch === 'x64' && nativeLevel() === args[1];
+  console.log(native ? '-march=native -Wno-psabi' : level(args[1]).flags.join(' '));
 } else if (args[0] === '--level') {
   console.log(level(args[1]).index);
 } else {
