@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <vector>
 
 #include "error.h"
 
@@ -39,6 +40,29 @@ std::vector<std::string> CudaBackend::library_candidates() const {
   return paths;
 }
 
+namespace {
+
+// cuBLASLt is not shipped with the CUDA backend (it is NVIDIA's, and large): the library needs
+// libcublasLt.so.13 at run time, from the dynamic linker's search path (LD_LIBRARY_PATH, ldconfig),
+// its RUNPATH ($ORIGIN, /usr/local/cuda/lib64), or loaded here first from DECOFLOW_CUBLASLT_DIR
+// (e.g. the lib folder of the nvidia-cublas Python wheel) or the CUDA library's own folder: a loaded
+// library satisfies the dependency by its soname. Returns what was loaded, or "".
+std::string preload_cublaslt(const std::string& cuda_library) {
+  std::vector<std::string> dirs;
+  const char* env = std::getenv("DECOFLOW_CUBLASLT_DIR");
+  if (env && *env) dirs.push_back(env);
+  size_t slash = cuda_library.rfind('/');
+  if (slash != std::string::npos) dirs.push_back(cuda_library.substr(0, slash));
+  for (const std::string& dir : dirs)
+    for (const char* name : {"libcublasLt.so.13", "libcublasLt.so.12"}) {
+      std::string path = dir + "/" + name;
+      if (dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) return path;
+    }
+  return "";
+}
+
+}  // namespace
+
 void CudaBackend::load() {
   std::lock_guard<std::mutex> lock(g_load_mutex);
   if (loaded_) return;
@@ -47,6 +71,7 @@ void CudaBackend::load() {
   void* handle = nullptr;
   std::string path, tried;
   for (const std::string& candidate : library_candidates()) {
+    preload_cublaslt(candidate);
     handle = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle) {
       path = candidate;
@@ -58,7 +83,8 @@ void CudaBackend::load() {
   if (!handle) {
     reason_ = "the CUDA backend library could not be loaded (" + tried +
               "). It comes with the optional package @decoflow/linux-x64-cuda (npm install @decoflow/linux-x64-cuda), or "
-              "from a build from source where nvcc is found (see README, 'CUDA backend')";
+              "from a build from source where nvcc is found; it needs cuBLASLt (libcublasLt.so.13: the CUDA 13 "
+              "toolkit, or the nvidia-cublas wheel with DECOFLOW_CUBLASLT_DIR; see README, 'CUDA backend')";
     return;
   }
   path_ = path;
