@@ -57,5 +57,10 @@ if (args[0] === '--flags') {
     if (!Array.isArray(lists[group])) throw new Error(`sources.js: unknown group '${group}'`);
     for (const pattern of lists[group]) out.push(...expand(pattern));
   }
+  // as CMakeLists.txt: a per-level source keeps its code in the level's namespace
+  if (args.includes('cpu_levels'))
+    for (const f of out)
+      if (!/inline namespace DF_CPU_NS/.test(fs.readFileSync(path.join(root, f), 'utf8')))
+        throw new Error(`sources.js: ${f} is compiled once per CPU level but has no \`inline namespace DF_CPU_NS\`: move code compiled once to native/ops/shared`);
   console.log(out.join(' '));
 }
