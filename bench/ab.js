@@ -5,7 +5,11 @@
 // package.json, and its decoflow.node) and compare.
 //
 //   node bench/ab.js --a /path/to/old --b . [--rounds 5] [--threads 2] [--rows 'tiny train,pyramid']
-//                    [--a-addon file.node] [--b-addon file.node]
+//                    [--a-addon file.node] [--b-addon file.node] [--cpu]
+//
+// --cpu times each call by the process's CPU time (user + system, all threads) instead of the wall
+// clock: on a machine that others load, a process that waits for a core is not charged for it. Use it
+// with --threads 1 (with more threads, idle pool workers that spin would count).
 //
 // A build folder holds dist/index.cjs and package.json; its addon is build/Release/decoflow.node or,
 // when that is missing, decoflow.node in the folder itself, unless --a-addon / --b-addon name one
@@ -18,20 +22,38 @@ const path = require('path');
 const ROWS = {
   // q, k, v [8, 4, 256, 64]: the attention of a 16 x 16-token image, forward then backward
   'attention f+b': { kind: 'attention', shape: [8, 4, 256, 64] },
-  // a [16, 3, 128, 128] batch into 3 Laplacian stages and back
-  pyramid: { kind: 'pyramid', shape: [16, 3, 128, 128], stages: 3 },
+  // a [16, 3, 256, 256] batch into 3 Laplacian stages and back
+  pyramid: { kind: 'pyramid', shape: [16, 3, 256, 256], stages: 3 },
   'tiny train': { size: 'tiny', kind: 'train', batch: 32 },
   'tiny sample': { size: 'tiny', kind: 'sample', batch: 32 },
   'small train': { size: 'small', kind: 'train', batch: 32 },
   'small sample': { size: 'small', kind: 'sample', batch: 16 },
 };
 
+// The median CPU ms (user + system, every thread of the process) of a call: one warm-up, then at
+// least 3 calls and 2.5 s.
+async function cpuTime(fn) {
+  const warmup = 1, minRuns = 3, minMs = 2500;
+  for (let i = 0; i < warmup; i++) await fn();
+  const samples = [];
+  let total = 0;
+  while (samples.length < minRuns || total < minMs) {
+    const c0 = process.cpuUsage();
+    await fn();
+    const c = process.cpuUsage(c0);
+    samples.push((c.user + c.system) / 1000);
+    total += samples[samples.length - 1];
+  }
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)];
+}
+
 // In a child: one row on one build, printing the median ms of a call as JSON.
 async function measure(rowName, threads) {
   const d = require(process.env.DECOFLOW_AB_DIST);
   d.setThreads(threads);
   const row = ROWS[rowName];
-  const { time } = require('./common');
+  const time = process.env.DECOFLOW_AB_CPU ? cpuTime : require('./common').time;
   if (row.kind === 'attention' || row.kind === 'pyramid') {
     const x = d.Tensor.randn(row.shape, { seed: 1 });
     let fn;
@@ -111,6 +133,7 @@ function main() {
           DECOFLOW_AB_ROW: row,
           DECOFLOW_AB_DIST: path.join(builds[k], 'dist', 'index.cjs'),
           DECOFLOW_NATIVE_PATH: addons[k],
+          ...(args.includes('--cpu') ? { DECOFLOW_AB_CPU: '1' } : {}),
         };
         const out = spawnSync(process.execPath, [__filename, '--threads', String(threads)], { env, encoding: 'utf8' });
         if (out.status !== 0) {
@@ -121,7 +144,8 @@ function main() {
         ((times[row] ??= { A: [], B: [] })[k]).push(ms);
       }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  console.log(`A = ${builds.A} (${addons.A})\nB = ${builds.B} (${addons.B})\n${rounds} rounds, ${threads} threads, median of the rounds' medians`);
+  console.log(`A = ${builds.A} (${addons.A})\nB = ${builds.B} (${addons.B})\n${rounds} rounds, ${threads} threads, ` +
+    `median of the rounds' medians${args.includes('--cpu') ? ' of CPU time (user + system)' : ''}`);
   console.log('row            A ms      B ms      B/A');
   for (const [row, t] of Object.entries(times)) {
     const a = median(t.A), b = median(t.B);

@@ -26,7 +26,7 @@ const req = createRequire(__filename);
 function locate(): string {
   const given = process.env.DECOFLOW_NATIVE_PATH;
   if (given) {
-    if (fs.existsSync(given)) return given;
+    if (fs.existsSync(given)) return path.resolve(given);
     throw decoflowError('ERR_DECOFLOW_NATIVE_MISSING', `decoflow: DECOFLOW_NATIVE_PATH=${given}: no such file`);
   }
   try {
