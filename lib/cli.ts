@@ -15,7 +15,7 @@ commands:
   eval        compare generated images with real ones (SWD, Frechet distances, precision/recall)
   experiment  train FM and DFM at equal compute and plot quality against training FLOPs
   bench       time the kernels and the model against the machine's ceilings (and PyTorch)
-  info        version, backends, BLAS and threads
+  info        version, addon, CPU kernels, backends, BLAS and threads
   help        this text
 
 'decoflow <command> --help' lists a command's options.
@@ -24,7 +24,9 @@ commands:
 function printInfo(): void {
   const i = info();
   console.log(`decoflow ${i.version} (node ${i.node})`);
-  console.log(`threads: ${i.threads} of ${i.hardwareThreads} hardware threads${i.nativeArch ? ', built for this CPU' : ''}`);
+  console.log(`addon: ${i.prebuilt ? 'prebuilt' : 'built from source'}${i.nativeArch ? ' for this CPU' : ''} (${i.addon})`);
+  console.log(`CPU kernels: ${i.cpuLevelDetail}`);
+  console.log(`threads: ${i.threads} of ${i.hardwareThreads} hardware threads`);
   console.log(`BLAS: ${i.blas} (gemm: ${i.gemm})`);
   console.log('backends:');
   for (const b of i.backends) {

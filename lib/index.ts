@@ -2,7 +2,7 @@
 export { Tensor } from './tensor';
 export type { DType, Device, TypedArray, TensorOptions } from './tensor';
 export { backends, info, setThreads, getThreads, memory, resetPeakMemory, releaseCachedMemory } from './runtime';
-export type { Backend, Info, DeviceMemory } from './runtime';
+export type { Backend, Info, DeviceMemory, CpuLevelName } from './runtime';
 export { matmul, matmulSync, setGemm, getGemm } from './gemm';
 export type { MatmulOptions } from './gemm';
 export { attention, attentionSync, attentionBackward, attentionBackwardSync } from './attention';

@@ -1,8 +1,8 @@
 // Backends, threads, memory accounting and build information.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { NativeBackend } from '../types/native';
-import { native, root } from './native';
+import type { CpuLevelName, NativeBackend } from '../types/native';
+import { native, nativePath, root } from './native';
 
 export type Backend = NativeBackend;
 
@@ -19,8 +19,23 @@ export interface Info {
   gemm: 'auto' | 'blas' | 'builtin';
   threads: number;
   hardwareThreads: number;
+  /** Built with -march=native for the build machine (a source build), not for any x86-64. */
   nativeArch: boolean;
+  /**
+   * The CPU kernels in use: the best level this CPU supports, or DECOFLOW_CPU_LEVEL's (null when
+   * that level cannot run here: then cpuLevelDetail says why and the kernels throw).
+   */
+  cpuLevel: CpuLevelName | null;
+  cpuLevelDetail: string;
+  /** The levels compiled into the addon, and those this CPU can run. */
+  cpuLevels: CpuLevelName[];
+  cpuLevelsSupported: CpuLevelName[];
+  /** The addon file in use, and whether it is the package's prebuilt one (else a build from source). */
+  addon: string;
+  prebuilt: boolean;
 }
+
+export type { CpuLevelName };
 
 export function info(): Info {
   const version: string = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version;
@@ -34,6 +49,12 @@ export function info(): Info {
     threads: b.threads,
     hardwareThreads: b.hardwareThreads,
     nativeArch: b.nativeArch,
+    cpuLevel: b.cpuLevel,
+    cpuLevelDetail: b.cpuLevelDetail,
+    cpuLevels: b.cpuLevels,
+    cpuLevelsSupported: b.cpuLevelsSupported,
+    addon: nativePath,
+    prebuilt: nativePath.split(path.sep).includes('prebuilds'),
   };
 }
 

@@ -14,7 +14,10 @@ export type Solver = 'euler' | 'heun' | 'midpoint';
 export interface SampleOptions {
   /** Number of images (default 1). */
   n?: number;
-  /** Class per image (class-conditional models; numClasses is the null class). */
+  /**
+   * Class per image (class-conditional models; numClasses is the null class). Default: the classes
+   * in turn, image i of class i % numClasses (as the CLI does).
+   */
   labels?: number[];
   seed?: number;
   /** Steps of each phase (default: [30, 10] for 2 stages, [40] for 1). */
@@ -67,6 +70,11 @@ export function flowSchedule(stages: number, stepsPerStage?: number[], threshold
   return native.flowSchedule(stages, stepsPerStage ?? d.stepsPerStage, thresholds ?? d.thresholds);
 }
 
+/** Labels 0, 1, ..., classes - 1, 0, 1, ... for n images: the default of a class-conditional model. */
+export function cycledLabels(n: number, classes: number): number[] {
+  return Array.from({ length: n }, (_, i) => i % classes);
+}
+
 export class Sampler {
   constructor(readonly model: Model) {
     if (!(model instanceof Model)) throw decoflowError('ERR_DECOFLOW_ARG_TYPE', 'Sampler: model: expected a Model');
@@ -84,6 +92,10 @@ export class Sampler {
   async sample(options: SampleOptions = {}): Promise<SampleResult> {
     const { onProgress, signal, ...rest } = options;
     if (signal?.aborted) throw decoflowError('ABORT_ERR', 'sample: the operation was aborted');
+    const classes = this.model.config.numClasses;
+    const n = rest.n ?? 1;
+    // (an invalid n is left for the native checks to report)
+    if (classes > 0 && rest.labels === undefined && Number.isInteger(n) && n > 0) rest.labels = cycledLabels(n, classes);
     const job = native.modelSample(this.model.nativeHandle, rest, onProgress);
     const abort = () => native.cancelJob(job.cancel);
     signal?.addEventListener('abort', abort, { once: true });

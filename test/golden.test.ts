@@ -4,8 +4,11 @@
 // the Haar pyramid (every loss, gradient norm and active stage, then a hash of the parameters and
 // the EMA), and a guided sample of each trained model (hashes of the images, levels and previews).
 //
-// The bits depend on the CPU's instruction set (the build targets this machine's CPU) and on the
-// BLAS, so the fixture records the machine it was made on. On that kind of machine every number
+// The bits depend on the CPU's instruction set, on the build (-march=native, or the portable
+// prebuilt addon), on the CPU level of the kernels in use (native/ops/cpu_level.h: a native build
+// compiles its best level for this machine, which gives exactly the kernels the fixture was made
+// with; a forced lower level or the portable build gives other bits) and on the BLAS, so the
+// fixture records all of them. On that kind of machine every number
 // must be the same to the bit; elsewhere the test still runs everything and checks the losses to
 // 1e-3 relative (rounding differences grow over 50 steps), and says that the bits were not compared.
 import { createHash } from 'node:crypto';
@@ -45,7 +48,7 @@ function machineKey(): string {
     flags = 'no /proc/cpuinfo';
   }
   const i = info();
-  return `${cpu} | ${flags} | ${i.blas} | coretype ${process.env.OPENBLAS_CORETYPE ?? '-'} | native ${i.nativeArch}`;
+  return `${cpu} | ${flags} | ${i.blas} | coretype ${process.env.OPENBLAS_CORETYPE ?? '-'} | native ${i.nativeArch} | cpu level ${i.cpuLevel}`;
 }
 
 const runs: Array<{ name: string; config: ModelConfig; trainer: TrainerOptions; batch: number; sampler: Record<string, unknown> }> = [];

@@ -1,4 +1,5 @@
 import { flowSchedule, Model, Sampler, samplerDefaults, Tensor } from '../lib';
+import { cycledLabels } from '../lib/sampler';
 import { caughtAsync } from './helpers';
 
 describe('the sampling schedule', () => {
@@ -100,6 +101,18 @@ describe('Sampler', () => {
     const pre = new AbortController();
     pre.abort();
     expect((await caughtAsync(() => sampler.sample({ n: 1, labels: [0], signal: pre.signal }))).code).toBe('ABORT_ERR');
+  });
+
+  test('without labels a class-conditional model cycles the classes (as the CLI does)', async () => {
+    const base = { n: 6, seed: 3, stepsPerStage: [2, 2], ema: false };
+    const cycled = await sampler.sample({ ...base, labels: [0, 1, 2, 3, 0, 1] });
+    const omitted = await sampler.sample(base);
+    expect(omitted.images.shape).toEqual([6, 3, 16, 16]);
+    expect(Array.from(omitted.images.dataSync())).toEqual(Array.from(cycled.images.dataSync()));
+    // and the labels matter: another assignment gives other images
+    const other = await sampler.sample({ ...base, labels: [3, 2, 1, 0, 3, 2] });
+    expect(Array.from(other.images.dataSync())).not.toEqual(Array.from(cycled.images.dataSync()));
+    expect(cycledLabels(5, 2)).toEqual([0, 1, 0, 1, 0]);
   });
 
   test('bad options are coded errors', async () => {

@@ -30,6 +30,8 @@ export interface NativeBackend {
   devices: number;
   detail?: string;
   reason?: string;
+  /** cuda: the libdecoflow_cuda.so in use. */
+  library?: string;
 }
 
 export interface NativeBuildInfo {
@@ -39,7 +41,13 @@ export interface NativeBuildInfo {
   hardwareThreads: number;
   compiler?: string;
   nativeArch: boolean;
+  cpuLevel: CpuLevelName | null;
+  cpuLevelDetail: string;
+  cpuLevels: CpuLevelName[];
+  cpuLevelsSupported: CpuLevelName[];
 }
+
+export type CpuLevelName = 'baseline' | 'avx2' | 'avx512';
 
 export interface NativeMemory {
   [device: string]: { tensors: number; bytes: number; peakBytes: number; cachedBytes?: number };
@@ -54,6 +62,7 @@ export interface NativeBinding {
   backends(): NativeBackend[];
   buildInfo(): NativeBuildInfo;
   setThreads(n: number): void;
+  setCudaLibraryCandidates(paths: string[]): void;
   getThreads(): number;
   memory(): NativeMemory;
   resetPeakMemory(device?: string): void;

@@ -155,9 +155,9 @@ export async function train(argv: string[]): Promise<number> {
       `on ${dataset.name} (${dataset.size} images, ${c.channels}x${c.height}x${c.width}, ${c.numClasses} classes), batch ${run.batch}, ` +
       `stage probabilities ${run.trainer.stageProbs!.join('/')}, loss weights ${run.trainer.stageLossWeights!.join('/')}\n`,
   );
-  const bar = new ProgressBar(run.steps, model.step);
-  const t0 = Date.now();
   const limit = (a['time-limit'] as number | undefined) ?? Infinity;
+  const bar = new ProgressBar(run.steps, model.step, process.stderr, limit);
+  const t0 = Date.now();
   const every = { ckpt: a['checkpoint-every'] as number, sample: a['sample-every'] as number };
   let smooth = NaN;
   const start = model.step;

@@ -2,6 +2,7 @@
 #include "../core/allocator.h"
 #include "../core/backend.h"
 #include "../core/threadpool.h"
+#include "../ops/cpu_level.h"
 #include "../ops/gemm.h"
 #include "addon_data.h"
 #include "bindings.h"
@@ -28,6 +29,7 @@ Napi::Value backends(const Napi::CallbackInfo& info) {
     std::string names;
     for (int i = 0; i < cuda.device_count(); i++) names += (i ? ", " : "") + cuda.device_name(i);
     gpu.Set("detail", names);
+    gpu.Set("library", cuda.library());
   } else {
     gpu.Set("reason", cuda.reason());
   }
@@ -50,7 +52,31 @@ Napi::Value build_info(const Napi::CallbackInfo& info) {
 #else
   o.Set("nativeArch", false);
 #endif
+  // The CPU levels (ops/cpu_level.h): the one in use (null when DECOFLOW_CPU_LEVEL asks for one
+  // that cannot run here), why, the compiled ones and those this CPU supports.
+  const std::string level = cpu_level_description();
+  o.Set("cpuLevel", level.rfind("none:", 0) == 0 ? env.Null() : Napi::String::New(env, cpu_level_name(cpu_level())));
+  o.Set("cpuLevelDetail", level);
+  Napi::Array compiled = Napi::Array::New(env), supported = Napi::Array::New(env);
+  for (CpuLevel l : compiled_cpu_levels()) {
+    compiled.Set(compiled.Length(), cpu_level_name(l));
+    if (cpu_supports(l)) supported.Set(supported.Length(), cpu_level_name(l));
+  }
+  o.Set("cpuLevels", compiled);
+  o.Set("cpuLevelsSupported", supported);
   return o;
+}
+
+// setCudaLibraryCandidates(paths): where else to look for libdecoflow_cuda.so (backend.h), before
+// the first use of the CUDA backend.
+Napi::Value set_cuda_library_candidates(const Napi::CallbackInfo& info) {
+  std::vector<std::string> paths;
+  if (!info[0].IsArray()) fail(Code::ArgType, "setCudaLibraryCandidates: paths: expected an array of strings");
+  Napi::Array a = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++)
+    paths.push_back(arg_string(a.Get(i), "setCudaLibraryCandidates: paths[" + std::to_string(i) + "]"));
+  cuda_backend().set_library_candidates(std::move(paths));
+  return info.Env().Undefined();
 }
 
 Napi::Value set_threads(const Napi::CallbackInfo& info) {
@@ -92,6 +118,8 @@ void init_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("backends", Napi::Function::New<guarded<backends>>(env, "backends"));
   exports.Set("buildInfo", Napi::Function::New<guarded<build_info>>(env, "buildInfo"));
   exports.Set("setThreads", Napi::Function::New<guarded<set_threads>>(env, "setThreads"));
+  exports.Set("setCudaLibraryCandidates",
+              Napi::Function::New<guarded<set_cuda_library_candidates>>(env, "setCudaLibraryCandidates"));
   exports.Set("getThreads", Napi::Function::New<guarded<get_threads>>(env, "getThreads"));
   exports.Set("memory", Napi::Function::New<guarded<memory>>(env, "memory"));
   exports.Set("releaseCachedMemory", Napi::Function::New<guarded<release_cached_memory>>(env, "releaseCachedMemory"));

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <vector>
 
 #include "error.h"
 
@@ -26,24 +27,73 @@ CudaBackend& cuda_backend() {
   return backend;
 }
 
+void CudaBackend::set_library_candidates(std::vector<std::string> paths) {
+  std::lock_guard<std::mutex> lock(g_load_mutex);
+  extra_paths_ = std::move(paths);
+}
+
+std::vector<std::string> CudaBackend::library_candidates() const {
+  const char* env = std::getenv("DECOFLOW_CUDA_LIBRARY");
+  if (env && *env) return {env};
+  std::vector<std::string> paths = {module_directory() + "/libdecoflow_cuda.so"};
+  paths.insert(paths.end(), extra_paths_.begin(), extra_paths_.end());
+  return paths;
+}
+
+namespace {
+
+// cuBLASLt is not shipped with the CUDA backend (it is NVIDIA's, and large): the library needs
+// libcublasLt.so.13 at run time, from the dynamic linker's search path (LD_LIBRARY_PATH, ldconfig),
+// its RUNPATH ($ORIGIN, /usr/local/cuda/lib64), or loaded here first from DECOFLOW_CUBLASLT_DIR
+// (e.g. the lib folder of the nvidia-cublas Python wheel) or the CUDA library's own folder: a loaded
+// library satisfies the dependency by its soname. Returns what was loaded, or "".
+std::string preload_cublaslt(const std::string& cuda_library) {
+  std::vector<std::string> dirs;
+  const char* env = std::getenv("DECOFLOW_CUBLASLT_DIR");
+  if (env && *env) dirs.push_back(env);
+  size_t slash = cuda_library.rfind('/');
+  if (slash != std::string::npos) dirs.push_back(cuda_library.substr(0, slash));
+  for (const std::string& dir : dirs)
+    for (const char* name : {"libcublasLt.so.13", "libcublasLt.so.12"}) {
+      std::string path = dir + "/" + name;
+      if (dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) return path;
+    }
+  return "";
+}
+
+}  // namespace
+
 void CudaBackend::load() {
   std::lock_guard<std::mutex> lock(g_load_mutex);
   if (loaded_) return;
   loaded_ = true;
-  const char* env = std::getenv("DECOFLOW_CUDA_LIBRARY");
-  std::string path = env && *env ? env : module_directory() + "/libdecoflow_cuda.so";
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle) {
+  // The first candidate that exists is the one meant; one that exists but fails to load says why.
+  void* handle = nullptr;
+  std::string path, tried;
+  for (const std::string& candidate : library_candidates()) {
+    preload_cublaslt(candidate);
+    handle = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle) {
+      path = candidate;
+      break;
+    }
     const char* why = dlerror();
-    reason_ = "the CUDA backend library could not be loaded (" + path + "): " +
-              (why ? why : "unknown error") +
-              ". It is built only where nvcc was found at install time (see README, 'CUDA backend')";
+    tried += (tried.empty() ? "" : "; ") + candidate + ": " + (why ? why : "unknown error");
+  }
+  if (!handle) {
+    reason_ = "the CUDA backend library could not be loaded (" + tried +
+              "). It comes with the optional package @decoflow/linux-x64-cuda (npm install @decoflow/linux-x64-cuda), or "
+              "from a build from source where nvcc is found; it needs cuBLASLt (libcublasLt.so.13: the CUDA 13 "
+              "toolkit, or the nvidia-cublas wheel with DECOFLOW_CUBLASLT_DIR; see README, 'CUDA backend')";
     return;
   }
+  path_ = path;
   auto fn = reinterpret_cast<DfCudaApiFn>(dlsym(handle, "decoflow_cuda_api"));
   const DfCudaApi* api = fn ? fn() : nullptr;
   if (!api || api->abi_version != DF_CUDA_ABI_VERSION) {
-    reason_ = "the CUDA backend library at " + path + " does not match this addon (ABI version)";
+    reason_ = "the CUDA backend library at " + path + " does not match this addon (ABI version " +
+              (api ? std::to_string(api->abi_version) : std::string("unknown")) + ", expected " +
+              std::to_string(DF_CUDA_ABI_VERSION) + ")";
     return;
   }
   int count = 0;
@@ -68,6 +118,11 @@ bool CudaBackend::available() {
 const std::string& CudaBackend::reason() {
   load();
   return reason_;
+}
+
+const std::string& CudaBackend::library() {
+  load();
+  return path_;
 }
 
 int CudaBackend::device_count() { return available() ? count_ : 0; }

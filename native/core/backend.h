@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cuda_api.h"
 #include "device.h"
@@ -19,9 +20,16 @@ struct BackendInfo {
 
 class CudaBackend {
  public:
+  // Where libdecoflow_cuda.so is looked for, in order: DECOFLOW_CUDA_LIBRARY (alone, when set);
+  // next to the addon (a build from source with nvcc); then these paths (the JavaScript side passes
+  // the optional package @decoflow/linux-x64-cuda's library when it is installed). Must be called
+  // before the first use.
+  void set_library_candidates(std::vector<std::string> paths);
+  std::vector<std::string> library_candidates() const;
   // Loads the library on first use; cheap afterwards.
   bool available();
   const std::string& reason();  // why it is unavailable ("" when available)
+  const std::string& library();  // the file loaded ("" when none)
   int device_count();
   std::string device_name(int index);
 
@@ -41,6 +49,8 @@ class CudaBackend {
   void load();
   void require(Device d);
   bool loaded_ = false;
+  std::vector<std::string> extra_paths_;
+  std::string path_;  // the library in use
   const DfCudaApi* api_ = nullptr;
   std::string reason_;
   int count_ = 0;

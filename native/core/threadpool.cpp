@@ -29,7 +29,11 @@ class Pool {
     stop_workers();
     threads_ = n;
     stopping_ = false;
-    for (int i = 1; i < n; i++) workers_.emplace_back([this] { worker_loop(); });
+    // A new worker has seen every job so far: without this it would take the last job's generation
+    // for a new one, run nothing and decrement pending_workers_ once too often, which could leave
+    // the next run() waiting for a count that went past zero (a hang after setThreads).
+    const uint64_t seen = generation_;
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, seen] { worker_loop(seen); });
   }
 
   // Runs fn(task) for every task in [0, tasks), dynamically scheduled over all threads.
@@ -84,8 +88,7 @@ class Pool {
     t_in_region = false;
   }
 
-  void worker_loop() {
-    uint64_t seen = 0;
+  void worker_loop(uint64_t seen) {
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mutex_);

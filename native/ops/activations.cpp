@@ -8,6 +8,7 @@
 #include "../core/threadpool.h"
 
 namespace df {
+inline namespace DF_CPU_NS {  // compiled once per CPU level (cpu_level.h)
 
 namespace {
 constexpr int64_t kGrain = 16384;
@@ -23,18 +24,18 @@ constexpr float kGeluCubic = 0.044715f;
 typedef float f32x16 __attribute__((vector_size(64)));
 typedef int32_t i32x16 __attribute__((vector_size(64)));
 
-inline int32_t bits_of(float x) {
-  int32_t i;
-  std::memcpy(&i, &x, sizeof i);
-  return i;
+// The bits of a float (or of 16) as integers and back.
+template <class To, class From>
+inline To same_bits(From x) {
+  static_assert(sizeof(To) == sizeof(From));
+  To t;
+  std::memcpy(&t, &x, sizeof t);
+  return t;
 }
-inline float float_of(int32_t i) {
-  float x;
-  std::memcpy(&x, &i, sizeof x);
-  return x;
-}
-inline i32x16 bits_of(f32x16 x) { return reinterpret_cast<i32x16&>(x); }
-inline f32x16 float_of(i32x16 i) { return reinterpret_cast<f32x16&>(i); }
+inline int32_t bits_of(float x) { return same_bits<int32_t>(x); }
+inline float float_of(int32_t i) { return same_bits<float>(i); }
+inline i32x16 bits_of(f32x16 x) { return same_bits<i32x16>(x); }
+inline f32x16 float_of(i32x16 i) { return same_bits<f32x16>(i); }
 
 template <class V>
 inline V exp_poly(V x) {
@@ -140,4 +141,5 @@ void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n, b
   });
 }
 
+}  // namespace DF_CPU_NS
 }  // namespace df

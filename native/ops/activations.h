@@ -6,6 +6,9 @@
 
 namespace df {
 
+#ifdef DF_CPU_NS  // the CPU kernels: compiled once per CPU level and seen only there (cpu_level.h)
+inline namespace DF_CPU_NS {
+
 // y = x * sigmoid(x)
 void silu_forward(const float* x, float* y, int64_t n);
 // dx = dy * sigmoid(x) * (1 + x * (1 - sigmoid(x))); overwrites dx, or adds to it when `accumulate`.
@@ -14,5 +17,8 @@ void silu_backward(const float* x, const float* dy, float* dx, int64_t n, bool a
 // y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  (PyTorch's gelu(approximate='tanh'))
 void gelu_tanh_forward(const float* x, float* y, int64_t n);
 void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n, bool accumulate = false);
+
+}  // namespace DF_CPU_NS
+#endif  // DF_CPU_NS
 
 }  // namespace df

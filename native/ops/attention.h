@@ -20,6 +20,9 @@ struct AttentionShape {
 
 constexpr int64_t kMaxAttentionDim = 256;
 
+#ifdef DF_CPU_NS  // the CPU kernels: compiled once per CPU level and seen only there (cpu_level.h)
+inline namespace DF_CPU_NS {
+
 void attention_forward(const float* q, const float* k, const float* v, float* o, float* lse,
                        const AttentionShape& s, float scale, bool causal);
 
@@ -27,6 +30,9 @@ void attention_forward(const float* q, const float* k, const float* v, float* o,
 void attention_backward(const float* q, const float* k, const float* v, const float* o, const float* lse,
                         const float* d_o, float* dq, float* dk, float* dv, const AttentionShape& s, float scale,
                         bool causal);
+
+}  // namespace DF_CPU_NS
+#endif  // DF_CPU_NS
 
 // Tensor forms: check shapes, dtypes and devices (naming each argument), allocate outputs.
 struct AttentionOutput {

@@ -11,7 +11,9 @@
 #include <immintrin.h>
 #endif
 
-namespace df::attn {
+namespace df {
+inline namespace DF_CPU_NS {  // compiled once per CPU level (cpu_level.h)
+namespace attn {
 
 // ---------------------------------------------------------------------------------------------
 // 16-lane vectors and lane masks.
@@ -60,7 +62,11 @@ inline Vec vload(const float* p) { Vec r; DF_LANES r.x[i] = p[i]; return r; }
 inline Vec vload(const float* p, Mask m) { Vec r; DF_LANES r.x[i] = (m >> i) & 1 ? p[i] : 0.f; return r; }
 inline void vstore(float* p, Vec v) { DF_LANES p[i] = v.x[i]; }
 inline void vstore(float* p, Vec v, Mask m) { DF_LANES if ((m >> i) & 1) p[i] = v.x[i]; }
+#if defined(__FMA__)
 inline Vec vfma(Vec a, Vec b, Vec c) { Vec r; DF_LANES r.x[i] = std::fma(a.x[i], b.x[i], c.x[i]); return r; }
+#else  // no FMA instruction (the baseline level): std::fma would be a libm call per lane
+inline Vec vfma(Vec a, Vec b, Vec c) { Vec r; DF_LANES r.x[i] = a.x[i] * b.x[i] + c.x[i]; return r; }
+#endif
 inline Vec vadd(Vec a, Vec b) { Vec r; DF_LANES r.x[i] = a.x[i] + b.x[i]; return r; }
 inline Vec vsub(Vec a, Vec b) { Vec r; DF_LANES r.x[i] = a.x[i] - b.x[i]; return r; }
 inline Vec vmul(Vec a, Vec b) { Vec r; DF_LANES r.x[i] = a.x[i] * b.x[i]; return r; }
@@ -208,6 +214,13 @@ inline void panel(int64_t M, int64_t K, const float* a, int64_t lda, const float
 }
 
 // Register blocks: 24 accumulators of the 32 vector registers, the rest for B and the broadcast.
+// Without AVX-512 a Vec takes two (AVX2) or four (SSE) of 16 registers: smaller blocks, which
+// also keep the code of those levels small.
+#if defined(__AVX512F__)
+constexpr int kRows4 = 6, kRows3 = 8, kRows2 = 12, kRows1 = 12;
+#else
+constexpr int kRows4 = 1, kRows3 = 2, kRows2 = 3, kRows1 = 4;
+#endif
 template <bool TransA>
 inline void tile_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b, int64_t ldb,
                       float* c, int64_t ldc, float alpha, Accumulate mode = Accumulate::No,
@@ -223,12 +236,14 @@ inline void tile_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t l
     const float* bp = b + n0;
     float* cp = c + n0;
     switch (nv) {
-      case 4: panel<6, 4, TransA>(M, K, a, lda, bp, ldb, cp, ldc, alpha, mode, rowscale, last); break;
-      case 3: panel<8, 3, TransA>(M, K, a, lda, bp, ldb, cp, ldc, alpha, mode, rowscale, last); break;
-      case 2: panel<12, 2, TransA>(M, K, a, lda, bp, ldb, cp, ldc, alpha, mode, rowscale, last); break;
-      default: panel<12, 1, TransA>(M, K, a, lda, bp, ldb, cp, ldc, alpha, mode, rowscale, last); break;
+      case 4: panel<kRows4, 4, TransA>(M, K, a, lda, bp, ldb, cp, ldc, alpha, mode, rowscale, last); break;
+      case 3: panel<kRows3, 3, TransA>(M, K, a, lda, bp, ldb, cp, ldc, alpha, mode, rowscale, last); break;
+      case 2: panel<kRows2, 2, TransA>(M, K, a, lda, bp, ldb, cp, ldc, alpha, mode, rowscale, last); break;
+      default: panel<kRows1, 1, TransA>(M, K, a, lda, bp, ldb, cp, ldc, alpha, mode, rowscale, last); break;
     }
   }
 }
 
-}  // namespace df::attn
+}  // namespace attn
+}  // namespace DF_CPU_NS
+}  // namespace df

@@ -1,5 +1,6 @@
 // The CPU backend of the op interface (ops.h): f32 everywhere, each op the kernel of its family in
-// native/ops, device pointers are host pointers.
+// native/ops, device pointers are host pointers. Compiled once per CPU level (cpu_level.h): this
+// file's table is one level's op set, pyramids and GEMM.
 #include <unistd.h>
 
 #include <cstring>
@@ -7,10 +8,13 @@
 #include "../core/error.h"
 #include "../core/philox.h"
 #include "activations.h"
+#include "cpu_level.h"
+#include "gemm.h"
 #include "loss.h"
 #include "ops.h"
 
 namespace df {
+inline namespace DF_CPU_NS {
 
 namespace {
 
@@ -138,11 +142,11 @@ class CpuOps final : public Ops {
 
   void pyramid_decompose(PyramidKind kind, const float* image, float* const* levels, float* workspace,
                          const PyramidShape& s) override {
-    cpu_decomposition(kind).decompose(image, levels, workspace, s);
+    cpu_pyramid(kind).decompose(image, levels, workspace, s);
   }
   void pyramid_preview(PyramidKind kind, const float* const* levels, int up_to, float* image, float* workspace,
                        const PyramidShape& s) override {
-    cpu_decomposition(kind).preview(levels, up_to, image, workspace, s);
+    cpu_pyramid(kind).preview(levels, up_to, image, workspace, s);
   }
 
   void flow_euler_update(const GroupedRows& l, const float* x, const float* v, const float* dt, float* out) override {
@@ -162,9 +166,11 @@ class CpuOps final : public Ops {
 
 }  // namespace
 
-Ops& cpu_ops() {
+const CpuKernels& level_kernels() {
   static CpuOps ops;
-  return ops;
+  static const CpuKernels k{CpuLevel(DF_CPU_LEVEL), &ops, &cpu_pyramid, &sgemm_blocked};
+  return k;
 }
 
+}  // namespace DF_CPU_NS
 }  // namespace df

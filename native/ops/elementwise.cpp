@@ -5,6 +5,7 @@
 #include "../core/threadpool.h"
 
 namespace df {
+inline namespace DF_CPU_NS {  // compiled once per CPU level (cpu_level.h)
 
 namespace {
 constexpr int64_t kGrain = 1 << 14;
@@ -43,4 +44,5 @@ void scale_rows(const float* x, float* y, const float* scale, const RowScaleShap
   });
 }
 
+}  // namespace DF_CPU_NS
 }  // namespace df

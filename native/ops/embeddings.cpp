@@ -5,6 +5,7 @@
 #include "../core/threadpool.h"
 
 namespace df {
+inline namespace DF_CPU_NS {  // compiled once per CPU level (cpu_level.h)
 
 namespace {
 // Calls fn(image offset, token offset) for every element; one task per (batch, patch row).
@@ -55,21 +56,6 @@ void timestep_features(const float* time, int64_t time_stride, int64_t batch, fl
   }
 }
 
-void sincos_pos_embed_2d(float* out, int64_t gh, int64_t gw, int64_t dim) {
-  const int64_t quarter = dim / 4;
-  for (int64_t i = 0; i < gh; i++)
-    for (int64_t j = 0; j < gw; j++) {
-      float* o = out + (i * gw + j) * dim;
-      for (int64_t k = 0; k < quarter; k++) {
-        double w = 1.0 / std::pow(10000.0, double(k) / double(quarter));
-        o[k] = float(std::sin(double(j) * w));
-        o[quarter + k] = float(std::cos(double(j) * w));
-        o[2 * quarter + k] = float(std::sin(double(i) * w));
-        o[3 * quarter + k] = float(std::cos(double(i) * w));
-      }
-    }
-}
-
 void embedding_forward(const float* table, const int32_t* index, float* out, int64_t batch, int64_t dim) {
   for (int64_t b = 0; b < batch; b++) {
     const float* row = table + int64_t(index[b]) * dim;
@@ -84,4 +70,5 @@ void embedding_backward(const float* dout, const int32_t* index, float* dtable, 
   }
 }
 
+}  // namespace DF_CPU_NS
 }  // namespace df

@@ -19,6 +19,9 @@ struct PatchShape {
   int64_t token_dim() const { return channels * patch * patch; }
 };
 
+#ifdef DF_CPU_NS  // the CPU kernels: compiled once per CPU level and seen only there (cpu_level.h)
+inline namespace DF_CPU_NS {
+
 void patchify(const float* image, float* tokens, const PatchShape& s, PatchOrder order);
 void unpatchify(const float* tokens, float* image, const PatchShape& s, PatchOrder order);
 
@@ -28,14 +31,23 @@ void unpatchify(const float* tokens, float* image, const PatchShape& s, PatchOrd
 void timestep_features(const float* time, int64_t time_stride, int64_t batch, float time_scale, int64_t dim,
                        float max_period, float* out);
 
+}  // namespace DF_CPU_NS
+#endif  // DF_CPU_NS
+
 // Fixed 2-D sin-cos position embedding [gh * gw, dim] (MAE/DiT): the first dim/2 features encode the
 // column j, the last dim/2 the row i, each as [sin(pos w_k)..., cos(pos w_k)...] with
 // w_k = 10000^(-k / (dim/4)), k < dim/4. dim must be a multiple of 4.
 void sincos_pos_embed_2d(float* out, int64_t gh, int64_t gw, int64_t dim);
 
+#ifdef DF_CPU_NS  // the CPU kernels: compiled once per CPU level and seen only there (cpu_level.h)
+inline namespace DF_CPU_NS {
+
 // Rows of a table: out[b] = table[index[b]] (indices already validated by the caller).
 void embedding_forward(const float* table, const int32_t* index, float* out, int64_t batch, int64_t dim);
 // dtable[index[b]] += dout[b], batch rows in order (deterministic when indices repeat).
 void embedding_backward(const float* dout, const int32_t* index, float* dtable, int64_t batch, int64_t dim);
+
+}  // namespace DF_CPU_NS
+#endif  // DF_CPU_NS
 
 }  // namespace df

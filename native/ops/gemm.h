@@ -16,10 +16,19 @@ enum class GemmImpl { Auto, Blas, Builtin };
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
-// The built-in kernel alone (also the fallback); `parallel` spreads it over the thread pool.
+// The built-in kernel alone (also the fallback), of the CPU level in use (cpu_level.h); `parallel`
+// spreads it over the thread pool.
 void sgemm_builtin(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                    int64_t ldc, bool parallel);
+
+#ifdef DF_CPU_NS  // the CPU kernels: compiled once per CPU level and seen only there (cpu_level.h)
+inline namespace DF_CPU_NS {
+// The blocked kernel of this level (what sgemm_builtin runs at the level in use).
+void sgemm_blocked(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                   int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, bool parallel);
+}  // namespace DF_CPU_NS
+#endif  // DF_CPU_NS
 
 // Which implementation sgemm uses on the CPU. Auto: BLAS when loaded. Setting Blas when no BLAS
 // could be loaded throws Code::Backend.

@@ -5,6 +5,7 @@
 #include "../core/threadpool.h"
 
 namespace df {
+inline namespace DF_CPU_NS {  // compiled once per CPU level (cpu_level.h)
 
 namespace {
 
@@ -55,4 +56,5 @@ void merge_heads_backward(const float* dcat, float* d_o, const HeadsShape& s) {
   });
 }
 
+}  // namespace DF_CPU_NS
 }  // namespace df

@@ -5,6 +5,7 @@
 #include "../core/threadpool.h"
 
 namespace df {
+inline namespace DF_CPU_NS {  // compiled once per CPU level (cpu_level.h)
 
 namespace {
 
@@ -79,4 +80,5 @@ void flow_noising(const GroupedRows& l, const float* clean, const float* t, floa
   });
 }
 
+}  // namespace DF_CPU_NS
 }  // namespace df

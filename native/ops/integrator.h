@@ -33,6 +33,9 @@ struct GroupedRows {
   }
 };
 
+#ifdef DF_CPU_NS  // the CPU kernels: compiled once per CPU level and seen only there (cpu_level.h)
+inline namespace DF_CPU_NS {
+
 // out = x + dt * v  (Euler; also the first half of Heun and midpoint). out may alias x. Rows whose
 // dt is 0 (e.g. stages waiting at t = 0, masked) are copied without reading v.
 void flow_euler_update(const GroupedRows& l, const float* x, const float* v, const float* dt, float* out);
@@ -46,5 +49,8 @@ void guidance_combine(const GroupedRows& l, const float* v_cond, const float* v_
 // The forward process of flow matching: with t the row's time and N the noise that `target` holds
 // on entry, noisy = t * clean + (1 - t) * N and target = clean - N (the velocity).
 void flow_noising(const GroupedRows& l, const float* clean, const float* t, float* noisy, float* target);
+
+}  // namespace DF_CPU_NS
+#endif  // DF_CPU_NS
 
 }  // namespace df

@@ -7,6 +7,7 @@
 #include "gemm.h"
 
 namespace df {
+inline namespace DF_CPU_NS {  // compiled once per CPU level (cpu_level.h)
 
 void linear_forward(const float* x, const float* w, const float* bias, float* y, const LinearShape& s) {
   // Start y as the bias rows and let the GEMM accumulate onto them (beta = 1): no extra pass.
@@ -43,4 +44,5 @@ void linear_backward(const float* x, const float* w, const float* dy, float* dx,
   if (db) add_column_sums(dy, db, s.rows, s.out, accumulate_params);
 }
 
+}  // namespace DF_CPU_NS
 }  // namespace df

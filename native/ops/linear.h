@@ -9,6 +9,9 @@ struct LinearShape {
   int64_t rows = 1, in = 1, out = 1;
 };
 
+#ifdef DF_CPU_NS  // the CPU kernels: compiled once per CPU level and seen only there (cpu_level.h)
+inline namespace DF_CPU_NS {
+
 // y [rows, out] is overwritten. bias may be null.
 void linear_forward(const float* x, const float* w, const float* bias, float* y, const LinearShape& s);
 
@@ -20,5 +23,8 @@ void linear_backward(const float* x, const float* w, const float* dy, float* dx,
 
 // db[j] (+)= sum_r dy[r, j], rows summed in order (the same result on any thread count).
 void add_column_sums(const float* dy, float* db, int64_t rows, int64_t cols, bool accumulate = true);
+
+}  // namespace DF_CPU_NS
+#endif  // DF_CPU_NS
 
 }  // namespace df

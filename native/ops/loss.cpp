@@ -5,6 +5,7 @@
 #include "../core/threadpool.h"
 
 namespace df {
+inline namespace DF_CPU_NS {  // compiled once per CPU level (cpu_level.h)
 
 double masked_mse_forward_backward(const float* g, const float* v, const float* weight, int64_t weight_stride,
                                    int64_t batch, int64_t n, float* dg) {
@@ -37,4 +38,5 @@ double masked_mse_forward_backward(const float* g, const float* v, const float* 
   return total * norm;
 }
 
+}  // namespace DF_CPU_NS
 }  // namespace df

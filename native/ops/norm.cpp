@@ -7,6 +7,7 @@
 #include "../core/threadpool.h"
 
 namespace df {
+inline namespace DF_CPU_NS {  // compiled once per CPU level (cpu_level.h)
 
 void layernorm_modulate_forward(const float* x, const float* shift, const float* scale, float* y, float* mean,
                                 float* rstd, const ModulatedNormShape& s) {
@@ -90,9 +91,11 @@ void layernorm_modulate_backward(const float* x, const float* scale, const float
   });
 }
 
+}  // namespace DF_CPU_NS
 }  // namespace df
 
 namespace df {
+inline namespace DF_CPU_NS {  // compiled once per CPU level (cpu_level.h)
 
 void gated_residual_forward(const float* x, const float* y, const float* gate, float* out,
                             const ModulatedNormShape& s) {
@@ -130,4 +133,5 @@ void gated_residual_backward(const float* y, const float* gate, const float* dou
   });
 }
 
+}  // namespace DF_CPU_NS
 }  // namespace df

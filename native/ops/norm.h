@@ -13,6 +13,9 @@ struct ModulatedNormShape {
   float eps = 1e-6f;
 };
 
+#ifdef DF_CPU_NS  // the CPU kernels: compiled once per CPU level and seen only there (cpu_level.h)
+inline namespace DF_CPU_NS {
+
 void layernorm_modulate_forward(const float* x, const float* shift, const float* scale, float* y, float* mean,
                                 float* rstd, const ModulatedNormShape& s);
 
@@ -22,17 +25,26 @@ void layernorm_modulate_backward(const float* x, const float* scale, const float
                                  const float* dy, float* dx, float* dshift, float* dscale,
                                  const ModulatedNormShape& s, bool accumulate_dx);
 
+}  // namespace DF_CPU_NS
+#endif  // DF_CPU_NS
+
 }  // namespace df
 
 namespace df {
 
 // adaLN-Zero's gated residual: out[b, n, :] = x[b, n, :] + gate[b, :] * y[b, n, :] (gate rows read
 // with stride s.mod_stride). out may alias x.
+#ifdef DF_CPU_NS  // the CPU kernels: compiled once per CPU level and seen only there (cpu_level.h)
+inline namespace DF_CPU_NS {
+
 void gated_residual_forward(const float* x, const float* y, const float* gate, float* out,
                             const ModulatedNormShape& s);
 // Given dout: dy = gate * dout (overwritten) and dgate[b, :] = sum_n dout * y (overwritten); the
 // gradient of x is dout itself, so the caller keeps using dout for it.
 void gated_residual_backward(const float* y, const float* gate, const float* dout, float* dy, float* dgate,
                              const ModulatedNormShape& s);
+
+}  // namespace DF_CPU_NS
+#endif  // DF_CPU_NS
 
 }  // namespace df

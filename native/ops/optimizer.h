@@ -22,6 +22,9 @@ void validate(const AdamWOptions& o, const char* ctx);
 // The learning rate of step `step` (1-based) after warm-up.
 double scheduled_lr(const AdamWOptions& o, int64_t step);
 
+#ifdef DF_CPU_NS  // the CPU kernels: compiled once per CPU level and seen only there (cpu_level.h)
+inline namespace DF_CPU_NS {
+
 // sqrt(sum g^2), accumulated in double over fixed blocks summed in order: the same result on any
 // thread count.
 double global_grad_norm(const float* g, int64_t n);
@@ -34,6 +37,9 @@ void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, int64
 
 // ema = decay * ema + (1 - decay) * p
 void ema_update(float* ema, const float* p, int64_t n, double decay);
+
+}  // namespace DF_CPU_NS
+#endif  // DF_CPU_NS
 
 // The clipping factor of torch's clip_grad_norm_: min(1, max_norm / (norm + 1e-6)); 1 when disabled.
 float clip_scale(double norm, double max_norm);

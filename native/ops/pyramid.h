@@ -86,12 +86,13 @@ class Decomposition {
                  const Tensor& out = Tensor()) const;
 };
 
-// The CPU implementation of each kind (stateless singletons).
+// The CPU implementation of each kind (stateless singletons) at the CPU level in use (cpu_level.h).
 const Decomposition& cpu_decomposition(PyramidKind kind);
 
 // The least work (fine pixels) that gets its own thread; 0 restores the default. Tests set 1 so
 // that rows split into ranges of 2 inside every plane.
 void set_pyramid_range_pixels(int64_t pixels);
+int64_t pyramid_range_pixels();
 
 // Multithreaded memcpy, the bandwidth yardstick of the pyramid benchmark.
 void parallel_copy(void* dst, const void* src, size_t bytes);

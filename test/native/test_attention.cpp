@@ -5,6 +5,7 @@
 // relative to the tensor's scale, so elements near zero don't blow it up). Tolerance 1e-5 for
 // f32 against float64. Outputs are filled with NaN before every call, so an element the kernel
 // never writes fails the check.
+#include "kernel_level.h"  // first: the kernels are called directly
 #include <cmath>
 #include <cstdio>
 #include <cstring>

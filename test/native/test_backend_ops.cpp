@@ -24,6 +24,7 @@
 #include "backend_ops.h"
 #include "core/philox.h"
 #include "cuda_emulation.h"
+#include "ops/cpu_level.h"
 
 using namespace df;
 using bops::Case;
@@ -910,10 +911,10 @@ struct Totals {
   int failed = 0, skipped = 0, run = 0;
 };
 
-// Runs every case on `ops` against the CPU backend (or, for the CPU itself, the float64 reference).
-Totals check_backend(const std::string& label, Ops& ops, const std::vector<Case>& cases, const std::vector<GradCase>& grads) {
+// Runs every case on `ops` against the CPU backend, or (a CPU level itself) the float64 reference.
+Totals check_backend(const std::string& label, Ops& ops, const std::vector<Case>& cases, const std::vector<GradCase>& grads,
+                     bool is_cpu = false) {
   Totals t;
-  const bool is_cpu = &ops == &cpu_ops();
   const DType compute = ops.policy().compute;
   uint32_t seed = 100;
   for (const Case& c : cases) {
@@ -958,9 +959,21 @@ int main() {
   const std::vector<GradCase> grads = make_grad_cases();
   std::printf("op cases: %zu, backward cases: %zu\n", cases.size(), grads.size());
 
-  std::printf("cpu: every op against float64 references, backward ops against finite differences\n");
-  Totals cpu = check_backend("cpu", cpu_ops(), cases, grads);
-  CHECK(cpu.failed == 0 && cpu.skipped == 0, "cpu backend: %d failed, %d skipped", cpu.failed, cpu.skipped);
+  // Every CPU level that this machine can run (native/ops/cpu_level.h), each on its own.
+  std::printf("cpu (level in use: %s)\n", cpu_level_description().c_str());
+  int levels = 0;
+  for (CpuLevel level : compiled_cpu_levels()) {
+    const std::string label = std::string("cpu:") + cpu_level_name(level);
+    if (!cpu_supports(level)) {
+      std::printf("%s: this CPU cannot run it; skipped\n", label.c_str());
+      continue;
+    }
+    std::printf("%s: every op against float64 references, backward ops against finite differences\n", label.c_str());
+    Totals t = check_backend(label, *cpu_kernels_at(level).ops, cases, grads, true);
+    CHECK(t.failed == 0 && t.skipped == 0, "%s backend: %d failed, %d skipped", label.c_str(), t.failed, t.skipped);
+    levels++;
+  }
+  CHECK(levels >= 1 && cpu_supports(CpuLevel::Baseline), "no CPU level ran");
 
   // The CUDA backend: a device's when one is usable, else the kernels on the host emulation.
   const bool require = [] {

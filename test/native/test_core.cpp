@@ -1,5 +1,6 @@
 // Native checks of the core that need no Node: dtype conversions, the thread pool, Philox, GEMM.
 // Run by ctest (also on the GPU machine, where the CUDA twins get their own test files).
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -39,6 +40,23 @@ static void test_parallel_for_covers_once() {
       for (int64_t i = 0; i < n; i++) CHECK(hits[size_t(i)] == 1, "threads %d n %lld: index %lld hit %d times", threads, (long long)n, (long long)i, hits[size_t(i)]);
     }
   }
+  set_num_threads(0);
+}
+
+// Resizing the pool between jobs, many times: a new worker must not take the previous job for a new
+// one (it used to run nothing, count itself done twice and leave the caller waiting forever).
+static void test_pool_resize_between_jobs() {
+  int64_t done = 0;
+  for (int round = 0; round < 300; round++) {
+    set_num_threads(2 + round % 3);
+    for (int job = 0; job < 3; job++) {
+      std::atomic<int64_t> count{0};
+      parallel_tasks(16, [&](int64_t) { count++; });
+      CHECK(count.load() == 16, "round %d job %d: %lld of 16 tasks ran", round, job, (long long)count.load());
+      done += count.load();
+    }
+  }
+  CHECK(done == 300 * 3 * 16, "%lld tasks ran", (long long)done);
   set_num_threads(0);
 }
 
@@ -84,6 +102,7 @@ static void test_gemm_transposes() {
 int main() {
   test_f16_exhaustive();
   test_parallel_for_covers_once();
+  test_pool_resize_between_jobs();
   test_philox_thread_independent();
   test_gemm_transposes();
   return test_summary("test_core");

@@ -8,6 +8,7 @@
 // Outputs are filled with NaN before every launch, so an element never written fails. Every backend
 // call's status is checked, and the stream is synchronised (surfacing kernel faults) after each op.
 // DECOFLOW_TEST_SMALL=1 runs only small shapes (for compute-sanitizer).
+#include "kernel_level.h"  // first: the kernels are called directly
 #include <cmath>
 #include <cstdio>
 #include <cstring>

@@ -4,6 +4,7 @@
 // whose dt is 0, whose velocities are NaN so that reading them would fail the comparison.
 // Tolerance: max |got - cpu| / max |cpu| <= 1e-5 (f32 both sides); copied rows must match exactly.
 // Outputs are poisoned with NaN before every launch. DECOFLOW_TEST_SMALL=1: small layouts only.
+#include "kernel_level.h"  // first: the kernels are called directly
 #include <cmath>
 #include <cstdio>
 #include <random>

@@ -5,6 +5,7 @@
 //   shrinks linearly with steps for Euler and quadratically for Heun (at least quadratically for
 //   midpoint: on this linear field its second-order error term nearly cancels, ratio ~8);
 // - classifier-free guidance combines the two branches exactly.
+#include "kernel_level.h"  // first: the kernels are called directly
 #include <cmath>
 #include <cstdio>
 #include <vector>

@@ -4,6 +4,7 @@
 // updates, and rows whose dt is 0, whose velocities are NaN so that reading them fails the
 // comparison. Tolerance: max |got - cpu| / max |cpu| <= 1e-5; copied rows exact. test_cuda_integrator
 // checks the same on the device.
+#include "kernel_level.h"  // first: the kernels are called directly
 #include "cuda_emulation.h"
 
 #include <cstdio>

@@ -7,6 +7,7 @@
 // and (L+ - L-) / 2h (L accumulated in double) is compared with the analytic gradient. Error:
 // max |fd - analytic| / max |analytic| per tensor, tolerance 2e-3 (h = 1e-2 in float; the
 // truncation error is O(h^2)). Outputs are NaN-poisoned before each call.
+#include "kernel_level.h"  // first: the kernels are called directly
 #include <cmath>
 #include <cstdio>
 #include <functional>

@@ -1,11 +1,11 @@
-#include "ops.h"
+#include "../ops.h"
 
 #include <map>
 #include <mutex>
 #include <utility>
 
-#include "../core/backend.h"
-#include "../core/error.h"
+#include "../../core/backend.h"
+#include "../../core/error.h"
 
 namespace df {
 
