@@ -89,8 +89,9 @@ export const BENCH_DEFAULT_ROWS: Record<'cpu' | 'cuda', Record<BenchGroup, strin
     gemm: ['gemm:4096'],
     attention: ['16x32x1024x64', '4x32x4096x64', '1x32x16384x64'].flatMap((s) => [`attention:fwd:${s}`, `attention:fwdbwd:${s}`]),
     pyramid: ['64x3x64x64:2', '16x4x128x128:3', '8x3x512x512:4', '32x3x1024x1024:4'].map((s) => `pyramid:laplacian:${s}`),
-    train: ['train:tiny', 'train:small', 'train:S'],
-    sample: ['sample:tiny'],
+    // DiT-S/2 and DiT-B/2 (2-stage DFM, 256 tokens) at batch 32 and 128, against PyTorch eager and compiled
+    train: ['S', 'B'].flatMap((m) => ['b32', 'b128'].flatMap((b) => [`train:${m}:2:${b}`, `train:${m}:2:${b}:compile`])),
+    sample: ['sample:S:2:b32', 'sample:B:2:b32'],
     eval: ['eval:frechet:256', 'eval:swd:1000', 'eval:pr:1000'],
   },
 };
@@ -356,34 +357,61 @@ function pyramidRow(id: string, kind: string, spec: string, stagesText: string, 
   };
 }
 
-const CPU_ONLY = 'runs on the CPU only (the DiT and the metrics have no CUDA path in this version)';
+const CPU_ONLY = 'runs on the CPU only (the metrics have no CUDA path in this version)';
 
-/** Random inputs and targets for one training step of `config` (fixed seeds). */
-function trainBatch(config: ModelConfig, batch: number): ModelBatch {
+// Guidance scale of the sampling rows on a GPU (two model evaluations per step, as a guided run makes).
+const CUDA_SAMPLE_CFG = 2;
+
+/** Random inputs and targets for one training step of `config` (fixed seeds), the images on `device`. */
+function trainBatch(config: ModelConfig, batch: number, device: Device = 'cpu'): ModelBatch {
   const S = config.stages;
   const x: Tensor[] = [];
   const targets: Tensor[] = [];
   for (let s = 0; s < S; s++) {
     const shape = [batch, config.channels, config.height >> (S - 1 - s), config.width >> (S - 1 - s)];
-    x.push(Tensor.randn(shape, { seed: 1 + s }));
-    targets.push(Tensor.randn(shape, { seed: 100 + s }));
+    const onDevice = (t: Tensor) => {
+      if (device === 'cpu') return t;
+      const moved = t.to(device);
+      t.dispose();
+      return moved;
+    };
+    x.push(onDevice(Tensor.randn(shape, { seed: 1 + s })));
+    targets.push(onDevice(Tensor.randn(shape, { seed: 100 + s })));
   }
   const t = Tensor.from(Float32Array.from({ length: batch * S }, (_, i) => (i * 0.37) % 1), [batch, S]);
   const labels = Tensor.from(Int32Array.from({ length: batch }, (_, i) => i % ((config.numClasses ?? 0) + 1)), [batch], { dtype: 'i32' });
   return { x, targets, t, labels };
 }
 
-function modelRow(id: string, what: 'train' | 'sample', size: string, stagesText: string | undefined, ctx: RowContext): RowSpec {
+// A model row's options after SIZE: the stages, `bN` (the batch: images per step, or samples), and
+// `compile` (the PyTorch peer is torch.compile'd; decoflow runs the same).
+function modelOptions(id: string, rest: string[]): { stages?: number; batch?: number; compile: boolean } {
+  const o: { stages?: number; batch?: number; compile: boolean } = { compile: false };
+  for (const part of rest) {
+    if (part === 'compile') o.compile = true;
+    else if (/^b\d+$/.test(part)) o.batch = dims(id, part.slice(1), 1)[0];
+    else if (/^\d+$/.test(part) && o.stages === undefined) o.stages = dims(id, part, 1)[0];
+    else throw badRow(id, `expected STAGES, bBATCH or 'compile' after the size, got '${part}'`);
+  }
+  return o;
+}
+
+function modelRow(id: string, what: 'train' | 'sample', size: string, rest: string[], ctx: RowContext): RowSpec {
   if (!BENCH_MODEL_WORKLOADS[size]) throw badRow(id, `model size: expected one of ${Object.keys(BENCH_MODEL_WORKLOADS).join(', ')}, got '${size}'`);
-  const stages = stagesText === undefined ? undefined : dims(id, stagesText, 1)[0];
+  const opts = modelOptions(id, rest);
   let workload: ReturnType<typeof benchModel>;
   try {
-    workload = benchModel(size, stages);
+    workload = benchModel(size, opts.stages);
   } catch (e) {
     throw badRow(id, (e as Error).message.replace(/^bench: /, ''));
   }
-  const { config, batch, samples } = workload;
-  const skip = ctx.device === 'cpu' ? undefined : CPU_ONLY;
+  const { config } = workload;
+  const batch = opts.batch ?? workload.batch, samples = opts.batch ?? workload.samples;
+  // On a GPU: decoflow in bf16 (its default there), the peer under bf16 autocast.
+  const onGpu = ctx.device !== 'cpu';
+  const modelOpts = { seed: 0, device: ctx.device, precision: onGpu ? ('bf16' as const) : ('f32' as const) };
+  const peerOpts = { precision: modelOpts.precision, compile: opts.compile };
+  const ceiling: CeilingId = onGpu ? 'ceiling:gemm-bf16' : 'ceiling:fma';
   const shape = `'${size}' (${config.hidden} wide, ${config.depth} deep, ${config.stages} stage(s), ${config.height} px, ${
     (config.height / config.patchSizes[config.stages - 1]) ** 2
   } tokens)`;
@@ -394,12 +422,11 @@ function modelRow(id: string, what: 'train' | 'sample', size: string, stagesText
       title: `DiT training step ${shape}, batch ${batch}: forward, backward, clipping, AdamW, EMA`,
       unit: 'GFLOP/s',
       work: trainingFlopsPerStep(config, batch),
-      ceiling: 'ceiling:fma',
-      peer: { kind: 'train', config, batch },
-      skip,
+      ceiling,
+      peer: { kind: 'train', config, batch, ...peerOpts },
       setup() {
-        const model = Model.create(config, { maxBatch: batch, seed: 0 });
-        const data = trainBatch(config, batch);
+        const model = Model.create(config, { maxBatch: batch, ...modelOpts });
+        const data = trainBatch(config, batch, ctx.device);
         return {
           run: () => model.trainStepSync(data),
           dispose: () => {
@@ -411,24 +438,24 @@ function modelRow(id: string, what: 'train' | 'sample', size: string, stagesText
     };
   }
   const steps = samplerSteps(config.stages);
-  const nfe = steps.reduce((a, b) => a + b, 0);
   const classes = config.numClasses ?? 0;
+  const cfg = onGpu && classes > 0 ? CUDA_SAMPLE_CFG : 1;
+  const nfe = steps.reduce((a, b) => a + b, 0) * (cfg !== 1 ? 2 : 1);
   const labels = classes > 0 ? Array.from({ length: samples }, (_, i) => i % classes) : undefined;
   return {
     id,
     group: 'sample',
-    title: `DiT sampling ${shape}, ${samples} images, Euler, ${nfe} evaluations [${steps.join(', ')}]`,
+    title: `DiT sampling ${shape}, ${samples} images, Euler, ${nfe} evaluations [${steps.join(', ')}]${cfg !== 1 ? `, cfg ${cfg}` : ''}`,
     unit: 'GFLOP/s',
     work: nfe * samples * forwardFlops(config),
-    ceiling: 'ceiling:fma',
-    peer: { kind: 'sample', config, n: samples, labels, schedule: skip ? null : flowSchedule(config.stages, steps) },
-    skip,
+    ceiling,
+    peer: { kind: 'sample', config, n: samples, labels, cfg, schedule: flowSchedule(config.stages, steps), ...peerOpts },
     setup() {
-      const model = Model.create(config, { maxBatch: samples, seed: 0 });
+      const model = Model.create(config, { maxBatch: samples, ...modelOpts });
       const sampler = new Sampler(model);
       return {
         run: async () => {
-          const r = await sampler.sample({ n: samples, labels, stepsPerStage: steps, seed: 1 });
+          const r = await sampler.sample({ n: samples, labels, stepsPerStage: steps, seed: 1, cfg });
           disposeAll([r.images, ...r.levels]);
         },
         dispose: () => model.dispose(),
@@ -510,8 +537,8 @@ export function parseRow(id: string, ctx: RowContext): RowSpec {
       return pyramidRow(id, p[1], p[2], p[3], p.length === 5, ctx);
     case 'train':
     case 'sample':
-      arity(2, 3);
-      return modelRow(id, group, p[1], p[2], ctx);
+      arity(2, 5);
+      return modelRow(id, group, p[1], p.slice(2), ctx);
     case 'eval':
       arity(3);
       return evalRow(id, p[1], p[2], ctx);
@@ -525,8 +552,8 @@ const ROW_FORMS: Record<string, string> = {
   gemm: 'gemm:N or gemm:MxNxK, then optionally :blas or :builtin',
   attention: 'attention:fwd|fwdbwd:BxHxNxD[:causal]',
   pyramid: 'pyramid:laplacian|haar:BxCxHxW:STAGES[:out]',
-  train: 'train:SIZE[:STAGES]',
-  sample: 'sample:SIZE[:STAGES]',
+  train: 'train:SIZE[:STAGES][:bBATCH][:compile]',
+  sample: 'sample:SIZE[:STAGES][:bBATCH][:compile]',
   eval: 'eval:frechet|swd|pr:N',
 };
 

@@ -108,30 +108,43 @@ def reference(name):
     return importlib.import_module(name)
 
 
-def reference_model(cfg):
+def reference_model(row):
+    """The reference DiT on the device; compiled when the row says so (torch.compile's default mode)."""
     ref = reference("dit_reference")
     ref.USE_SDPA = True
-    return ref, ref.DFMDiT(cfg).to(DEVICE)
+    model = ref.DFMDiT(row["config"]).to(DEVICE)
+    return ref, (torch.compile(model) if row.get("compile") else model), model
+
+
+def autocast(row):
+    """bf16 autocast on a GPU when the row runs decoflow in bf16 (PyTorch's mixed precision), else nothing."""
+    if DEVICE != "cpu" and row.get("precision") == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def on_device(*tensors):
+    return [t.to(DEVICE) for t in tensors]
 
 
 def train(row):
     cfg, B = row["config"], row["batch"]
-    ref, model = reference_model(cfg)
+    ref, model, plain = reference_model(row)
     S = cfg["stages"]
     g = torch.Generator().manual_seed(0)
-    xs = [torch.randn(B, cfg["channels"], H, W, generator=g) for (H, W) in model.sizes]
-    vs = [torch.randn(B, cfg["channels"], H, W, generator=g) for (H, W) in model.sizes]
-    t = torch.rand(B, S, generator=g)
-    mask = torch.ones(B, S)
-    labels = torch.randint(0, cfg.get("numClasses", 0) + 1, (B,), generator=g, dtype=torch.int32)
-    params = list(model.parameters())
+    xs = on_device(*[torch.randn(B, cfg["channels"], H, W, generator=g) for (H, W) in plain.sizes])
+    vs = on_device(*[torch.randn(B, cfg["channels"], H, W, generator=g) for (H, W) in plain.sizes])
+    t, mask = on_device(torch.rand(B, S, generator=g), torch.ones(B, S))
+    (labels,) = on_device(torch.randint(0, cfg.get("numClasses", 0) + 1, (B,), generator=g, dtype=torch.int32))
+    params = list(plain.parameters())
     opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
 
     def step():
         with torch.enable_grad():
             opt.zero_grad(set_to_none=True)
-            loss = ref.dfm_loss(model(xs, t, mask, labels), vs, mask)
+            with autocast(row):
+                loss = ref.dfm_loss(model(xs, t, mask, labels), vs, mask)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
@@ -142,24 +155,30 @@ def train(row):
 
 def sample(row):
     """decoflow's sampler (the stage schedule it uses, given by the harness): per step one forward pass
-    with the later stages masked and an Euler update of the active stages; then the recomposition."""
+    (two with guidance: v_uncond + cfg (v_cond - v_uncond), the null class numClasses) with the later
+    stages masked and an Euler update of the active stages; then the recomposition."""
     cfg, n = row["config"], row["n"]
-    _, model = reference_model(cfg)
+    _, model, plain = reference_model(row)
     S = cfg["stages"]
     times, newest = row["schedule"]["times"], row["schedule"]["newestStage"]
-    labels = torch.tensor(row["labels"], dtype=torch.int32) if row.get("labels") is not None else None
+    w = float(row.get("cfg", 1))
+    labels = torch.tensor(row["labels"], dtype=torch.int32, device=DEVICE) if row.get("labels") is not None else None
+    null = torch.full((n,), cfg.get("numClasses", 0), dtype=torch.int32, device=DEVICE)
 
     def run():
-        with torch.no_grad():
+        with torch.no_grad(), autocast(row):
             g = torch.Generator().manual_seed(1)
-            xs = [torch.randn(n, cfg["channels"], H, W, generator=g) for (H, W) in model.sizes]
+            xs = on_device(*[torch.randn(n, cfg["channels"], H, W, generator=g) for (H, W) in plain.sizes])
             for i in range(len(newest)):
                 active = newest[i]
-                mask = torch.tensor([[1.0 if s <= active else 0.0 for s in range(S)]]).expand(n, S)
-                t = torch.tensor([times[i]], dtype=torch.float32).expand(n, S)
+                mask = torch.tensor([[1.0 if s <= active else 0.0 for s in range(S)]], device=DEVICE).expand(n, S)
+                t = torch.tensor([times[i]], dtype=torch.float32, device=DEVICE).expand(n, S)
                 v = model(xs, t, mask, labels)
+                if w != 1 and labels is not None:
+                    u = model(xs, t, mask, null)
+                    v = [ui + w * (vi - ui) for vi, ui in zip(v, u)]
                 for s in range(active + 1):
-                    xs[s] = xs[s] + (times[i + 1][s] - times[i][s]) * v[s]
+                    xs[s] = xs[s] + (times[i + 1][s] - times[i][s]) * v[s].float()
             return laplacian_recompose(xs)
     return run
 

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The GPU machine's one-shot check of the CUDA backend: builds with plain CMake + Ninja (Node optional),
-# runs every ctest (the CUDA tests must not skip), the public API's CUDA checks through Node when it
-# can, compute-sanitizer memcheck on small sizes, the dev/cuda kernel ladder, and the attention and
-# pyramid benchmarks (against PyTorch's SDPA and a device-to-device copy) on the same card.
+# The GPU machine's one-shot check of the CUDA backend, most important first: builds with plain CMake
+# + Ninja (Node optional), runs every ctest (the CUDA tests must not skip; test_backend_ops checks
+# every op of the CUDA op backend, f32 and bf16, against the CPU), the public API's CUDA checks through
+# Node (tensors, attention, pyramids, then training, checkpoints and sampling on the GPU against the
+# CPU), the DiT training and sampling benchmark against PyTorch (eager and torch.compile), a 64-px
+# training run (its sample grid and previews land in $OUT), decoflow bench's other GPU rows,
+# compute-sanitizer memcheck on small sizes, the dev/cuda kernel ladder, and the attention and pyramid
+# benchmarks of the C ABI on the same card.
 # $OUT (default: ./device-out) receives few files, because the device tool returns at most eight:
 # summary.txt, the benchmark report and logs.tar.gz with every log and JSON (written on exit, also
 # when a step fails). DEADLINE_S (default 480) bounds the whole run: each step's own limit is cut
@@ -19,7 +23,7 @@ OUT="$(mktemp -d "${TMPDIR:-/tmp}/decoflow-device.XXXXXX")"  # the logs; packed 
 DEADLINE=$(( $(date +%s) + ${DEADLINE_S:-480} ))
 pack() {
   cp "$OUT/summary.txt" "$RESULTS/" 2>/dev/null
-  for f in bench_report.md bench_report_flash.md bench_pyramid.md node-bench.log; do [ -f "$OUT/$f" ] && cp "$OUT/$f" "$RESULTS/"; done
+  for f in bench_report.md bench_report_flash.md bench_pyramid.md node-bench.log node-bench-model.log; do [ -f "$OUT/$f" ] && cp "$OUT/$f" "$RESULTS/"; done
   tar -czf "$RESULTS/logs.tar.gz" -C "$OUT" . 2>/dev/null
 }
 trap pack EXIT
@@ -93,14 +97,30 @@ step test_cuda_integrator 120 "$BIN/test_cuda_integrator"
 step test_cuda_runtime 120 "$BIN/test_cuda_runtime"
 step test_cuda_pyramid 120 "$BIN/test_cuda_pyramid"
 
-# 1b. The public API on the GPU (test/cuda/checks.js through scripts/device-node-check.js).
+# 1b. The public API on the GPU (test/cuda/checks.js and test/cuda/training.js through
+# scripts/device-node-check.js): tensors, attention and pyramids on CUDA tensors, then the DiT,
+# trainer and sampler on the CUDA op backend against the CPU (f32 steps, a 200-step bf16 curve,
+# checkpoints across devices, sampling, memory and the batch loader).
 if [ -f "$BIN/decoflow.node" ] && [ -f dist/index.cjs ]; then
   export DECOFLOW_NATIVE_PATH="$PWD/$BIN/decoflow.node"
-  step node-check 120 node scripts/device-node-check.js
-  # decoflow bench's GPU rows (ceilings, GEMM, attention, pyramid), against PyTorch when it has CUDA.
+  step node-check 300 node scripts/device-node-check.js
   BENCH_PEER=()
   "$PY" -c "import torch; assert torch.cuda.is_available()" > /dev/null 2>&1 && BENCH_PEER=(--compare torch --python "$PY")
-  step node-bench 240 node bin/decoflow.js bench --device cuda --quick --no-progress "${BENCH_PEER[@]}" --json "$OUT/node_bench.json"
+  # The training step of a 2-stage DFM DiT-S/2 and DiT-B/2 (256 tokens) at batch 32 and 128 and sampling
+  # (40 steps, cfg 2), against PyTorch eager (bf16 autocast + SDPA) and torch.compile on the same card.
+  step node-bench-model 420 node bin/decoflow.js bench --device cuda --no-progress --budget 2000 "${BENCH_PEER[@]}" \
+    --json "$OUT/node_bench_model.json" train:S:2:b32 train:S:2:b128 train:B:2:b32 train:B:2:b128 \
+    train:S:2:b128:compile train:B:2:b128:compile sample:S:2:b32 sample:B:2:b32
+  # A 64-px DFM run for a few minutes on the embedded shapes: its sample grid and previews.
+  step run-64px 240 node bin/decoflow.js train --device cuda --data shapes --image-size 64 --stages 2 --model S \
+    --grid 16 --batch 64 --lr 5e-4 --warmup 200 --ema-decay 0.999 --stage-probs 0.5,0.5 --steps 100000 \
+    --time-limit "${RUN_64PX_S:-180}" --checkpoint-every 0 --sample-cfg 3 --out "$OUT/run-64px"
+  for f in samples.png samples-previews.png run.json; do
+    [ -f "$OUT/run-64px/$f" ] && cp "$OUT/run-64px/$f" "$RESULTS/run-64px-$f"
+  done
+  # decoflow bench's other GPU rows (ceilings, GEMM, attention, pyramid).
+  step node-bench 240 node bin/decoflow.js bench --device cuda --quick --no-progress "${BENCH_PEER[@]}" \
+    --json "$OUT/node_bench.json" ceiling gemm attention pyramid
 else
   note "SKIP  node-check: no addon build or no dist/ (carry .device-carry, dist and the Node-API headers)"
 fi

@@ -86,7 +86,7 @@ class TimestepEmbedder(nn.Module):
 
     def features(self, t):
         half = self.freq_dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half)
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64, device=t.device) / half)
         args = t.double()[:, None] * self.time_scale * freqs[None]
         emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
         if self.freq_dim % 2:
@@ -202,7 +202,7 @@ class DFMDiT(nn.Module):
         if self.num_classes > 0:
             c = c + self.y_embedder(y.long())
         if hasattr(self, "s_embedder"):
-            active = ((mask != 0).long() * torch.arange(self.S)).max(dim=1).values  # the last unmasked stage
+            active = ((mask != 0).long() * torch.arange(self.S, device=mask.device)).max(dim=1).values  # the last unmasked stage
             c = c + self.s_embedder(active)
         for block in self.blocks:
             x = block(x, c)
