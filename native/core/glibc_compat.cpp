@@ -1,7 +1,7 @@
 // The portable addon's glibc floor (DECOFLOW_GLIBC_COMPAT, set by portable builds on x86-64 Linux):
 // built on a newer glibc, it would otherwise need that glibc's newest symbol versions (pthread and
 // dl functions moved into libc in 2.34, exp/log/pow got new versions in 2.29, hypot in 2.35), and
-// the static libstdc++ adds __libc_single_threaded (2.32). Here each of them is defined inside the
+// the static libstdc++ adds __libc_single_threaded (2.32), and fstat64/fstatat64 became functions in 2.33. Here each of them is defined inside the
 // addon (hidden, so nothing else sees it) as a call to the oldest version of the same function,
 // which every glibc since 2.2.5 has; the link resolves the addon's and libstdc++'s references to
 // these definitions. The build adds libpthread.so.0, libdl.so.2 and libm.so.6 as explicit
@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -66,6 +67,21 @@ uint32_t df_arc4random() {
     close(fd);
   }
   return v;
+}
+
+// fstat64 and fstatat64 are functions only since 2.33 (the file reader sizes files with fstat, the static
+// libstdc++'s filesystem code uses fstatat): before, they were header wrappers of __fxstat64 and
+// __fxstatat64 with the stat version 1 of x86-64, which every glibc has.
+int df_fxstat64(int ver, int fd, struct stat64* buf);
+__asm__(".symver df_fxstat64,__fxstat64@GLIBC_2.2.5");
+int df_fxstatat64(int ver, int dirfd, const char* path, struct stat64* buf, int flags);
+__asm__(".symver df_fxstatat64,__fxstatat64@GLIBC_2.4");
+__attribute__((visibility("hidden"))) int df_fstat64(int fd, struct stat64* buf) __asm__("fstat64");
+int df_fstat64(int fd, struct stat64* buf) { return df_fxstat64(1, fd, buf); }
+__attribute__((visibility("hidden"))) int df_fstatat64(int dirfd, const char* path, struct stat64* buf, int flags)
+    __asm__("fstatat64");
+int df_fstatat64(int dirfd, const char* path, struct stat64* buf, int flags) {
+  return df_fxstatat64(1, dirfd, path, buf, flags);
 }
 
 // libstdc++ asks whether the process is single-threaded (2.32); 0 keeps its reference counts atomic.
