@@ -41,7 +41,7 @@ rows: group names (${BENCH_GROUPS.join(', ')}; default: all but eval) or row ids
   gemm:N | gemm:MxNxK[:blas|builtin]              matmul f32 (CPU: OpenBLAS or the built-in kernel)
   attention:fwd|fwdbwd:BxHxNxD[:causal]           flash attention (f32 CPU, bf16 CUDA)
   pyramid:laplacian|haar:BxCxHxW:STAGES[:out]     decompose + recompose (:out: into given tensors)
-  train|sample:SIZE[:STAGES]                      DiT training step / sampling (tiny, small, S, B, L, XL)
+  train|sample:SIZE[:STAGES][:bN][:compile]       DiT training step / sampling (tiny, small, S, B, L, XL)
   eval:frechet:D | eval:swd:N | eval:pr:N         decoflow eval's metrics
   ceiling:fma | ceiling:copy | ceiling:gemm-bf16  the ceilings (always run)
 Exit codes: 0 ok, 1 a row failed or got slower than --baseline, 2 bad usage.`;
