@@ -466,8 +466,12 @@ std::vector<Case> make_cases() {
                         v[3][size_t(r * D + d)] = v[0][size_t(r * D + d)] + v[2][size_t((r / N) * stride + 2 * D + d)] * v[1][size_t(r * D + d)];
                   }});
   }
-  for (auto [B, H, nq, nk, D, causal] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool>>{
+  for (auto shape : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool>>{
            {2, 3, 37, 53, 32, false}, {1, 2, 45, 45, 32, true}, {1, 1, 40, 21, 32, true}, {1, 2, 19, 70, 64, false}}) {
+    // Plain copies, not structured bindings: C++17 lambdas cannot capture those (clang refuses).
+    int64_t B, H, nq, nk, D;
+    bool causal;
+    std::tie(B, H, nq, nk, D, causal) = shape;
     const AttentionShape s{B, H, nq, nk, D};
     const float scale = 1.f / std::sqrt(float(D));
     const int64_t nqd = B * H * nq * D, nkd = B * H * nk * D;
