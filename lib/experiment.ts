@@ -3,6 +3,11 @@
 // equal up to the extra patch embedding and final layer (counted exactly by trainingFlops), evaluates
 // every arm at the same checkpoints with the same sampling budget (function evaluations), and draws
 // metric-against-compute curves and side-by-side sample grids.
+//
+// The held-out images are split in two: the first `realCount` are the validation set, which every
+// evaluation during training uses (and which a recipe is chosen on), the next `realCount` the test
+// set, which only the final weights of each arm meet, once. Every evaluation samples with the EMA
+// weights and with the raw weights, so the EMA's effect is measured, not assumed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sharp } from './sharp';
@@ -100,6 +105,10 @@ export interface ExperimentOptions {
   nfe: number;
   lr: number;
   emaDecay: number;
+  /** EMA warm-up (default true, as in Model.create). */
+  emaWarmup?: boolean;
+  /** > 0: the power-function EMA with this exponent instead of emaDecay. */
+  emaPower?: number;
   seed: number;
   /** File name of the results in `out` (default results.json). */
   resultsFile?: string;
@@ -110,7 +119,17 @@ export interface EvalPoint {
   step: number;
   trainingFlops: number;
   seconds: number;
+  /** Samples of the EMA weights against the validation images. */
   result: EvalResult;
+  /** Samples of the raw weights against the validation images. */
+  raw: EvalResult;
+}
+
+/** The final weights against the test images (each arm meets them once, at the end). */
+export interface TestResult {
+  step: number;
+  ema: EvalResult;
+  raw: EvalResult;
 }
 
 export interface ArmResult {
@@ -121,23 +140,45 @@ export interface ArmResult {
   flopsPerStep: number;
   forwardFlops: number;
   points: EvalPoint[];
+  test?: TestResult;
   trainSeconds: number;
 }
 
-async function sampleSet(model: Model, arm: Arm, n: number, seed: number): Promise<Tensor> {
+async function sampleSet(model: Model, arm: Arm, n: number, seed: number, ema: boolean): Promise<Tensor> {
   const sampler = new Sampler(model);
   const labels = gridLabels(n, model.config.numClasses, 8);
-  const r = await sampler.sample({ n, labels, seed, stepsPerStage: arm.stepsPerStage, thresholds: arm.thresholds });
+  const r = await sampler.sample({ n, labels, seed, ema, stepsPerStage: arm.stepsPerStage, thresholds: arm.thresholds });
   for (const t of r.levels) t.dispose();
   return r.images;
 }
 
-export async function runArm(dataset: string, armSpec: string, o: ExperimentOptions, real: Tensor): Promise<ArmResult> {
+/** The held-out images of a dataset: validation (choosing) and test (reporting), realCount each. */
+export interface HeldOut {
+  validation: Tensor;
+  test: Tensor;
+}
+
+export async function loadHeldOut(dataset: string, realCount: number): Promise<HeldOut> {
+  const validation = await loadImageSet(dataset, { limit: realCount, imageSize: 32 });
+  try {
+    const test = await loadImageSet(dataset, { offset: realCount, limit: realCount, imageSize: 32 });
+    if (test.shape[0] < realCount) {
+      test.dispose();
+      throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `realCount: ${dataset} has too few held-out images for ${realCount} validation and ${realCount} test images`);
+    }
+    return { validation, test };
+  } catch (e) {
+    validation.dispose();
+    throw e;
+  }
+}
+
+export async function runArm(dataset: string, armSpec: string, o: ExperimentOptions, heldOut: HeldOut): Promise<ArmResult> {
   const log = o.log ?? (() => {});
   const arm = parseArm(armSpec, o.nfe);
   const data = await loadDataset(dataset, { imageSize: 32, seed: o.seed });
   const config = modelConfig({ size: o.model, stages: arm.stages, channels: data.channels, imageSize: 32, numClasses: data.numClasses, grid: 8 });
-  const model = Model.create(config, { maxBatch: Math.max(o.batch, o.samples), seed: o.seed, optimizer: { lr: o.lr, warmupSteps: Math.min(100, Math.floor(o.steps / 10)), emaDecay: o.emaDecay } });
+  const model = Model.create(config, { maxBatch: Math.max(o.batch, o.samples), seed: o.seed, optimizer: { lr: o.lr, warmupSteps: Math.min(100, Math.floor(o.steps / 10)), emaDecay: o.emaDecay, emaWarmup: o.emaWarmup, emaPower: o.emaPower } });
   const trainer = new Trainer(model, { stageProbs: arm.stageProbs, stageLossWeights: arm.stageLossWeights, seed: o.seed });
   const loader = new BatchLoader(data, o.batch, o.seed);
   const perStep = trainingFlopsPerStep(config, o.batch);
@@ -155,17 +196,19 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
       trainMs += Date.now() - t0;
       if (model.step % o.evalEvery === 0 || model.step === o.steps) {
         const t1 = Date.now();
-        const images = await sampleSet(model, arm, o.samples, o.seed + 1);
-        const r = await evaluate(images, real, { seed: o.seed });
-        result.points.push({ step: model.step, trainingFlops: perStep * model.step, seconds: trainMs / 1000, result: r });
-        await writeFileAtomic(path.join(dir, `samples-${String(model.step).padStart(6, '0')}.png`), await encodePng(grid(firstN(images, 64), { columns: 8, scale: 2 })));
-        images.dispose();
+        const r = await evaluateWeights(model, arm, o, heldOut.validation, true, path.join(dir, `samples-${String(model.step).padStart(6, '0')}.png`));
+        const raw = await evaluateWeights(model, arm, o, heldOut.validation, false);
+        result.points.push({ step: model.step, trainingFlops: perStep * model.step, seconds: trainMs / 1000, result: r, raw });
         log(
-          `${dataset} ${arm.name} step ${model.step} (${(perStep * model.step / 1e12).toFixed(2)} TFLOP, train ${(trainMs / 1000).toFixed(0)} s, eval ${((Date.now() - t1) / 1000).toFixed(0)} s): ` +
-            `SWD ${r.swd!.mean.toFixed(1)} FD pix8 ${r.frechet.pix8!.toFixed(3)} pix16 ${r.frechet.pix16!.toFixed(3)} bands ${r.frechet.bands!.toFixed(4)} P ${r.precision!.toFixed(2)} R ${r.recall!.toFixed(2)}`,
+          `${dataset} ${arm.name} step ${model.step} (${(perStep * model.step / 1e12).toFixed(2)} TFLOP, train ${(trainMs / 1000).toFixed(0)} s, eval ${((Date.now() - t1) / 1000).toFixed(0)} s), validation: ` +
+            `EMA ${metricLine(r)} | raw ${metricLine(raw)}`,
         );
       }
     }
+    const ema = await evaluateWeights(model, arm, o, heldOut.test, true);
+    const raw = await evaluateWeights(model, arm, o, heldOut.test, false);
+    result.test = { step: model.step, ema, raw };
+    log(`${dataset} ${arm.name} step ${model.step}, test: EMA ${metricLine(ema)} | raw ${metricLine(raw)}`);
     // the final weights, for sampling-only studies (steps per stage, tau) afterwards
     model.save(path.join(dir, 'checkpoint.safetensors'));
   } finally {
@@ -175,6 +218,22 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
     data.dispose();
   }
   return result;
+}
+
+// Samples o.samples images with the EMA or the raw weights (the same seed and labels each time) and
+// evaluates them against `real`; writes the first 64 as a grid to `png` when given.
+async function evaluateWeights(model: Model, arm: Arm, o: ExperimentOptions, real: Tensor, ema: boolean, png?: string): Promise<EvalResult> {
+  const images = await sampleSet(model, arm, o.samples, o.seed + 1, ema);
+  try {
+    if (png) await writeFileAtomic(png, await encodePng(grid(firstN(images, 64), { columns: 8, scale: 2 })));
+    return await evaluate(images, real, { seed: o.seed });
+  } finally {
+    images.dispose();
+  }
+}
+
+function metricLine(r: EvalResult): string {
+  return `SWD ${r.swd!.mean.toFixed(1)} FD pix16 ${r.frechet.pix16!.toFixed(3)} bands ${r.frechet.bands!.toFixed(4)} P ${r.precision!.toFixed(2)} R ${r.recall!.toFixed(2)}`;
 }
 
 function firstN(t: Tensor, n: number): Tensor {
@@ -188,15 +247,16 @@ export async function runExperiment(o: ExperimentOptions): Promise<ArmResult[]> 
   const results: ArmResult[] = [];
   const save = () => writeFileAtomic(path.join(o.out, o.resultsFile ?? 'results.json'), Buffer.from(JSON.stringify({ options: { ...o, log: undefined }, results }, null, 2)));
   for (const dataset of o.datasets) {
-    const real = await loadImageSet(dataset, { limit: o.realCount, imageSize: 32 });
+    const heldOut = await loadHeldOut(dataset, o.realCount);
     try {
       for (const arm of o.arms) {
-        results.push(await runArm(dataset, arm, o, real));
+        results.push(await runArm(dataset, arm, o, heldOut));
         await save();
         await drawCharts(results, o.out, o.resultsFile ? `curves-${path.basename(o.resultsFile, '.json')}` : 'curves');
       }
     } finally {
-      real.dispose();
+      heldOut.validation.dispose();
+      heldOut.test.dispose();
     }
   }
   await drawGrids(results, o.out);

@@ -40,6 +40,12 @@ export interface OptimizerOptions {
   /** Max global gradient norm; 0 disables clipping. */
   gradClip?: number;
   emaDecay?: number;
+  /** EMA warm-up (default true): step n uses min(emaDecay, (1 + n) / (10 + n)). Resumed checkpoints
+   * written without it keep it off. */
+  emaWarmup?: boolean;
+  /** > 0: the power-function EMA (EDM2), decay (1 - 1/n)^(emaPower + 1), instead of emaDecay; 6.94 and
+   * 16.97 are sigma_rel 0.10 and 0.05. Default 0 (off). */
+  emaPower?: number;
 }
 
 export interface ModelOptions {
@@ -83,6 +89,8 @@ export interface StepResult {
   lr: number;
   gradNorm: number;
   clipScale: number;
+  /** The EMA decay this step used (after warm-up or the power rule). */
+  emaDecay: number;
   step: number;
 }
 

@@ -41,6 +41,18 @@ describe('the FM vs DFM experiment', () => {
       expect(results.map((r: ArmResult) => r.arm.name)).toEqual(['fm', 'dfm-0.5']);
       expect(results[0].points.map((p) => p.step)).toEqual([1, 2]);
       expect(results[1].points[1].trainingFlops).toBeCloseTo(2 * results[1].flopsPerStep, 0);
+      // Every evaluation has the EMA and the raw weights on the validation images; the final weights
+      // meet the test images once. Raw and EMA differ (EMA 0.9 after 2 steps lags the weights), and so
+      // do validation and test (other images).
+      for (const r of results) {
+        for (const p of r.points) {
+          expect(Number.isFinite(p.raw.swd!.mean)).toBe(true);
+          expect(p.raw.swd!.mean).not.toBe(p.result.swd!.mean);
+        }
+        expect(r.test!.step).toBe(2);
+                expect(r.test!.raw.frechet.pix16).not.toBe(r.points[1].raw.frechet.pix16);
+        expect(r.test!.ema.frechet.pix16).not.toBe(r.points[1].result.frechet.pix16);
+      }
       for (const f of ['results.json', 'curves.png', 'curves.svg', 'grids-shapes.png', 'shapes/fm/checkpoint.safetensors', 'shapes/dfm-0.5/samples-000002.png'])
         expect(fs.existsSync(path.join(out, f))).toBe(true);
       const svg = chartSvg(results);

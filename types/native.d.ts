@@ -121,6 +121,7 @@ export interface NativeStepResult {
   lr: number;
   gradNorm: number;
   clipScale: number;
+  emaDecay: number;
   step: number;
 }
 

@@ -31,6 +31,8 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   warmup: { kind: 'int', help: 'linear warm-up steps', default: 100 },
   'weight-decay': { kind: 'number', help: 'AdamW weight decay', default: 0.01 },
   'ema-decay': { kind: 'number', help: 'EMA decay of the weights', default: 0.999 },
+  'ema-warmup': { kind: 'bool', help: 'warm the EMA up: step n decays by min(ema-decay, (1+n)/(10+n)) (on; --no-ema-warmup: off)', default: true },
+  'ema-power': { kind: 'number', help: 'power-function EMA (EDM2) with this exponent instead of ema-decay; 0: off', default: 0 },
   'stage-probs': { kind: 'list', help: `probability of each stage being the active one (default: ${DEFAULTS.stageProbs.join(', ')} for 2 stages)` },
   'stage-loss-weights': { kind: 'list', help: 'weight of each stage in the loss (default: 1 each)' },
   'prior-location': { kind: 'number', help: `logit-normal location of earlier stages (default ${DEFAULTS.priorLocation})` },
@@ -118,6 +120,8 @@ export async function train(argv: string[]): Promise<number> {
         warmupSteps: a.warmup as number,
         weightDecay: a['weight-decay'] as number,
         emaDecay: a['ema-decay'] as number,
+        emaWarmup: a['ema-warmup'] as boolean,
+        emaPower: a['ema-power'] as number,
       },
     };
     model = Model.create(config, { maxBatch: run.batch, seed: run.seed, optimizer: run.optimizer, ...deviceOptions(a) });

@@ -37,6 +37,8 @@ AdamWOptions read_adamw(const Napi::Value& v, const AdamWOptions& base, const st
   r.warmup_steps = opt_int(o, "warmupSteps", r.warmup_steps, 0, int64_t(1) << 50, ctx);
   r.grad_clip = opt_number(o, "gradClip", r.grad_clip, ctx);
   r.ema_decay = opt_number(o, "emaDecay", r.ema_decay, ctx);
+  r.ema_warmup = opt_bool(o, "emaWarmup", r.ema_warmup, ctx);
+  r.ema_power = opt_number(o, "emaPower", r.ema_power, ctx);
   validate(r, ctx.c_str());
   return r;
 }
@@ -139,6 +141,7 @@ Napi::Object loss_to_js(Napi::Env env, const BatchLoss& r) {
     o.Set("lr", r.optimizer.lr);
     o.Set("gradNorm", r.optimizer.grad_norm);
     o.Set("clipScale", r.optimizer.clip_scale);
+    o.Set("emaDecay", r.optimizer.ema_decay);
   }
   o.Set("step", double(r.step));
   return o;
@@ -316,6 +319,7 @@ Napi::Value model_step_sync(const Napi::CallbackInfo& info) {
   o.Set("lr", st.lr);
   o.Set("gradNorm", st.grad_norm);
   o.Set("clipScale", st.clip_scale);
+  o.Set("emaDecay", st.ema_decay);
   o.Set("step", double(h->optimizer->steps()));
   return o;
 }

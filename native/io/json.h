@@ -27,6 +27,7 @@ struct Value {
   bool is_array() const { return kind == Kind::Array; }
   bool is_string() const { return kind == Kind::String; }
   bool is_number() const { return kind == Kind::Number; }
+  bool is_bool() const { return kind == Kind::Bool; }
   // The member `key` of an object, or null when absent (or not an object).
   const Value* find(const std::string& key) const;
 };

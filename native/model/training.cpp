@@ -37,7 +37,11 @@ OptimizerStepStats DiTOptimizer::step(DiT& model) {
   st.clip_scale = scale;
   step_++;
   st.lr = scheduled_lr(options_, step_);
-  ops.adamw_update(model.param_data(), model.grad_data(), m(), v(), n_, step_, st.lr, options_, scale, ema(),
+  // The kernels read one decay; the warm-up or power rule decides it per step here.
+  AdamWOptions this_step = options_;
+  this_step.ema_decay = ema_decay_at(options_, step_);
+  st.ema_decay = this_step.ema_decay;
+  ops.adamw_update(model.param_data(), model.grad_data(), m(), v(), n_, step_, st.lr, this_step, scale, ema(),
                    model.compute_weights());
   return st;
 }
@@ -76,7 +80,8 @@ std::string num(double x) {
 std::string adamw_options_json(const AdamWOptions& o) {
   return "{\"lr\":" + num(o.lr) + ",\"beta1\":" + num(o.beta1) + ",\"beta2\":" + num(o.beta2) + ",\"eps\":" + num(o.eps) +
          ",\"weightDecay\":" + num(o.weight_decay) + ",\"warmupSteps\":" + std::to_string(o.warmup_steps) +
-         ",\"gradClip\":" + num(o.grad_clip) + ",\"emaDecay\":" + num(o.ema_decay) + "}";
+         ",\"gradClip\":" + num(o.grad_clip) + ",\"emaDecay\":" + num(o.ema_decay) +
+         ",\"emaWarmup\":" + (o.ema_warmup ? "true" : "false") + ",\"emaPower\":" + num(o.ema_power) + "}";
 }
 
 void save_checkpoint(const std::string& path, const DiT& model, DiTOptimizer* opt, const CheckpointParts& parts) {
@@ -121,6 +126,15 @@ AdamWOptions parse_options(const std::string& text, const std::string& path) {
   get("warmupSteps", warmup);
   get("gradClip", o.grad_clip);
   get("emaDecay", o.ema_decay);
+  // Checkpoints written before the EMA warm-up existed lack these; their EMA ran without it, so
+  // resuming keeps that rule.
+  const json::Value* warm = v.find("emaWarmup");
+  if (warm && !warm->is_bool()) fail(Code::Format, "checkpoint " + path + ": optimizer metadata: emaWarmup is not a boolean");
+  o.ema_warmup = warm && warm->boolean;
+  if (const json::Value* pw = v.find("emaPower")) {
+    if (!pw->is_number()) fail(Code::Format, "checkpoint " + path + ": optimizer metadata: emaPower is not a number");
+    o.ema_power = pw->number;
+  }
   if (!(warmup >= 0 && warmup < 1e15)) fail(Code::Format, "checkpoint " + path + ": warmupSteps out of range");
   o.warmup_steps = int64_t(warmup);
   validate(o, ("checkpoint " + path + ": optimizer").c_str());

@@ -17,6 +17,7 @@ struct OptimizerStepStats {
   double lr = 0;          // the learning rate used (after warm-up)
   double grad_norm = 0;   // before clipping
   double clip_scale = 1;  // the factor applied to the gradient
+  double ema_decay = 0;   // the EMA decay used (ema_decay_at)
 };
 
 class DiTOptimizer {

@@ -14,6 +14,14 @@ struct AdamWOptions {
   int64_t warmup_steps = 0;  // lr ramps linearly: lr * min(1, step / warmup_steps), step from 1
   double grad_clip = 1.0;    // max global L2 norm; 0 disables clipping
   double ema_decay = 0.9999;
+  // The EMA's warm-up (on by default): the decay of step n (1-based) is min(ema_decay, (1 + n) / (10 + n)),
+  // so the average forgets the random initial weights within the first few hundred steps instead of
+  // dragging them along for ~1/(1 - ema_decay) steps.
+  bool ema_warmup = true;
+  // > 0: the power-function EMA of Karras et al. (EDM2) instead: decay_n = (1 - 1/n)^(ema_power + 1),
+  // an average over the last fixed fraction of the run whatever its length (ema_power 6.94 is their
+  // sigma_rel 0.10, 16.97 is 0.05); ema_decay and ema_warmup are then unused.
+  double ema_power = 0;
 };
 
 // Checks every field (finite, in range); Code::ArgValue naming `ctx` and the field otherwise.
@@ -21,6 +29,10 @@ void validate(const AdamWOptions& o, const char* ctx);
 
 // The learning rate of step `step` (1-based) after warm-up.
 double scheduled_lr(const AdamWOptions& o, int64_t step);
+
+// The EMA decay that step `step` (1-based) uses: the power-function rule when ema_power > 0, else
+// ema_decay, capped by the warm-up when ema_warmup.
+double ema_decay_at(const AdamWOptions& o, int64_t step);
 
 #ifdef DF_CPU_NS  // the CPU kernels: compiled once per CPU level and seen only there (cpu_level.h)
 inline namespace DF_CPU_NS {

@@ -247,7 +247,7 @@ CONFIGS = {
                          batch=3, masks=[[1, 0, 0], [1, 1, 0], [1, 1, 1]], labels=[2, 0, 3]),
 }
 
-OPTIM = dict(lr=2e-3, beta1=0.9, beta2=0.99, eps=1e-8, weightDecay=0.01, warmupSteps=3, gradClip=0.5, emaDecay=0.9)
+OPTIM = dict(lr=2e-3, beta1=0.9, beta2=0.99, eps=1e-8, weightDecay=0.01, warmupSteps=3, gradClip=0.5, emaDecay=0.3, emaWarmup=True)
 TRAIN_STEPS = 10
 
 
@@ -319,9 +319,12 @@ def write_fixtures(outdir):
             for g in opt.param_groups:
                 g["lr"] = o["lr"] * min(1.0, step / o["warmupSteps"])
             opt.step()
+            # EMA warm-up: step n decays by min(emaDecay, (1 + n) / (10 + n)); with emaDecay 0.3 the
+            # first two steps take the warm-up term and the rest the cap.
+            decay = min(o["emaDecay"], (1 + step) / (10 + step)) if o["emaWarmup"] else o["emaDecay"]
             with torch.no_grad():
                 for e, p in zip(ema, params):
-                    e.mul_(o["emaDecay"]).add_(p, alpha=1 - o["emaDecay"])
+                    e.mul_(decay).add_(p, alpha=1 - decay)
             losses.append(float(l))
         trained = {n: p for n, p in model.state_dict().items()}
         trained.update({f"ema.{n}": e for (n, _), e in zip(model.named_parameters(), ema)})

@@ -28,11 +28,20 @@ void validate(const AdamWOptions& o, const char* ctx) {
   check_field(finite(o.grad_clip) && o.grad_clip >= 0, ctx, "gradClip", o.grad_clip, "a finite number >= 0 (0: off)");
   check_field(finite(o.ema_decay) && o.ema_decay >= 0 && o.ema_decay <= 1, ctx, "emaDecay", o.ema_decay,
               "a number in [0, 1]");
+  check_field(finite(o.ema_power) && o.ema_power >= 0 && o.ema_power <= 1e6, ctx, "emaPower", o.ema_power,
+              "a number in [0, 1e6] (0: off)");
 }
 
 double scheduled_lr(const AdamWOptions& o, int64_t step) {
   if (o.warmup_steps <= 0) return o.lr;
   return o.lr * std::min(1.0, double(step) / double(o.warmup_steps));
+}
+
+double ema_decay_at(const AdamWOptions& o, int64_t step) {
+  const double n = double(std::max<int64_t>(step, 1));
+  if (o.ema_power > 0) return std::pow(1.0 - 1.0 / n, o.ema_power + 1.0);
+  if (o.ema_warmup) return std::min(o.ema_decay, (1.0 + n) / (10.0 + n));
+  return o.ema_decay;
 }
 
 float clip_scale(double norm, double max_norm) {
