@@ -30,30 +30,35 @@ const ROWS = {
   'small sample': { size: 'small', kind: 'sample', batch: 16 },
 };
 
-// The median CPU ms (user + system, every thread of the process) of a call: one warm-up, then at
-// least 3 calls and 2.5 s.
-async function cpuTime(fn) {
-  const warmup = 1, minRuns = 3, minMs = 2500;
-  for (let i = 0; i < warmup; i++) await fn();
-  const samples = [];
-  let total = 0;
-  while (samples.length < minRuns || total < minMs) {
-    const c0 = process.cpuUsage();
-    await fn();
-    const c = process.cpuUsage(c0);
-    samples.push((c.user + c.system) / 1000);
-    total += samples[samples.length - 1];
-  }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
+// The median ms of a call by `clock` (ms now): one warm-up, then at least 3 calls and 2.5 s.
+function timer(clock) {
+  return async (fn, { warmup = 1, minRuns = 3, minMs = 2500 } = {}) => {
+    for (let i = 0; i < warmup; i++) await fn();
+    const samples = [];
+    let total = 0;
+    while (samples.length < minRuns || total < minMs) {
+      const c0 = clock();
+      await fn();
+      samples.push(clock() - c0);
+      total += samples[samples.length - 1];
+    }
+    samples.sort((a, b) => a - b);
+    return samples[Math.floor(samples.length / 2)];
+  };
 }
+// CPU time: user + system, every thread of the process.
+const cpuMs = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+const wallMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 // In a child: one row on one build, printing the median ms of a call as JSON.
 async function measure(rowName, threads) {
   const d = require(process.env.DECOFLOW_AB_DIST);
   d.setThreads(threads);
   const row = ROWS[rowName];
-  const time = process.env.DECOFLOW_AB_CPU ? cpuTime : require('./common').time;
+  const time = timer(process.env.DECOFLOW_AB_CPU ? cpuMs : wallMs);
   if (row.kind === 'attention' || row.kind === 'pyramid') {
     const x = d.Tensor.randn(row.shape, { seed: 1 });
     let fn;
