@@ -25,40 +25,48 @@ import { Trainer } from './trainer';
 export interface Arm {
   /**
    * e.g. 'fm', 'dfm-0.9' (p_q = [0.9, 0.1]), 'dfm-0.5@20,20~0.9' (sampling steps [20, 20], tau 0.9),
-   * 'dfm-0.9w4' (the fine stage's loss weighted 4).
+   * 'dfm-0.9w4' (the fine stage's loss weighted 4), 'dfm-0.9>0.5' (p_q moves from [0.9, 0.1] to
+   * [0.5, 0.5] over the run).
    */
   name: string;
   stages: number;
   stageProbs?: number[];
+  /** p_q at the end of training (reached linearly from stageProbs). */
+  stageProbsFinal?: number[];
   stageLossWeights?: number[];
   stepsPerStage: number[];
   thresholds?: number[];
 }
 
 /**
- * Parses 'fm' or 'dfm-P[wW][@N1,N2][~TAU]' for a total budget of `nfe` function evaluations (DFM
- * default: 3/4 then 1/4; W: the fine stage's loss weight, default 1).
+ * Parses 'fm' or 'dfm-P[>P2][wW][@N1,N2][~TAU]' for a total budget of `nfe` function evaluations (DFM
+ * default: 3/4 then 1/4; P2: the coarse-stage probability reached at the end of training; W: the
+ * fine stage's loss weight, default 1).
  */
 export function parseArm(spec: string, nfe: number): Arm {
   if (spec === 'fm') return { name: 'fm', stages: 1, stepsPerStage: [nfe] };
-  const m = /^dfm-([0-9.]+)(?:w([0-9.]+))?(?:@(\d+),(\d+))?(?:~([0-9.]+))?$/.exec(spec);
+  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:@(\d+),(\d+))?(?:~([0-9.]+))?$/.exec(spec);
   if (!m)
     throw decoflowError(
       'ERR_DECOFLOW_ARG_VALUE',
-      `arm '${spec}': expected 'fm' or 'dfm-P[wW][@N1,N2][~TAU]' (P: probability of the coarse stage, W: the fine stage's loss weight)`,
+      `arm '${spec}': expected 'fm' or 'dfm-P[>P2][wW][@N1,N2][~TAU]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight)`,
     );
+  const probs = (q: number) => [q, Math.round((1 - q) * 1e6) / 1e6];
   const p = Number(m[1]);
-  if (!(p > 0 && p < 1)) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the coarse-stage probability must be in (0, 1)`);
-  const weight = m[2] ? Number(m[2]) : undefined;
+  const pFinal = m[2] ? Number(m[2]) : undefined;
+  for (const q of [p, pFinal ?? p])
+    if (!(q > 0 && q < 1)) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the coarse-stage probability must be in (0, 1)`);
+  const weight = m[3] ? Number(m[3]) : undefined;
   if (weight !== undefined && !(weight > 0 && Number.isFinite(weight)))
     throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the fine stage's loss weight must be a number > 0`);
   const first = Math.round((nfe * 3) / 4);
-  const steps = m[3] ? [Number(m[3]), Number(m[4])] : [first, nfe - first];
-  const tau = m[5] ? Number(m[5]) : undefined;
+  const steps = m[4] ? [Number(m[4]), Number(m[5])] : [first, nfe - first];
+  const tau = m[6] ? Number(m[6]) : undefined;
   return {
     name: spec,
     stages: 2,
-    stageProbs: [p, Math.round((1 - p) * 1e6) / 1e6],
+    stageProbs: probs(p),
+    stageProbsFinal: pFinal === undefined ? undefined : probs(pFinal),
     stageLossWeights: weight === undefined ? undefined : [1, weight],
     stepsPerStage: steps,
     thresholds: tau === undefined ? undefined : [tau],
@@ -179,7 +187,12 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
   const data = await loadDataset(dataset, { imageSize: 32, seed: o.seed });
   const config = modelConfig({ size: o.model, stages: arm.stages, channels: data.channels, imageSize: 32, numClasses: data.numClasses, grid: 8 });
   const model = Model.create(config, { maxBatch: Math.max(o.batch, o.samples), seed: o.seed, optimizer: { lr: o.lr, warmupSteps: Math.min(100, Math.floor(o.steps / 10)), emaDecay: o.emaDecay, emaWarmup: o.emaWarmup, emaPower: o.emaPower } });
-  const trainer = new Trainer(model, { stageProbs: arm.stageProbs, stageLossWeights: arm.stageLossWeights, seed: o.seed });
+  const trainer = new Trainer(model, {
+    stageProbs: arm.stageProbs,
+    ...(arm.stageProbsFinal ? { stageProbsFinal: arm.stageProbsFinal, stageProbsSteps: o.steps } : {}),
+    stageLossWeights: arm.stageLossWeights,
+    seed: o.seed,
+  });
   const loader = new BatchLoader(data, o.batch, o.seed);
   const perStep = trainingFlopsPerStep(config, o.batch);
   const result: ArmResult = { dataset, arm, config, parameters: model.numParameters, flopsPerStep: perStep, forwardFlops: forwardFlops(config), points: [], trainSeconds: 0 };

@@ -15,6 +15,12 @@ export interface TrainerOptions {
   decomposition?: DecompositionKind;
   /** p_q: the probability that each stage is the active one (default: the paper's [0.9, 0.1] for 2 stages). */
   stageProbs?: number[];
+  /**
+   * A schedule of p_q: from stageProbs at step 0 linearly to stageProbsFinal at step stageProbsSteps,
+   * then constant (e.g. coarse first, then finer: [0.9, 0.1] -> [0.5, 0.5]). Both or neither.
+   */
+  stageProbsFinal?: number[];
+  stageProbsSteps?: number;
   /** t of the active stage ~ LogitNormal(timeLocation, timeScale) (default 0, 1). */
   timeLocation?: number;
   timeScale?: number;

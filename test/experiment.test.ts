@@ -12,7 +12,9 @@ describe('the FM vs DFM experiment', () => {
     expect(parseArm('dfm-0.7', 40)).toMatchObject({ stages: 2, stageProbs: [0.7, 0.3], stepsPerStage: [30, 10], thresholds: undefined, stageLossWeights: undefined });
     expect(parseArm('dfm-0.5@20,20~0.9', 40)).toMatchObject({ stageProbs: [0.5, 0.5], stepsPerStage: [20, 20], thresholds: [0.9] });
     expect(parseArm('dfm-0.9w4~0.8', 40)).toMatchObject({ stageProbs: [0.9, 0.1], stageLossWeights: [1, 4], thresholds: [0.8] });
-    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20', 'dfm-0.9w0', 'dfm-0.9w'])
+    expect(parseArm('dfm-0.9>0.5w2', 40)).toMatchObject({ stageProbs: [0.9, 0.1], stageProbsFinal: [0.5, 0.5], stageLossWeights: [1, 2] });
+    expect(parseArm('dfm-0.9', 40).stageProbsFinal).toBeUndefined();
+    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20', 'dfm-0.9w0', 'dfm-0.9w', 'dfm-0.9>1', 'dfm-0.9>'])
       expect(() => parseArm(bad, 40)).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_ARG_VALUE' }));
   });
 

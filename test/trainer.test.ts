@@ -135,6 +135,33 @@ test('resuming from a checkpoint continues with bit-identical losses', async () 
   for (const m of [straight, first, resumed]) m.dispose();
 });
 
+test('a schedule of stage probabilities: step k draws as a trainer with the interpolated p_q does', () => {
+  const model = Model.create(small, { maxBatch: 4 });
+  const images = randomImages(4, 3, 16, 16, 3);
+  const labels = Tensor.from(new Int32Array([0, 1, 2, 3]), [4], { dtype: 'i32' });
+  // [1, 0] -> [0, 1] over 10 steps: every stage choice is decided by the schedule, not fixed.
+  const scheduled = new Trainer(model, { stageProbs: [1, 0], stageProbsFinal: [0, 1], stageProbsSteps: 10, seed: 6 });
+  expect(scheduled.options).toMatchObject({ stageProbs: [1, 0], stageProbsFinal: [0, 1], stageProbsSteps: 10 });
+  const seen = new Set<number>();
+  for (let k = 0; k <= 14; k++) {
+    const f = Math.min(1, k / 10);
+    const fixed = new Trainer(model, { stageProbs: [1 - f, f], seed: 6 });
+    const a = scheduled.draws(k, images, labels), b = fixed.draws(k, images, labels);
+    expect(a.activeStage).toBe(b.activeStage);
+    expect(a.t.dataSync()).toEqual(b.t.dataSync());
+    if (k === 0) expect(a.activeStage).toBe(0);
+    if (k >= 10) expect(a.activeStage).toBe(1);
+    seen.add(a.activeStage);
+    for (const d of [a, b]) for (const t of [...d.levels, ...d.noise, d.t, d.mask, d.labels]) t.dispose();
+    fixed.dispose();
+  }
+  expect(seen.size).toBe(2);
+  scheduled.dispose();
+  images.dispose();
+  labels.dispose();
+  model.dispose();
+});
+
 test('the defaults live in the native trainer: TypeScript and the CLI read them', () => {
   const model = Model.create({ stages: 2, channels: 1, height: 8, width: 8, patchSizes: [1, 2], hidden: 16, depth: 1, heads: 2, freqDim: 8 });
   const trainer = new Trainer(model);
@@ -164,6 +191,10 @@ describe('bad trainer input', () => {
     [{ stageLossWeights: [1, -1] }, /stageLossWeights\[1\]: expected a finite number >= 0/],
     [{ stageLossWeights: [0, 0] }, /at least one weight > 0/],
     [{ stageLossWeights: [1, NaN] }, /stageLossWeights/],
+    [{ stageProbsFinal: [0.5, 0.5] }, /stageProbsSteps: expected the number of steps/],
+    [{ stageProbsSteps: 10 }, /stageProbsSteps: given without stageProbsFinal/],
+    [{ stageProbsFinal: [1], stageProbsSteps: 10 }, /stageProbsFinal: expected 2 probabilities/],
+    [{ stageProbsFinal: [0.7, 0.7], stageProbsSteps: 10 }, /stageProbsFinal: expected probabilities summing to 1/],
   ])('%j', (opts, message) => {
     const e = caught(() => new Trainer(model, opts as TrainerOptions));
     expect(e.code).toMatch(/ERR_DECOFLOW_(CONFIG|ARG_VALUE)/);

@@ -34,6 +34,8 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'ema-warmup': { kind: 'bool', help: 'warm the EMA up: step n decays by min(ema-decay, (1+n)/(10+n)) (on; --no-ema-warmup: off)', default: true },
   'ema-power': { kind: 'number', help: 'power-function EMA (EDM2) with this exponent instead of ema-decay; 0: off', default: 0 },
   'stage-probs': { kind: 'list', help: `probability of each stage being the active one (default: ${DEFAULTS.stageProbs.join(', ')} for 2 stages)` },
+  'stage-probs-final': { kind: 'list', help: 'stage probabilities that --stage-probs moves to linearly (coarse first, then finer)' },
+  'stage-probs-steps': { kind: 'int', help: 'steps over which the stage probabilities move to --stage-probs-final' },
   'stage-loss-weights': { kind: 'list', help: 'weight of each stage in the loss (default: 1 each)' },
   'prior-location': { kind: 'number', help: `logit-normal location of earlier stages (default ${DEFAULTS.priorLocation})` },
   'label-dropout': { kind: 'number', help: `probability of dropping a label, for guidance (default ${DEFAULTS.labelDropout})` },
@@ -105,6 +107,8 @@ export async function train(argv: string[]): Promise<number> {
       trainer: {
         decomposition: a.decomposition as 'laplacian' | 'haar' | undefined,
         stageProbs: a['stage-probs'] as number[] | undefined,
+        stageProbsFinal: a['stage-probs-final'] as number[] | undefined,
+        stageProbsSteps: a['stage-probs-steps'] as number | undefined,
         stageLossWeights: a['stage-loss-weights'] as number[] | undefined,
         priorLocation: a['prior-location'] as number | undefined,
         labelDropout: a['label-dropout'] as number | undefined,

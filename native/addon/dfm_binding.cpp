@@ -59,6 +59,9 @@ TrainerOptions read_trainer_options(const Napi::Value& v) {
   TrainerOptions r;
   r.decomposition = parse_pyramid_kind(opt_string(o, "decomposition", "laplacian", ctx), "Trainer: options.decomposition");
   if (has_option(o, "stageProbs")) r.batch.stage_probs = read_numbers(o.Get("stageProbs"), ctx + ".stageProbs");
+  if (has_option(o, "stageProbsFinal"))
+    r.batch.stage_probs_final = read_numbers(o.Get("stageProbsFinal"), ctx + ".stageProbsFinal");
+  r.batch.stage_probs_steps = opt_int(o, "stageProbsSteps", 0, 0, int64_t(1) << 50, ctx);
   r.batch.time_loc = opt_number(o, "timeLocation", r.batch.time_loc, ctx);
   r.batch.time_scale = opt_number(o, "timeScale", r.batch.time_scale, ctx);
   r.batch.prior_loc = opt_number(o, "priorLocation", r.batch.prior_loc, ctx);
@@ -84,6 +87,10 @@ Napi::Object trainer_options_to_js(Napi::Env env, const TrainerOptions& o) {
   Napi::Object r = Napi::Object::New(env);
   r.Set("decomposition", pyramid_kind_name(o.decomposition));
   r.Set("stageProbs", numbers_to_js(env, o.batch.stage_probs));
+  if (!o.batch.stage_probs_final.empty()) {
+    r.Set("stageProbsFinal", numbers_to_js(env, o.batch.stage_probs_final));
+    r.Set("stageProbsSteps", double(o.batch.stage_probs_steps));
+  }
   r.Set("timeLocation", o.batch.time_loc);
   r.Set("timeScale", o.batch.time_scale);
   r.Set("priorLocation", o.batch.prior_loc);

@@ -10,17 +10,31 @@
 
 namespace df {
 
-void validate_batch_config(const DfmBatchConfig& c, int stages) {
-  if (int(c.stage_probs.size()) != stages)
-    fail(Code::Config, "stageProbs: expected " + std::to_string(stages) + " probabilities (one per stage), got " +
-                           std::to_string(c.stage_probs.size()));
+namespace {
+void validate_probs(const std::vector<double>& probs, int stages, const std::string& name) {
+  if (int(probs.size()) != stages)
+    fail(Code::Config, name + ": expected " + std::to_string(stages) + " probabilities (one per stage), got " +
+                           std::to_string(probs.size()));
   double sum = 0;
-  for (size_t i = 0; i < c.stage_probs.size(); i++) {
-    double p = c.stage_probs[i];
-    if (!(p >= 0 && p <= 1)) fail(Code::Config, "stageProbs[" + std::to_string(i) + "]: expected a probability in [0, 1], got " + std::to_string(p));
+  for (size_t i = 0; i < probs.size(); i++) {
+    double p = probs[i];
+    if (!(p >= 0 && p <= 1)) fail(Code::Config, name + "[" + std::to_string(i) + "]: expected a probability in [0, 1], got " + std::to_string(p));
     sum += p;
   }
-  if (std::fabs(sum - 1) > 1e-6) fail(Code::Config, "stageProbs: expected probabilities summing to 1, got a sum of " + std::to_string(sum));
+  if (std::fabs(sum - 1) > 1e-6) fail(Code::Config, name + ": expected probabilities summing to 1, got a sum of " + std::to_string(sum));
+}
+}  // namespace
+
+void validate_batch_config(const DfmBatchConfig& c, int stages) {
+  validate_probs(c.stage_probs, stages, "stageProbs");
+  if (!c.stage_probs_final.empty()) {
+    validate_probs(c.stage_probs_final, stages, "stageProbsFinal");
+    if (c.stage_probs_steps < 1)
+      fail(Code::Config, "stageProbsSteps: expected the number of steps (>= 1) over which stageProbs moves to stageProbsFinal, got " +
+                             std::to_string(c.stage_probs_steps));
+  } else if (c.stage_probs_steps != 0) {
+    fail(Code::Config, "stageProbsSteps: given without stageProbsFinal");
+  }
   auto finite = [](double x, const char* name, bool positive) {
     if (!std::isfinite(x) || (positive && !(x > 0)))
       fail(Code::Config, std::string(name) + ": expected a finite number" + (positive ? " > 0" : "") + ", got " + std::to_string(x));
@@ -46,17 +60,26 @@ void validate_batch_config(const DfmBatchConfig& c, int stages) {
     fail(Code::Config, "labelDropout: expected a probability in [0, 1], got " + std::to_string(c.label_dropout));
 }
 
+std::vector<double> stage_probs_at(const DfmBatchConfig& c, uint64_t step) {
+  if (c.stage_probs_final.empty()) return c.stage_probs;
+  const double f = std::min(1.0, double(step) / double(c.stage_probs_steps));
+  std::vector<double> p(c.stage_probs.size());
+  for (size_t s = 0; s < p.size(); s++) p[s] = c.stage_probs[s] + f * (c.stage_probs_final[s] - c.stage_probs[s]);
+  return p;
+}
+
 int draw_active_stage(const DfmBatchConfig& c, uint64_t seed, uint64_t step) {
   float u;
   RandomStream{seed, stream_id(Purpose::StageChoice, step)}.fill_uniform(&u, 1);
+  const std::vector<double> probs = stage_probs_at(c, step);
   double acc = 0;
-  int S = int(c.stage_probs.size());
+  int S = int(probs.size());
   for (int s = 0; s < S; s++) {
-    acc += c.stage_probs[size_t(s)];
-    if (double(u) <= acc && c.stage_probs[size_t(s)] > 0) return s;
+    acc += probs[size_t(s)];
+    if (double(u) <= acc && probs[size_t(s)] > 0) return s;
   }
   for (int s = S - 1; s >= 0; s--)  // rounding at the top end: the last stage with mass
-    if (c.stage_probs[size_t(s)] > 0) return s;
+    if (probs[size_t(s)] > 0) return s;
   return S - 1;
 }
 

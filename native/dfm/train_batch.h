@@ -15,6 +15,11 @@ namespace df {
 
 struct DfmBatchConfig {
   std::vector<double> stage_probs;  // p_q, one per stage, summing to 1
+  // A schedule of p_q (coarse first, then finer): when stage_probs_final is given, step k draws with
+  // stage_probs + min(1, k / stage_probs_steps) (stage_probs_final - stage_probs), so the
+  // probabilities move linearly to stage_probs_final over stage_probs_steps steps and stay there.
+  std::vector<double> stage_probs_final;
+  int64_t stage_probs_steps = 0;
   double time_loc = 0.0, time_scale = 1.0;    // t_Q ~ LogitNormal(loc, scale)
   double prior_loc = 1.5, prior_scale = 1.0;  // t_s for s < Q ~ LogitNormal(prior_loc, prior_scale)
   double label_dropout = 0.1;                 // labels replaced by null_label with this probability
@@ -25,6 +30,9 @@ struct DfmBatchConfig {
 
 // Throws Code::Config naming the bad field.
 void validate_batch_config(const DfmBatchConfig& c, int stages);
+
+// p_q at optimiser step `step` (the schedule above; stage_probs when there is none).
+std::vector<double> stage_probs_at(const DfmBatchConfig& c, uint64_t step);
 
 // Draws Q (0-based) for a step.
 int draw_active_stage(const DfmBatchConfig& c, uint64_t seed, uint64_t step);
