@@ -241,6 +241,40 @@ describe('DiT behaviour', () => {
     [a, b, c].forEach((m) => m.dispose());
   });
 
+  test("every parameter starts as DiT's reference initialisation says (Xavier linears, N(0, 0.02) embeddings, zero adaLN and outputs)", () => {
+    // The rules of DiT's initialize_weights, restated from the parameter names and shapes alone:
+    // biases, adaLN modulations and the final linears are zero; the timestep MLPs and the class /
+    // stage tables are N(0, 0.02); every other weight (patch embedding included, viewed as a
+    // [out, in*p*p] matrix) is Xavier-uniform with a = sqrt(6 / (fan_in + fan_out)).
+    const m = Model.create({ ...config, hidden: 64 }, { seed: 21, maxBatch: 1 });
+    const kinds = { zero: 0, normal: 0, xavier: 0 };
+    for (const { name, shape } of m.parameters()) {
+      const x = Array.from(m.getParameter(name).dataSync() as ArrayLike<number>);
+      const n = x.length;
+      const mean = x.reduce((a, v) => a + v, 0) / n;
+      const std = Math.sqrt(x.reduce((a, v) => a + (v - mean) ** 2, 0) / n);
+      const maxAbs = Math.max(...x.map(Math.abs));
+      const tol = 5 / Math.sqrt(2 * n);  // five standard errors of a sample standard deviation
+      if (name.endsWith('.bias') || name.includes('adaLN_modulation') || /^final_layers\.\d+\.linear\./.test(name)) {
+        kinds.zero++;
+        expect({ name, maxAbs }).toEqual({ name, maxAbs: 0 });
+      } else if (/^t_embedders\.\d+\.mlp\.[02]\.weight$/.test(name) || name.endsWith('embedding_table.weight')) {
+        kinds.normal++;
+        expect({ name, ok: Math.abs(std / 0.02 - 1) < tol && Math.abs(mean) < 5 * 0.02 / Math.sqrt(n) }).toEqual({ name, ok: true });
+      } else {
+        kinds.xavier++;
+        const fanOut = shape[0];
+        const fanIn = n / fanOut;
+        const a = Math.sqrt(6 / (fanIn + fanOut));
+        expect({ name, inBound: maxAbs <= a, reachesBound: maxAbs > 0.95 * a }).toEqual({ name, inBound: true, reachesBound: true });
+        expect({ name, ok: Math.abs(std / (a / Math.sqrt(3)) - 1) < tol }).toEqual({ name, ok: true });
+      }
+    }
+    // 2 patch embeddings + 2 x 4 block linears are Xavier; 2 x 2 timestep MLPs + 2 tables are normal.
+    expect(kinds).toEqual({ zero: 2 + 4 + 2 * 4 + 2 * 2 + 2 * 4, normal: 6, xavier: 10 });
+    m.dispose();
+  });
+
   test('determinism: the same seed and thread count give bit-identical losses', async () => {
     const threads = getThreads();
     const run = async () => {
