@@ -118,7 +118,7 @@ export interface ExperimentOptions {
   /** > 0: the power-function EMA with this exponent instead of emaDecay. */
   emaPower?: number;
   seed: number;
-  /** File name of the results in `out` (default results.json). */
+  /** The results file, relative to `out` or absolute (default results.json). */
   resultsFile?: string;
   log?: (line: string) => void;
 }
@@ -258,7 +258,7 @@ function firstN(t: Tensor, n: number): Tensor {
 export async function runExperiment(o: ExperimentOptions): Promise<ArmResult[]> {
   await fs.promises.mkdir(o.out, { recursive: true });
   const results: ArmResult[] = [];
-  const save = () => writeFileAtomic(path.join(o.out, o.resultsFile ?? 'results.json'), Buffer.from(JSON.stringify({ options: { ...o, log: undefined }, results }, null, 2)));
+  const save = () => writeFileAtomic(path.resolve(o.out, o.resultsFile ?? 'results.json'), Buffer.from(JSON.stringify({ options: { ...o, log: undefined }, results }, null, 2)));
   for (const dataset of o.datasets) {
     const heldOut = await loadHeldOut(dataset, o.realCount);
     try {

@@ -52,7 +52,7 @@ describe('the FM vs DFM experiment', () => {
           expect(p.raw.swd!.mean).not.toBe(p.result.swd!.mean);
         }
         expect(r.test!.step).toBe(2);
-                expect(r.test!.raw.frechet.pix16).not.toBe(r.points[1].raw.frechet.pix16);
+        expect(r.test!.raw.frechet.pix16).not.toBe(r.points[1].raw.frechet.pix16);
         expect(r.test!.ema.frechet.pix16).not.toBe(r.points[1].result.frechet.pix16);
       }
       for (const f of ['results.json', 'curves.png', 'curves.svg', 'grids-shapes.png', 'shapes/fm/checkpoint.safetensors', 'shapes/dfm-0.5/samples-000002.png'])
@@ -63,6 +63,25 @@ describe('the FM vs DFM experiment', () => {
       expect(svg).not.toMatch(/NaN/);
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
+    }
+  }, 120000);
+
+  test('an absolute results file is written where it points, not inside out', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'decoflow-exp-'));
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'decoflow-exp-results-'));
+    try {
+      const file = path.join(elsewhere, 'run.json');
+      await runExperiment({
+        datasets: ['shapes'], arms: ['fm'], out, model: 'tiny', batch: 2, steps: 1, evalEvery: 1, samples: 4,
+        realCount: 8, nfe: 2, lr: 1e-3, emaDecay: 0.9, seed: 0, resultsFile: file,
+      });
+      const written = JSON.parse(fs.readFileSync(file, 'utf8'));
+      expect(written.results.map((r: ArmResult) => r.arm.name)).toEqual(['fm']);
+      expect(fs.existsSync(path.join(out, 'results.json'))).toBe(false);
+      expect(fs.readdirSync(out).filter((f) => f.endsWith('.json'))).toEqual([]);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+      fs.rmSync(elsewhere, { recursive: true, force: true });
     }
   }, 120000);
 });

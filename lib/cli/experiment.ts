@@ -6,7 +6,7 @@ import { parseArgs, usage, UsageError, type FlagSpec } from './args';
 
 export const EXPERIMENT_FLAGS: Record<string, FlagSpec> = {
   datasets: { kind: 'string', help: 'comma-separated datasets', default: 'fashion-mnist,shapes' },
-  arms: { kind: 'string', help: "arms separated by ';': 'fm', 'dfm-P' (p_q = [P, 1-P]), optionally with '@N1,N2' (sampling steps per stage) and '~TAU'", default: 'fm;dfm-0.9;dfm-0.5' },
+  arms: { kind: 'string', help: "arms separated by ';': 'fm' or 'dfm-P[>P2][wW][@N1,N2][~TAU]': p_q = [P, 1-P], moving to [P2, 1-P2] over the run; W: the fine stage's loss weight; N1,N2: sampling steps per stage; TAU: the sampling threshold", default: 'fm;dfm-0.9;dfm-0.5' },
   out: { kind: 'string', help: 'output folder (results.json, curves.png, grids-*.png)', default: 'experiment' },
   model: { kind: 'string', help: 'model size (same for every arm)', default: 'tiny' },
   batch: { kind: 'int', help: 'batch size', default: 32 },
@@ -21,7 +21,7 @@ export const EXPERIMENT_FLAGS: Record<string, FlagSpec> = {
   'ema-power': { kind: 'number', help: 'power-function EMA (EDM2) with this exponent instead of ema-decay; 0: off', default: 0 },
   scale: { kind: 'number', help: 'multiply steps, eval-every and samples by this (e.g. 10 for a longer run)', default: 1 },
   seed: { kind: 'int', help: 'seed', default: 0 },
-  results: { kind: 'string', help: 'name of the results file in --out (runs of different datasets can share --out)', default: 'results.json' },
+  results: { kind: 'string', help: 'the results file, relative to --out (runs of different datasets can share --out) or absolute', default: 'results.json' },
   threads: { kind: 'int', help: 'CPU threads (default: all cores)' },
   help: { kind: 'bool', help: 'this text' },
 };
@@ -61,6 +61,6 @@ export async function experimentCommand(argv: string[]): Promise<number> {
     resultsFile: a.results === 'results.json' ? undefined : (a.results as string),
     log: (line) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${line}\n`),
   });
-  process.stderr.write(`decoflow experiment: ${results.length} runs in ${((Date.now() - t0) / 60000).toFixed(1)} min; wrote ${path.join(out, 'results.json')}, curves.png and grids-*.png\n`);
+  process.stderr.write(`decoflow experiment: ${results.length} runs in ${((Date.now() - t0) / 60000).toFixed(1)} min; wrote ${path.resolve(out, a.results as string)}, curves*.png and grids-*.png\n`);
   return 0;
 }
