@@ -6,7 +6,6 @@
 //   node bench/budget_chart.js --out DIR [--name budgets] results1.json results2.json ...
 const fs = require('node:fs');
 const path = require('node:path');
-const os = require('node:os');
 const { drawCharts, drawGrids } = require('../dist/index.cjs');
 
 const argv = process.argv.slice(2);
@@ -24,40 +23,32 @@ if (argv.length === 0) {
 }
 
 const byArm = new Map();
-const largest = new Map(); // the run of each arm with the most steps, and the folder it wrote
+const largest = new Map(); // the run of each arm with the most steps, and the folder its samples are in
 for (const file of argv) {
-  const { options, results } = JSON.parse(fs.readFileSync(file, 'utf8'));
+  // outDir: the run's output folder, recorded since the validation/test split; before, results.json sat in it.
+  const { outDir = path.dirname(path.resolve(file)), results } = JSON.parse(fs.readFileSync(file, 'utf8'));
   for (const r of results) {
     if (!r.test) throw new Error(`${file}: ${r.dataset} ${r.arm.name} has no test result (an older experiment file)`);
     const key = `${r.dataset}\u0000${r.arm.name}`;
     if (!byArm.has(key)) byArm.set(key, { ...r, points: [] });
     const last = r.points[r.points.length - 1];
     byArm.get(key).points.push({ ...last, result: r.test.ema, raw: r.test.raw });
-    if (!largest.has(key) || largest.get(key).run.points.at(-1).step < last.step) largest.set(key, { run: r, dir: path.resolve(path.dirname(file), options.out) });
+    if (!largest.has(key) || largest.get(key).run.points.at(-1).step < last.step) largest.set(key, { run: r, dir: outDir });
   }
 }
 const curves = [...byArm.values()];
 for (const c of curves) c.points.sort((a, b) => a.trainingFlops - b.trainingFlops);
 fs.mkdirSync(out, { recursive: true });
-// drawGrids reads DIR/DATASET/ARM/samples-STEP.png under one folder: link each arm's into a scratch one.
-async function grids() {
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'decoflow-budget-grids-'));
-  try {
-    for (const { run, dir } of largest.values()) {
-      const sub = path.join(run.dataset.replace(/[^a-z0-9-]/gi, '_'), run.arm.name);
-      const file = `samples-${String(run.points.at(-1).step).padStart(6, '0')}.png`;
-      fs.mkdirSync(path.join(scratch, sub), { recursive: true });
-      fs.copyFileSync(path.join(dir, sub, file), path.join(scratch, sub, file));
-    }
-    await drawGrids([...largest.values()].map((l) => l.run), scratch);
-    for (const f of fs.readdirSync(scratch).filter((f) => f.startsWith('grids-'))) fs.copyFileSync(path.join(scratch, f), path.join(out, `${name}-${f}`));
-  } finally {
-    fs.rmSync(scratch, { recursive: true, force: true });
-  }
-}
+const runs = [...largest.values()];
+const dirOf = new Map(runs.map((l) => [l.run, l.dir]));
 
-drawCharts(curves, out, name).then(grids).then(() => {
+(async () => {
+  await drawCharts(curves, out, name);
+  await drawGrids(runs.map((l) => l.run), out, { runDir: (r) => dirOf.get(r), name: `${name}-grids` });
   for (const c of curves)
     console.log(`${c.dataset} ${c.arm.name}: ${c.points.map((p) => `${(p.trainingFlops / 1e12).toFixed(1)} TFLOP SWD ${p.result.swd.mean.toFixed(1)}`).join(', ')}`);
   console.log(`wrote ${path.join(out, `${name}.png`)}`);
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
 });

@@ -258,7 +258,7 @@ function firstN(t: Tensor, n: number): Tensor {
 export async function runExperiment(o: ExperimentOptions): Promise<ArmResult[]> {
   await fs.promises.mkdir(o.out, { recursive: true });
   const results: ArmResult[] = [];
-  const save = () => writeFileAtomic(path.resolve(o.out, o.resultsFile ?? 'results.json'), Buffer.from(JSON.stringify({ options: { ...o, log: undefined }, results }, null, 2)));
+  const save = () => writeFileAtomic(path.resolve(o.out, o.resultsFile ?? 'results.json'), Buffer.from(JSON.stringify({ options: { ...o, log: undefined }, outDir: path.resolve(o.out), results }, null, 2)));
   for (const dataset of o.datasets) {
     const heldOut = await loadHeldOut(dataset, o.realCount);
     try {
@@ -362,15 +362,23 @@ export async function drawCharts(results: ArmResult[], out: string, name = 'curv
   await writeFileAtomic(path.join(out, `${name}.png`), await sharp()(Buffer.from(svg)).png().toBuffer());
 }
 
+export interface DrawGridsOptions {
+  /** The output folder of the run that wrote each result's samples (default: `out`). */
+  runDir?: (r: ArmResult) => string;
+  /** File name prefix (default 'grids': grids-DATASET.png). */
+  name?: string;
+}
+
 /** The last checkpoint's samples of every arm side by side, one image per dataset. */
-export async function drawGrids(results: ArmResult[], out: string): Promise<void> {
+export async function drawGrids(results: ArmResult[], out: string, options: DrawGridsOptions = {}): Promise<void> {
+  const runDir = options.runDir ?? (() => out);
   for (const ds of [...new Set(results.map((r) => r.dataset))]) {
     const arms = results.filter((r) => r.dataset === ds);
     const tiles: Array<{ name: string; png: Buffer; w: number; h: number }> = [];
     for (const r of arms) {
       const last = r.points[r.points.length - 1];
       if (!last) continue;
-      const file = path.join(out, ds.replace(/[^a-z0-9-]/gi, '_'), r.arm.name, `samples-${String(last.step).padStart(6, '0')}.png`);
+      const file = path.join(runDir(r), ds.replace(/[^a-z0-9-]/gi, '_'), r.arm.name, `samples-${String(last.step).padStart(6, '0')}.png`);
       const png = await fs.promises.readFile(file);
       const meta = await sharp()(png).metadata();
       tiles.push({ name: `${r.arm.name} (step ${last.step}, SWD ${last.result.swd!.mean.toFixed(1)})`, png, w: meta.width!, h: meta.height! });
@@ -386,6 +394,6 @@ export async function drawGrids(results: ArmResult[], out: string): Promise<void
       x += t.w + gap;
     }
     parts.push('</svg>');
-    await writeFileAtomic(path.join(out, `grids-${ds.replace(/[^a-z0-9-]/gi, '_')}.png`), await sharp()(Buffer.from(parts.join(''))).png().toBuffer());
+    await writeFileAtomic(path.join(out, `${options.name ?? 'grids'}-${ds.replace(/[^a-z0-9-]/gi, '_')}.png`), await sharp()(Buffer.from(parts.join(''))).png().toBuffer());
   }
 }

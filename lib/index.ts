@@ -43,6 +43,7 @@ export type { SampleGridOptions } from './samples';
 export { evaluate, evaluateSync, evalFeatures, frechetDistance, symmetricEigen, loadImageSet, readNpy, formatEvalTable } from './eval';
 export type { EvalFeature, EvalOptions, EvalResult, EvalReport, ImageSetOptions } from './eval';
 export { runExperiment, runArm, loadHeldOut, parseArm, forwardFlops, trainingFlopsPerStep, chartSvg, drawCharts, drawGrids } from './experiment';
+export type { DrawGridsOptions } from './experiment';
 export type { Arm, ArmResult, EvalPoint, HeldOut, TestResult, ExperimentOptions } from './experiment';
 export { bench, measure, stats, describeMachine } from './bench';
 export type { BenchOptions, BenchProgress } from './bench';

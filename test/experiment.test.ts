@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chartSvg, forwardFlops, parseArm, runExperiment, trainingFlopsPerStep } from '../lib';
+import { chartSvg, drawGrids, forwardFlops, parseArm, runExperiment, trainingFlopsPerStep } from '../lib';
 import type { ArmResult, ModelConfig } from '../lib';
 
 const base = { channels: 1, height: 32, width: 32, hidden: 64, depth: 2, heads: 2, numClasses: 10 };
@@ -71,14 +71,20 @@ describe('the FM vs DFM experiment', () => {
     const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'decoflow-exp-results-'));
     try {
       const file = path.join(elsewhere, 'run.json');
-      await runExperiment({
+      const results = await runExperiment({
         datasets: ['shapes'], arms: ['fm'], out, model: 'tiny', batch: 2, steps: 1, evalEvery: 1, samples: 4,
         realCount: 8, nfe: 2, lr: 1e-3, emaDecay: 0.9, seed: 0, resultsFile: file,
       });
       const written = JSON.parse(fs.readFileSync(file, 'utf8'));
       expect(written.results.map((r: ArmResult) => r.arm.name)).toEqual(['fm']);
+      // the file names the folder the samples are in, wherever the file itself lies
+      expect(written.outDir).toBe(path.resolve(out));
       expect(fs.existsSync(path.join(out, 'results.json'))).toBe(false);
       expect(fs.readdirSync(out).filter((f) => f.endsWith('.json'))).toEqual([]);
+      // grids drawn elsewhere from the run's folder, under another name
+      await drawGrids(results, elsewhere, { runDir: () => written.outDir, name: 'budget-grids' });
+      expect(fs.existsSync(path.join(elsewhere, 'budget-grids-shapes.png'))).toBe(true);
+      await expect(drawGrids(results, elsewhere, { runDir: () => elsewhere })).rejects.toMatchObject({ code: 'ENOENT' });
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
       fs.rmSync(elsewhere, { recursive: true, force: true });
