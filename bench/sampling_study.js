@@ -1,8 +1,11 @@
 // Sampling-only study on checkpoints written by `decoflow experiment`: the same DFM weights sampled
 // with other splits of the 40 function evaluations between the stages and other thresholds tau,
-// each scored with decoflow eval's metrics against the held-out images of the dataset.
+// and step spacings, each scored with decoflow eval's metrics against the validation images of the
+// dataset (the first 1000 held-out images, with the experiment's sampling seed and labels).
 //   node bench/sampling_study.js --dataset fashion-mnist --checkpoints DIR1,DIR2 [--samples 96]
-//     [--variants "30,10~0.7;20,20~0.7;10,30~0.7;30,10~0.9;30,10~0.5"] [--out study.json]
+//     [--variants "30,10~0.7;20,20~0.7;10,30~0.7;30,10~0.9;35,5~0.95s1.5"] [--out study.json]
+// A variant is N1,N2[~TAU][sM]: steps per stage, the threshold, and the fine stage's step shift M
+// (the sampler's stageTimeShifts [0, M]).
 const fs = require('node:fs');
 const path = require('node:path');
 const { Model, Sampler, evaluate, loadImageSet, formatEvalTable, setThreads } = require('../dist/index.cjs');
@@ -26,13 +29,16 @@ function flag(name, fallback) {
     const k = model.config.numClasses;
     const labels = k > 0 ? Array.from({ length: samples }, (_, i) => Math.floor(i / 8) % k) : undefined;
     for (const v of model.config.stages === 1 ? ['40'] : variants) {
-      const [steps, tau] = v.split('~');
-      const stepsPerStage = steps.split(',').map(Number);
+      const m = /^(\d+(?:,\d+)*)(?:~([0-9.]+))?(?:s(-?[0-9.]+))?$/.exec(v);
+      if (!m) throw new Error(`variant '${v}': expected N1,N2[~TAU][sM]`);
+      const stepsPerStage = m[1].split(',').map(Number);
+      const tau = m[2];
+      const stageTimeShifts = m[3] === undefined ? undefined : [0, Number(m[3])];
       const t0 = Date.now();
-      const r = await new Sampler(model).sample({ n: samples, labels, seed: 1, stepsPerStage, thresholds: tau ? [Number(tau)] : undefined });
+      const r = await new Sampler(model).sample({ n: samples, labels, seed: 1, stepsPerStage, thresholds: tau ? [Number(tau)] : undefined, stageTimeShifts });
       const result = await evaluate(r.images, real, { seed: 0 });
       for (const t of [r.images, ...r.levels]) t.dispose();
-      rows.push({ name: `${path.basename(dir)} ${v}`, checkpoint: dir, stepsPerStage, tau: tau ? Number(tau) : null, result });
+      rows.push({ name: `${path.basename(dir)} ${v}`, checkpoint: dir, stepsPerStage, tau: tau ? Number(tau) : null, stageTimeShifts: stageTimeShifts ?? null, result });
       process.stderr.write(`${path.basename(dir)} ${v}: SWD ${result.swd.mean.toFixed(1)} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
     }
     model.dispose();

@@ -26,7 +26,8 @@ export interface Arm {
   /**
    * e.g. 'fm', 'dfm-0.9' (p_q = [0.9, 0.1]), 'dfm-0.5@20,20~0.9' (sampling steps [20, 20], tau 0.9),
    * 'dfm-0.9w4' (the fine stage's loss weighted 4), 'dfm-0.9>0.5' (p_q moves from [0.9, 0.1] to
-   * [0.5, 0.5] over the run).
+   * [0.5, 0.5] over the run), 'dfm-0.6t1.5@35,5s1.5' (the fine stage trained with its times shifted by
+   * 1.5 in logit space and sampled with steps packed the same way).
    */
   name: string;
   stages: number;
@@ -34,22 +35,33 @@ export interface Arm {
   /** p_q at the end of training (reached linearly from stageProbs). */
   stageProbsFinal?: number[];
   stageLossWeights?: number[];
+  /** The trainer's stageTimeShifts (where each stage's training times lie). */
+  trainTimeShifts?: number[];
+  /** The trainer's priorLocation (how clean the earlier stages are while a later one trains). */
+  priorLocation?: number;
+  /** The pyramid the arm trains and samples with (default Laplacian; 'h' in the spec: Haar). */
+  decomposition?: 'haar';
   stepsPerStage: number[];
   thresholds?: number[];
+  /** The sampler's stageTimeShifts (how each stage's steps are spaced). */
+  sampleTimeShifts?: number[];
 }
 
 /**
- * Parses 'fm' or 'dfm-P[>P2][wW][@N1,N2][~TAU]' for a total budget of `nfe` function evaluations (DFM
- * default: 3/4 then 1/4; P2: the coarse-stage probability reached at the end of training; W: the
- * fine stage's loss weight, default 1).
+ * Parses 'fm' or 'dfm-P[>P2][wW][tM][eL][h][@N1,N2][~TAU][sM]' for a total budget of `nfe` function
+ * evaluations (DFM default: 3/4 then 1/4; P2: the coarse-stage probability reached at the end of
+ * training; W: the fine stage's loss weight, default 1; tM: the fine stage's training-time shift;
+ * eL: the logit-normal location of the earlier (coarse) stage while the fine one trains, the
+ * trainer's priorLocation; h: the Haar pyramid instead of the Laplacian; sM: the fine stage's
+ * sampling-step shift; shifts in logit units, default 0).
  */
 export function parseArm(spec: string, nfe: number): Arm {
   if (spec === 'fm') return { name: 'fm', stages: 1, stepsPerStage: [nfe] };
-  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:@(\d+),(\d+))?(?:~([0-9.]+))?$/.exec(spec);
+  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:t(-?[0-9.]+))?(?:e(-?[0-9.]+))?(h)?(?:@(\d+),(\d+))?(?:~([0-9.]+))?(?:s(-?[0-9.]+))?$/.exec(spec);
   if (!m)
     throw decoflowError(
       'ERR_DECOFLOW_ARG_VALUE',
-      `arm '${spec}': expected 'fm' or 'dfm-P[>P2][wW][@N1,N2][~TAU]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight)`,
+      `arm '${spec}': expected 'fm' or 'dfm-P[>P2][wW][tM][eL][h][@N1,N2][~TAU][sM]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight, tM/sM: the fine stage's training-time/sampling-step shift, L: the coarse stage's time location while the fine one trains, h: the Haar pyramid)`,
     );
   const probs = (q: number) => [q, Math.round((1 - q) * 1e6) / 1e6];
   const p = Number(m[1]);
@@ -59,17 +71,31 @@ export function parseArm(spec: string, nfe: number): Arm {
   const weight = m[3] ? Number(m[3]) : undefined;
   if (weight !== undefined && !(weight > 0 && Number.isFinite(weight)))
     throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the fine stage's loss weight must be a number > 0`);
+  const shift = (v: string | undefined, what: string) => {
+    if (v === undefined) return undefined;
+    const x = Number(v);
+    if (!(Math.abs(x) <= 10)) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the fine stage's ${what} shift must be a number in [-10, 10]`);
+    return [0, x];
+  };
+  const trainShift = shift(m[4], 'training-time');
+  const prior = m[5] === undefined ? undefined : Number(m[5]);
+  if (prior !== undefined && !Number.isFinite(prior)) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the coarse stage's time location must be a number`);
   const first = Math.round((nfe * 3) / 4);
-  const steps = m[4] ? [Number(m[4]), Number(m[5])] : [first, nfe - first];
-  const tau = m[6] ? Number(m[6]) : undefined;
+  const steps = m[7] ? [Number(m[7]), Number(m[8])] : [first, nfe - first];
+  const tau = m[9] ? Number(m[9]) : undefined;
+  const sampleShift = shift(m[10], 'sampling-step');
   return {
     name: spec,
     stages: 2,
     stageProbs: probs(p),
     stageProbsFinal: pFinal === undefined ? undefined : probs(pFinal),
     stageLossWeights: weight === undefined ? undefined : [1, weight],
+    trainTimeShifts: trainShift,
+    priorLocation: prior,
+    ...(m[6] ? { decomposition: 'haar' as const } : {}),
     stepsPerStage: steps,
     thresholds: tau === undefined ? undefined : [tau],
+    sampleTimeShifts: sampleShift,
   };
 }
 
@@ -155,7 +181,7 @@ export interface ArmResult {
 async function sampleSet(model: Model, arm: Arm, n: number, seed: number, ema: boolean): Promise<Tensor> {
   const sampler = new Sampler(model);
   const labels = gridLabels(n, model.config.numClasses, 8);
-  const r = await sampler.sample({ n, labels, seed, ema, stepsPerStage: arm.stepsPerStage, thresholds: arm.thresholds });
+  const r = await sampler.sample({ n, labels, seed, ema, stepsPerStage: arm.stepsPerStage, thresholds: arm.thresholds, stageTimeShifts: arm.sampleTimeShifts, decomposition: arm.decomposition });
   for (const t of r.levels) t.dispose();
   return r.images;
 }
@@ -191,6 +217,9 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
     stageProbs: arm.stageProbs,
     ...(arm.stageProbsFinal ? { stageProbsFinal: arm.stageProbsFinal, stageProbsSteps: o.steps } : {}),
     stageLossWeights: arm.stageLossWeights,
+    stageTimeShifts: arm.trainTimeShifts,
+    priorLocation: arm.priorLocation,
+    decomposition: arm.decomposition,
     seed: o.seed,
   });
   const loader = new BatchLoader(data, o.batch, o.seed);

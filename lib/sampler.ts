@@ -24,6 +24,13 @@ export interface SampleOptions {
   stepsPerStage?: number[];
   /** tau of every stage but the last, each in (0, 1) (default 0.7). */
   thresholds?: number[];
+  /**
+   * Per stage, the spacing of its steps (default all 0: even in t). With shift m a stage's steps are
+   * even in logit(t) - m, so m > 0 packs them towards the data end (where a low-amplitude fine level
+   * is resolved) and its ramp still ends at its threshold. The trainer's stageTimeShifts of the same
+   * value trains each stage where these steps sample it. Each in [-10, 10].
+   */
+  stageTimeShifts?: number[];
   solver?: Solver;
   /** Guidance scale w: v = v_uncond + w (v_cond - v_uncond); 1 = none (default). */
   cfg?: number;
@@ -65,9 +72,9 @@ export function samplerDefaults(stages: number): { stepsPerStage: number[]; thre
 }
 
 /** The table of per-stage times of a sampling run (the lockstep rule of docs/METHOD.md). */
-export function flowSchedule(stages: number, stepsPerStage?: number[], thresholds?: number[]): Schedule {
+export function flowSchedule(stages: number, stepsPerStage?: number[], thresholds?: number[], stageTimeShifts?: number[]): Schedule {
   const d = samplerDefaults(stages);
-  return native.flowSchedule(stages, stepsPerStage ?? d.stepsPerStage, thresholds ?? d.thresholds);
+  return native.flowSchedule(stages, stepsPerStage ?? d.stepsPerStage, thresholds ?? d.thresholds, stageTimeShifts);
 }
 
 /** Labels 0, 1, ..., classes - 1, 0, 1, ... for n images: the default of a class-conditional model. */
@@ -85,8 +92,8 @@ export class Sampler {
     return samplerDefaults(this.model.config.stages);
   }
 
-  schedule(options: Pick<SampleOptions, 'stepsPerStage' | 'thresholds'> = {}): Schedule {
-    return flowSchedule(this.model.config.stages, options.stepsPerStage, options.thresholds);
+  schedule(options: Pick<SampleOptions, 'stepsPerStage' | 'thresholds' | 'stageTimeShifts'> = {}): Schedule {
+    return flowSchedule(this.model.config.stages, options.stepsPerStage, options.thresholds, options.stageTimeShifts);
   }
 
   async sample(options: SampleOptions = {}): Promise<SampleResult> {

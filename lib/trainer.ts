@@ -34,6 +34,13 @@ export interface TrainerOptions {
    * lever for the finer stages, which p_q trains less often. Finite, >= 0, not all 0.
    */
   stageLossWeights?: number[];
+  /**
+   * Per stage, added to timeLocation when that stage is the active one (default all 0): a finer
+   * Laplacian level has a fraction of the coarse level's amplitude, so at equal t it is buried
+   * deeper in the noise; a positive shift trains it at times nearer the data end. Each in [-10, 10].
+   * Pair it with the sampler's stageTimeShifts.
+   */
+  stageTimeShifts?: number[];
   /** Seed of the data-side randomness (times, noise, dropout); the step number is the counter. */
   seed?: number;
 }

@@ -14,7 +14,14 @@ describe('the FM vs DFM experiment', () => {
     expect(parseArm('dfm-0.9w4~0.8', 40)).toMatchObject({ stageProbs: [0.9, 0.1], stageLossWeights: [1, 4], thresholds: [0.8] });
     expect(parseArm('dfm-0.9>0.5w2', 40)).toMatchObject({ stageProbs: [0.9, 0.1], stageProbsFinal: [0.5, 0.5], stageLossWeights: [1, 2] });
     expect(parseArm('dfm-0.9', 40).stageProbsFinal).toBeUndefined();
-    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20', 'dfm-0.9w0', 'dfm-0.9w', 'dfm-0.9>1', 'dfm-0.9>'])
+    expect(parseArm('dfm-0.6w3t1.5@35,5~0.95s-0.5', 40)).toMatchObject({
+      stageProbs: [0.6, 0.4], stageLossWeights: [1, 3], trainTimeShifts: [0, 1.5], stepsPerStage: [35, 5], thresholds: [0.95], sampleTimeShifts: [0, -0.5],
+    });
+    expect(parseArm('dfm-0.7s2', 40)).toMatchObject({ trainTimeShifts: undefined, priorLocation: undefined, sampleTimeShifts: [0, 2] });
+    expect(parseArm('dfm-0.7t1e3~0.95', 40)).toMatchObject({ trainTimeShifts: [0, 1], priorLocation: 3, thresholds: [0.95] });
+    expect(parseArm('dfm-0.7h@35,5', 40)).toMatchObject({ decomposition: 'haar', stepsPerStage: [35, 5] });
+    expect(parseArm('dfm-0.7', 40).decomposition).toBeUndefined();
+    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20', 'dfm-0.9w0', 'dfm-0.9w', 'dfm-0.9>1', 'dfm-0.9>', 'dfm-0.9t', 'dfm-0.9t11', 'dfm-0.9s1t1', 'dfm-0.9s-', 'dfm-0.9e', 'dfm-0.9e1t1'])
       expect(() => parseArm(bad, 40)).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_ARG_VALUE' }));
   });
 

@@ -33,6 +33,22 @@ describe('the sampling schedule', () => {
     }
   });
 
+  test('stageTimeShifts: every stage\'s steps even in logit(t) - m, ramps still end at tau and 1', () => {
+    const warp = (u: number, m: number) => (Math.exp(m) * u) / (1 + (Math.exp(m) - 1) * u);
+    const s = flowSchedule(2, [4, 5], [0.8], [-1, 1.5]);
+    const uEnd = warp(0.8, 1); // warp(., -m) inverts warp(., m)
+    for (let i = 0; i <= 4; i++) expect(s.times[i][0]).toBeCloseTo(warp((uEnd * i) / 4, -1), 12);
+    expect(s.times[4][0]).toBe(0.8);
+    for (let i = 0; i <= 5; i++) {
+      expect(s.times[4 + i][1]).toBeCloseTo(warp(i / 5, 1.5), 12);
+      expect(s.times[4 + i][0]).toBeCloseTo(0.8 + 0.2 * s.times[4 + i][1], 12);
+    }
+    expect(s.times[9]).toEqual([1, 1]);
+    expect(flowSchedule(2, [4, 5], [0.8], [0, 0])).toEqual(flowSchedule(2, [4, 5], [0.8]));
+    expect(() => flowSchedule(2, [4, 5], [0.8], [1])).toThrow(/stageTimeShifts: expected 2 shifts/);
+    expect(() => flowSchedule(2, [4, 5], [0.8], [0, 20])).toThrow(/stageTimeShifts\[1\]: expected a number in \[-10, 10\]/);
+  });
+
   test('bad schedules are config errors', () => {
     expect(() => flowSchedule(2, [10, 0], [0.5])).toThrow(/stepsPerStage\[1\]/);
     expect(() => flowSchedule(2, [10, 10], [1])).toThrow(/thresholds\[0\].*\(0, 1\)/);
@@ -72,6 +88,17 @@ describe('Sampler', () => {
     const a = one.images.dataSync();
     const b = r.images.dataSync();
     for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i], 4);
+  });
+
+  test('stageTimeShifts reach the integrator: zero shifts change nothing, a shift changes the samples', async () => {
+    const base = { n: 2, labels: [1, 2], seed: 4, stepsPerStage: [3, 3], ema: false };
+    const plain = Array.from((await sampler.sample(base)).images.dataSync());
+    const zero = Array.from((await sampler.sample({ ...base, stageTimeShifts: [0, 0] })).images.dataSync());
+    const shifted = Array.from((await sampler.sample({ ...base, stageTimeShifts: [0, 2] })).images.dataSync());
+    expect(zero).toEqual(plain);
+    expect(shifted).not.toEqual(plain);
+    for (const v of shifted) expect(Number.isFinite(v)).toBe(true);
+    expect(sampler.schedule({ stepsPerStage: [3, 3], stageTimeShifts: [0, 2] })).toEqual(flowSchedule(2, [3, 3], undefined, [0, 2]));
   });
 
   test('Heun, midpoint and guidance run; guidance changes the result', async () => {
@@ -122,6 +149,9 @@ describe('Sampler', () => {
     expect(await bad({ n: 1, labels: [0], stepsPerStage: [0, 3] })).toBe('ERR_DECOFLOW_CONFIG');
     expect(await bad({ n: 1, labels: [0], thresholds: [1.2] })).toBe('ERR_DECOFLOW_CONFIG');
     expect(await bad({ n: 1, labels: [0], solver: 'rk4' })).toBe('ERR_DECOFLOW_CONFIG');
+    expect(await bad({ n: 1, labels: [0], stageTimeShifts: [0] })).toBe('ERR_DECOFLOW_CONFIG');
+    expect(await bad({ n: 1, labels: [0], stageTimeShifts: [0, NaN] })).toBe('ERR_DECOFLOW_CONFIG');
+    expect(await bad({ n: 1, labels: [0], stageTimeShifts: 'x' })).toMatch(/ERR_DECOFLOW/);
     expect(await bad({ n: 1, labels: [0], cfg: NaN })).toBe('ERR_DECOFLOW_CONFIG');
     expect(await bad({ n: 0 })).toBe('ERR_DECOFLOW_ARG_VALUE');
   });

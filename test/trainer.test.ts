@@ -162,6 +162,28 @@ test('a schedule of stage probabilities: step k draws as a trainer with the inte
   model.dispose();
 });
 
+test('stageTimeShifts: the active stage\'s logit(t) moves by its shift, the other stages do not move', () => {
+  const model = Model.create(small, { maxBatch: 4 });
+  const images = randomImages(4, 3, 16, 16, 5);
+  const labels = Tensor.from(new Int32Array([0, 1, 2, 3]), [4], { dtype: 'i32' });
+  const plain = new Trainer(model, { stageProbs: [0, 1], seed: 3 });
+  const shifted = new Trainer(model, { stageProbs: [0, 1], stageTimeShifts: [-1, 1.25], seed: 3 });
+  expect(plain.options.stageTimeShifts).toEqual([0, 0]);
+  expect(shifted.options.stageTimeShifts).toEqual([-1, 1.25]);
+  const logit = (p: number) => Math.log(p / (1 - p));
+  for (const step of [0, 7]) {
+    const a = plain.draws(step, images, labels), b = shifted.draws(step, images, labels);
+    expect(b.activeStage).toBe(1);
+    const ta = Array.from(a.t.dataSync() as ArrayLike<number>), tb = Array.from(b.t.dataSync() as ArrayLike<number>);
+    for (let i = 0; i < 4; i++) {
+      expect(tb[2 * i]).toBe(ta[2 * i]); // stage 0 is an earlier stage here: its prior is not shifted
+      expect(logit(tb[2 * i + 1]) - logit(ta[2 * i + 1])).toBeCloseTo(1.25, 3);
+    }
+    for (const d of [a, b]) for (const t of [...d.levels, ...d.noise, d.t, d.mask, d.labels]) t.dispose();
+  }
+  for (const x of [plain, shifted, images, labels, model]) x.dispose();
+});
+
 test('the defaults live in the native trainer: TypeScript and the CLI read them', () => {
   const model = Model.create({ stages: 2, channels: 1, height: 8, width: 8, patchSizes: [1, 2], hidden: 16, depth: 1, heads: 2, freqDim: 8 });
   const trainer = new Trainer(model);
@@ -175,6 +197,23 @@ test('the defaults live in the native trainer: TypeScript and the CLI read them'
   expect(help).toContain(`(default: ${d.stageProbs.join(', ')} for 2 stages)`);
   trainer.dispose();
   model.dispose();
+});
+
+test('decoflow train --stage-time-shifts is recorded in run.json; decoflow sample --stage-time-shifts changes the samples', () => {
+  const out = path.join(tmp, 'cli-shifts');
+  const cli = (args: string[]) => execFileSync(process.execPath, [path.join(__dirname, '..', 'bin', 'decoflow.js'), ...args], { encoding: 'utf8', stdio: 'pipe' });
+  cli(['train', '--data', 'shapes', '--image-size', '16', '--grid', '4', '--batch', '4', '--steps', '3', '--warmup', '1', '--threads', '1',
+    '--stage-time-shifts', '0,1.5', '--checkpoint-every', '0', '--out', out]);
+  const run = JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8'));
+  expect(run.trainer.stageTimeShifts).toEqual([0, 1.5]);
+  const ckpt = path.join(out, 'checkpoint.safetensors');
+  const sample = (file: string, extra: string[]) => {
+    cli(['sample', '--checkpoint', ckpt, '--out', path.join(out, file), '--rows', '1', '--columns', '2', '--steps-per-stage', '3,3', '--threads', '1', ...extra]);
+    return fs.readFileSync(path.join(out, file));
+  };
+  const plain = sample('plain.png', []);
+  expect(sample('zero.png', ['--stage-time-shifts', '0,0']).equals(plain)).toBe(true);
+  expect(sample('shifted.png', ['--stage-time-shifts', '0,2']).equals(plain)).toBe(false);
 });
 
 describe('bad trainer input', () => {
@@ -193,6 +232,8 @@ describe('bad trainer input', () => {
     [{ stageLossWeights: [1, NaN] }, /stageLossWeights/],
     [{ stageProbsFinal: [0.5, 0.5] }, /stageProbsSteps: expected the number of steps/],
     [{ stageProbsSteps: 10 }, /stageProbsSteps: given without stageProbsFinal/],
+    [{ stageTimeShifts: [1] }, /stageTimeShifts: expected 2 shifts/],
+    [{ stageTimeShifts: [0, Infinity] }, /stageTimeShifts\[1\]: expected a number in \[-10, 10\]/],
     [{ stageProbsFinal: [1], stageProbsSteps: 10 }, /stageProbsFinal: expected 2 probabilities/],
     [{ stageProbsFinal: [0.7, 0.7], stageProbsSteps: 10 }, /stageProbsFinal: expected probabilities summing to 1/],
   ])('%j', (opts, message) => {

@@ -223,7 +223,7 @@ export interface NativeBinding {
     labels?: NativeTensor,
   ): { levels: NativeTensor[]; noise: NativeTensor[]; t: NativeTensor; mask: NativeTensor; labels: NativeTensor; activeStage: number };
   trainerDefaults(stages: number): Record<string, unknown>;
-  flowSchedule(stages: number, stepsPerStage: number[], thresholds: number[]): { times: number[][]; newestStage: number[] };
+  flowSchedule(stages: number, stepsPerStage: number[], thresholds: number[], stageTimeShifts?: number[]): { times: number[][]; newestStage: number[] };
   samplerDefaults(stages: number): { stepsPerStage: number[]; thresholds: number[] };
 }
 

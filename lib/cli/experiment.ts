@@ -6,7 +6,7 @@ import { parseArgs, usage, UsageError, type FlagSpec } from './args';
 
 export const EXPERIMENT_FLAGS: Record<string, FlagSpec> = {
   datasets: { kind: 'string', help: 'comma-separated datasets', default: 'fashion-mnist,shapes' },
-  arms: { kind: 'string', help: "arms separated by ';': 'fm' or 'dfm-P[>P2][wW][@N1,N2][~TAU]': p_q = [P, 1-P], moving to [P2, 1-P2] over the run; W: the fine stage's loss weight; N1,N2: sampling steps per stage; TAU: the sampling threshold", default: 'fm;dfm-0.9;dfm-0.5' },
+  arms: { kind: 'string', help: "arms separated by ';': 'fm' or 'dfm-P[>P2][wW][tM][eL][h][@N1,N2][~TAU][sM]': p_q = [P, 1-P], moving to [P2, 1-P2] over the run; W: the fine stage's loss weight; tM: the fine stage's training times shifted by M (logit units); eL: the coarse stage's logit-normal location while the fine one trains; h: the Haar pyramid; N1,N2: sampling steps per stage; TAU: the sampling threshold; sM: the fine stage's steps packed towards the data end by M", default: 'fm;dfm-0.9;dfm-0.5' },
   out: { kind: 'string', help: 'output folder (results.json, curves.png, grids-*.png)', default: 'experiment' },
   model: { kind: 'string', help: 'model size (same for every arm)', default: 'tiny' },
   batch: { kind: 'int', help: 'batch size', default: 32 },
@@ -16,7 +16,7 @@ export const EXPERIMENT_FLAGS: Record<string, FlagSpec> = {
   'real-count': { kind: 'int', help: 'held-out images in each of the validation set (every evaluation) and the test set (the final weights, once)', default: 1000 },
   nfe: { kind: 'int', help: 'function evaluations per sample (FM [nfe], DFM [3/4, 1/4])', default: 40 },
   lr: { kind: 'number', help: 'learning rate', default: 1e-3 },
-  'ema-decay': { kind: 'number', help: 'EMA decay (every evaluation samples the EMA and the raw weights)', default: 0.99 },
+  'ema-decay': { kind: 'number', help: 'EMA decay, warmed up (every evaluation samples the EMA and the raw weights)', default: 0.999 },
   'ema-warmup': { kind: 'bool', help: 'warm the EMA up (on; --no-ema-warmup: off)', default: true },
   'ema-power': { kind: 'number', help: 'power-function EMA (EDM2) with this exponent instead of ema-decay; 0: off', default: 0 },
   scale: { kind: 'number', help: 'multiply steps, eval-every and samples by this (e.g. 10 for a longer run)', default: 1 },

@@ -18,6 +18,7 @@ export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
   rows: { kind: 'int', help: 'grid height', default: 8 },
   'steps-per-stage': { kind: 'intlist', help: `steps of each phase (default ${DEFAULTS.stepsPerStage.join(',')} for 2 stages)` },
   thresholds: { kind: 'list', help: `tau of every stage but the last (default ${DEFAULTS.thresholds.join(',')})` },
+  'stage-time-shifts': { kind: 'list', help: 'per stage, steps even in logit(t) - M (default: 0 each, even in t; > 0 packs them towards the data end)' },
   solver: { kind: 'string', help: "'euler', 'heun' or 'midpoint'", default: 'euler' },
   cfg: { kind: 'number', help: 'classifier-free guidance scale (1 = none)', default: 1 },
   labels: { kind: 'intlist', help: 'class of each image (default: one class per row, or cycling)' },
@@ -42,6 +43,7 @@ export async function sample(argv: string[]): Promise<number> {
   const common = {
     stepsPerStage: a['steps-per-stage'] as number[] | undefined,
     thresholds: a.thresholds as number[] | undefined,
+    stageTimeShifts: a['stage-time-shifts'] as number[] | undefined,
     solver: a.solver as Solver,
     cfg: a.cfg as number,
     ema: a.ema as boolean,

@@ -69,6 +69,8 @@ TrainerOptions read_trainer_options(const Napi::Value& v) {
   r.batch.label_dropout = opt_number(o, "labelDropout", r.batch.label_dropout, ctx);
   if (has_option(o, "stageLossWeights"))
     r.batch.stage_loss_weights = read_numbers(o.Get("stageLossWeights"), ctx + ".stageLossWeights");
+  if (has_option(o, "stageTimeShifts"))
+    r.batch.stage_time_shifts = read_numbers(o.Get("stageTimeShifts"), ctx + ".stageTimeShifts");
   r.seed = uint64_t(opt_int(o, "seed", 0, 0, (int64_t(1) << 53) - 1, ctx));
   return r;
 }
@@ -99,6 +101,9 @@ Napi::Object trainer_options_to_js(Napi::Env env, const TrainerOptions& o) {
   std::vector<double> weights = o.batch.stage_loss_weights;
   if (weights.empty()) weights.assign(o.batch.stage_probs.size(), 1.0);
   r.Set("stageLossWeights", numbers_to_js(env, weights));
+  std::vector<double> shifts = o.batch.stage_time_shifts;
+  if (shifts.empty()) shifts.assign(o.batch.stage_probs.size(), 0.0);
+  r.Set("stageTimeShifts", numbers_to_js(env, shifts));
   r.Set("seed", double(o.seed));
   return r;
 }
@@ -226,6 +231,8 @@ SampleRequest read_sample_request(const Napi::Value& v, const DiTConfig& c) {
   r.count = opt_int(o, "n", 1, 1, 65536, ctx);
   if (has_option(o, "stepsPerStage")) r.options.steps = read_ints(o.Get("stepsPerStage"), "sample: stepsPerStage");
   if (has_option(o, "thresholds")) r.options.thresholds = read_numbers(o.Get("thresholds"), "sample: thresholds");
+  if (has_option(o, "stageTimeShifts"))
+    r.options.time_shifts = read_numbers(o.Get("stageTimeShifts"), "sample: stageTimeShifts");
   std::string solver = opt_string(o, "solver", "euler", ctx);
   if (solver == "euler") r.options.solver = Solver::Euler;
   else if (solver == "heun") r.options.solver = Solver::Heun;
@@ -311,13 +318,15 @@ Napi::Value cancel_job(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// flowSchedule(stages, stepsPerStage, thresholds) -> { times: number[][], newestStage: number[] }
+// flowSchedule(stages, stepsPerStage, thresholds, stageTimeShifts) -> { times: number[][], newestStage: number[] }
 Napi::Value flow_schedule(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int stages = int(arg_int(info[0], "schedule: stages", 1, 8));
   std::vector<int> steps = read_ints(info[1], "schedule: stepsPerStage");
   std::vector<double> taus = info[2].IsUndefined() ? std::vector<double>{} : read_numbers(info[2], "schedule: thresholds");
-  SamplingSchedule s = make_sampling_schedule(stages, steps, taus);
+  std::vector<double> shifts =
+      info[3].IsUndefined() ? std::vector<double>{} : read_numbers(info[3], "schedule: stageTimeShifts");
+  SamplingSchedule s = make_sampling_schedule(stages, steps, taus, shifts);
   Napi::Array times = Napi::Array::New(env, size_t(s.total_steps + 1));
   for (int i = 0; i <= s.total_steps; i++) {
     Napi::Array row = Napi::Array::New(env, size_t(stages));

@@ -89,7 +89,7 @@ SampleResult sample_images(const DiTConfig& c, const float* weights, const Sampl
   SampleResult out;
   SamplerOptions opt = r.options;
   opt.null_label = int32_t(c.num_classes);
-  SamplingSchedule sch = make_sampling_schedule(S, opt.steps, opt.thresholds);
+  SamplingSchedule sch = make_sampling_schedule(S, opt.steps, opt.thresholds, opt.time_shifts);
   SamplerHooks h = hooks;
   if (r.intermediates) {
     h.on_step = [&](int step, const float* state) {

@@ -11,7 +11,7 @@
 namespace df {
 
 void validate_sampler_options(const SamplerOptions& opt, int stages) {
-  make_sampling_schedule(stages, opt.steps, opt.thresholds);  // checks steps and taus
+  make_sampling_schedule(stages, opt.steps, opt.thresholds, opt.time_shifts);  // checks steps, taus, shifts
   if (!(std::isfinite(opt.cfg) && opt.cfg >= 0 && opt.cfg <= 100))
     fail(Code::Config, "sample: cfg: expected a number from 0 to 100, got " + std::to_string(opt.cfg));
   if (!(opt.guidance_lo >= 0 && opt.guidance_lo <= opt.guidance_hi && opt.guidance_hi <= 1))
@@ -68,7 +68,7 @@ void run_sampler(VelocityModel& model, const StageLayout& layout, const SamplerO
   const int S = layout.groups();
   const int64_t B = layout.batch;
   validate_sampler_options(opt, S);
-  SamplingSchedule sch = make_sampling_schedule(S, opt.steps, opt.thresholds);
+  SamplingSchedule sch = make_sampling_schedule(S, opt.steps, opt.thresholds, opt.time_shifts);
   Ops& ops = model.ops();
   sampler_initial_noise(layout, opt.seed, x, ops);
 

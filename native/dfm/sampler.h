@@ -30,6 +30,7 @@ enum class Solver { Euler, Heun, Midpoint };
 struct SamplerOptions {
   std::vector<int> steps;          // per stage
   std::vector<double> thresholds;  // tau per stage but the last
+  std::vector<double> time_shifts; // per stage, the spacing of its steps (schedule.h); empty: even in t
   Solver solver = Solver::Euler;
   float cfg = 1.0f;                // guidance scale; 1 = none
   double guidance_lo = 0.0;        // guidance applies while the newest stage's t is in [lo, hi]
@@ -44,7 +45,7 @@ struct SamplerHooks {
   std::function<void(int step, const float* x)> on_step;  // the state (on the device) after each step
 };
 
-// Checks steps, thresholds, cfg and the guidance interval for `stages` stages: Code::Config naming
+// Checks steps, thresholds, time shifts, cfg and the guidance interval for `stages` stages: Code::Config naming
 // the option. The one set of bounds of the sampler's options.
 void validate_sampler_options(const SamplerOptions& opt, int stages);
 

@@ -16,7 +16,14 @@ void lockstep_times(int stages, int k, double tk, const std::vector<double>& thr
   }
 }
 
-SamplingSchedule make_sampling_schedule(int stages, const std::vector<int>& steps, const std::vector<double>& thresholds) {
+double warp_time(double u, double m) {
+  if (m == 0.0) return u;
+  const double a = std::exp(m);
+  return a * u / (1.0 + (a - 1.0) * u);
+}
+
+SamplingSchedule make_sampling_schedule(int stages, const std::vector<int>& steps, const std::vector<double>& thresholds,
+                                        const std::vector<double>& time_shifts) {
   if (stages < 1 || stages > 8) fail(Code::Config, "schedule: stages: expected 1 to 8, got " + std::to_string(stages));
   if (int(steps.size()) != stages)
     fail(Code::Config, "schedule: stepsPerStage: expected " + std::to_string(stages) + " counts (one per stage), got " +
@@ -32,6 +39,13 @@ SamplingSchedule make_sampling_schedule(int stages, const std::vector<int>& step
     if (!(thresholds[i] > 0.0 && thresholds[i] < 1.0))
       fail(Code::Config, "schedule: thresholds[" + std::to_string(i) + "]: expected a number in (0, 1), got " +
                              std::to_string(thresholds[i]));
+  if (!time_shifts.empty() && int(time_shifts.size()) != stages)
+    fail(Code::Config, "schedule: stageTimeShifts: expected " + std::to_string(stages) + " shifts (one per stage), got " +
+                           std::to_string(time_shifts.size()));
+  for (size_t i = 0; i < time_shifts.size(); i++)
+    if (!(std::fabs(time_shifts[i]) <= 10))
+      fail(Code::Config, "schedule: stageTimeShifts[" + std::to_string(i) + "]: expected a number in [-10, 10], got " +
+                             std::to_string(time_shifts[i]));
   SamplingSchedule sch;
   sch.stages = stages;
   for (int n : steps) sch.total_steps += n;
@@ -39,11 +53,13 @@ SamplingSchedule make_sampling_schedule(int stages, const std::vector<int>& step
   int row = 0;
   for (int k = 0; k < stages; k++) {
     double end = k == stages - 1 ? 1.0 : thresholds[size_t(k)];
+    const double m = time_shifts.empty() ? 0.0 : time_shifts[size_t(k)];
+    const double u_end = warp_time(end, -m);
     for (int i = 1; i <= steps[size_t(k)]; i++) {
       sch.newest.push_back(k);
       row++;
       // the last row of a phase is set exactly, so no rounding drift crosses phases
-      double tk = i == steps[size_t(k)] ? end : end * double(i) / double(steps[size_t(k)]);
+      double tk = i == steps[size_t(k)] ? end : warp_time(u_end * double(i) / double(steps[size_t(k)]), m);
       lockstep_times(stages, k, tk, thresholds, &sch.times[size_t(row) * size_t(stages)]);
     }
   }

@@ -20,8 +20,18 @@ struct SamplingSchedule {
   double t(int row, int stage) const { return times[size_t(row) * size_t(stages) + size_t(stage)]; }
 };
 
-// steps: one count >= 1 per stage; thresholds: tau_1..tau_(S-1), each in (0, 1). Throws Code::Config.
-SamplingSchedule make_sampling_schedule(int stages, const std::vector<int>& steps, const std::vector<double>& thresholds);
+// steps: one count >= 1 per stage; thresholds: tau_1..tau_(S-1), each in (0, 1); time_shifts: per
+// stage, how its ramp is spaced (empty or 0: evenly in t). With shift m the newest stage's steps are
+// even in the coordinate logit(t) - m, i.e. t = warp(u, m) = e^m u / (1 + (e^m - 1) u) for evenly
+// spaced u ending at warp(end, -m): a positive m packs the steps towards the data end (t = 1), where
+// a low-amplitude level (a fine Laplacian band) is resolved; the ramp still ends exactly at tau_k
+// (at 1 in the last phase). The same m as the trainer's stageTimeShifts puts the steps where that
+// stage was trained. Throws Code::Config.
+SamplingSchedule make_sampling_schedule(int stages, const std::vector<int>& steps, const std::vector<double>& thresholds,
+                                        const std::vector<double>& time_shifts = {});
+
+// t = e^m u / (1 + (e^m - 1) u): 0 -> 0, 1 -> 1, increasing; warp(warp(u, m), -m) = u.
+double warp_time(double u, double m);
 
 // The times of every stage when the newest stage `k` is at time `tk` (the lockstep rule).
 void lockstep_times(int stages, int k, double tk, const std::vector<double>& thresholds, double* out);

@@ -56,6 +56,15 @@ void validate_batch_config(const DfmBatchConfig& c, int stages) {
     }
     if (!(total > 0)) fail(Code::Config, "stageLossWeights: expected at least one weight > 0");
   }
+  if (!c.stage_time_shifts.empty()) {
+    if (int(c.stage_time_shifts.size()) != stages)
+      fail(Code::Config, "stageTimeShifts: expected " + std::to_string(stages) + " shifts (one per stage), got " +
+                             std::to_string(c.stage_time_shifts.size()));
+    for (size_t i = 0; i < c.stage_time_shifts.size(); i++)
+      if (!(std::fabs(c.stage_time_shifts[i]) <= 10))
+        fail(Code::Config, "stageTimeShifts[" + std::to_string(i) + "]: expected a number in [-10, 10], got " +
+                               std::to_string(c.stage_time_shifts[i]));
+  }
   if (!(c.label_dropout >= 0 && c.label_dropout <= 1))
     fail(Code::Config, "labelDropout: expected a probability in [0, 1], got " + std::to_string(c.label_dropout));
 }
@@ -88,12 +97,13 @@ static float sigmoid(double x) { return float(1.0 / (1.0 + std::exp(-x))); }
 int draw_dfm_batch(const DfmBatchConfig& c, int S, int64_t B, uint64_t seed, uint64_t step, float* t, float* mask,
                    int32_t* labels) {
   const int Q = draw_active_stage(c, seed, step);
+  const double loc = c.time_loc + (c.stage_time_shifts.empty() ? 0.0 : c.stage_time_shifts[size_t(Q)]);
   std::vector<float> z(size_t(B * S));
   RandomStream{seed, stream_id(Purpose::Times, step)}.fill_normal(z.data(), B * S);
   for (int64_t b = 0; b < B; b++)
     for (int s = 0; s < S; s++) {
       size_t j = size_t(b * S + s);
-      if (s == Q) t[j] = sigmoid(c.time_loc + c.time_scale * z[j]);
+      if (s == Q) t[j] = sigmoid(loc + c.time_scale * z[j]);
       else if (s < Q) t[j] = sigmoid(c.prior_loc + c.prior_scale * z[j]);
       else t[j] = 0.f;
       mask[j] = s <= Q ? 1.f : 0.f;

@@ -22,6 +22,12 @@ struct DfmBatchConfig {
   int64_t stage_probs_steps = 0;
   double time_loc = 0.0, time_scale = 1.0;    // t_Q ~ LogitNormal(loc, scale)
   double prior_loc = 1.5, prior_scale = 1.0;  // t_s for s < Q ~ LogitNormal(prior_loc, prior_scale)
+  // Per stage, added to time_loc when that stage is the active one: t_Q ~ LogitNormal(time_loc +
+  // shift_Q, time_scale). A finer level carries less signal than the noise it is mixed with (a
+  // Laplacian band of a 32 px image has a quarter of the coarse level's RMS), so at the same t it is
+  // buried deeper; a positive shift moves its training times towards the data end, where its detail
+  // is decided. Empty: 0 for every stage (the paper's single distribution).
+  std::vector<double> stage_time_shifts;
   double label_dropout = 0.1;                 // labels replaced by null_label with this probability
   int32_t null_label = -1;                    // < 0: unconditional (no dropout)
   // The loss is sum_s w_s * mse_s over the unmasked stages; empty: every w_s = 1 (the paper's loss).

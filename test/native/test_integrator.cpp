@@ -76,7 +76,45 @@ static void test_schedule_formulas() {
   expect_config([] { make_sampling_schedule(2, {10, 10}, {1.0}); });
   expect_config([] { make_sampling_schedule(2, {10, 10}, {}); });
   expect_config([] { make_sampling_schedule(3, {1, 1, 1}, {0.5, NAN}); });
-  CHECK(errors == 5, "bad schedules rejected: %d of 5", errors);
+  expect_config([] { make_sampling_schedule(2, {10, 10}, {0.5}, {0.0}); });
+  expect_config([] { make_sampling_schedule(2, {10, 10}, {0.5}, {0.0, 10.5}); });
+  expect_config([] { make_sampling_schedule(2, {10, 10}, {0.5}, {NAN, 0.0}); });
+  CHECK(errors == 8, "bad schedules rejected: %d of 8", errors);
+}
+
+// stageTimeShifts: stage k's steps are even in logit(t) - m_k (t = e^m u / (1 + (e^m - 1) u) for
+// evenly spaced u), its ramp still ends exactly at tau_k (1 in the last phase), earlier stages follow
+// in lockstep, and zero shifts give the unshifted table bit for bit.
+static void test_schedule_time_shifts() {
+  const double tau = 0.8, m0 = -0.5, m1 = 1.5;
+  SamplingSchedule plain = make_sampling_schedule(2, {6, 5}, {tau});
+  SamplingSchedule zero = make_sampling_schedule(2, {6, 5}, {tau}, {0.0, 0.0});
+  CHECK(plain.times == zero.times, "zero shifts changed the schedule");
+  SamplingSchedule s = make_sampling_schedule(2, {6, 5}, {tau}, {m0, m1});
+  auto warp = [](double u, double m) { return std::exp(m) * u / (1 + (std::exp(m) - 1) * u); };
+  // phase 1: stage 0 from 0 to tau, even in u = warp(t, -m0)
+  const double u_end = warp(tau, -m0);
+  for (int i = 0; i <= 6; i++) {
+    double expect = warp(u_end * i / 6.0, m0);
+    CHECK(std::fabs(s.t(i, 0) - expect) < 1e-12, "phase 1 row %d: %g vs %g", i, s.t(i, 0), expect);
+    CHECK(s.t(i, 1) == 0.0, "stage 1 waits");
+  }
+  CHECK(s.t(6, 0) == tau, "phase 1 ends exactly at tau");
+  // phase 2: stage 1 from 0 to 1, even in logit(t) - m1 (u = i / 5), stage 0 in lockstep
+  for (int i = 0; i <= 5; i++) {
+    double t1 = warp(i / 5.0, m1);
+    CHECK(std::fabs(s.t(6 + i, 1) - t1) < 1e-12, "phase 2 row %d: %g vs %g", i, s.t(6 + i, 1), t1);
+    CHECK(std::fabs(s.t(6 + i, 0) - (tau + (1 - tau) * s.t(6 + i, 1))) < 1e-12, "phase 2 lockstep row %d", i);
+    if (i > 0 && i < 5) {
+      double l = std::log(t1 / (1 - t1)) - m1, u = i / 5.0;
+      CHECK(std::fabs(l - std::log(u / (1 - u))) < 1e-9, "row %d not even in logit(t) - m", i);
+    }
+  }
+  CHECK(s.t(11, 0) == 1.0 && s.t(11, 1) == 1.0, "both stages end at 1");
+  // a positive shift packs the steps towards t = 1: the first step covers more than 1/5 of the ramp
+  CHECK(s.t(7, 1) > 0.5, "shifted first fine step %g", s.t(7, 1));
+  for (int i = 0; i < 11; i++)
+    for (int st = 0; st < 2; st++) CHECK(s.t(i + 1, st) > s.t(i, st) || (st == 1 && i < 6), "not increasing at row %d", i);
 }
 
 // Independent Gaussian data per element: X_j ~ N(mu_j, sigma_j^2). With x_t = t X + (1 - t) N the
@@ -232,6 +270,7 @@ static void test_guidance() {
 
 int main() {
   test_schedule_formulas();
+  test_schedule_time_shifts();
   test_convergence_orders();
   test_moments();
   test_guidance();

@@ -1,6 +1,7 @@
 // Algorithm 1's data side: the active stage follows p_q, times follow their logit-normals, later
 // stages are zeroed and masked, x and v follow their formulas exactly, and everything is a pure
 // function of (seed, step).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -108,6 +109,36 @@ static void test_reproducible_any_threads() {
   CHECK(std::memcmp(a.data(), b.data(), a.size() * 4) != 0, "different steps gave the same batch");
 }
 
+// stageTimeShifts moves only the active stage's logit-normal: with the same (seed, step) the
+// active stage's logit(t) moves by exactly its shift, earlier stages keep theirs.
+static void test_stage_time_shifts() {
+  StageLayout l;
+  l.batch = 64;
+  l.per_sample = {4, 16, 64};
+  std::vector<float> clean(size_t(l.total()));
+  for (size_t i = 0; i < clean.size(); i++) clean[i] = float(std::cos(0.11 * double(i)));
+  std::vector<float> noisy(clean.size()), target(clean.size());
+  auto times = [&](const std::vector<double>& shifts) {
+    DfmBatchConfig c;
+    c.stage_probs = {0.0, 0.0, 1.0};  // Q = the last stage; stages 0 and 1 draw from the prior
+    c.time_loc = 0.2;
+    c.stage_time_shifts = shifts;
+    std::vector<float> t(size_t(l.batch * 3), NAN), mask(t.size(), NAN);
+    prepare_dfm_batch(l, c, 11, 5, clean.data(), noisy.data(), target.data(), t.data(), mask.data(), nullptr);
+    return t;
+  };
+  std::vector<float> base = times({}), zero = times({0, 0, 0}), shifted = times({-2.0, 0.7, 1.5});
+  CHECK(std::memcmp(base.data(), zero.data(), base.size() * 4) == 0, "zero shifts changed the draws");
+  double worst = 0;
+  for (int64_t b = 0; b < l.batch; b++) {
+    for (int s = 0; s < 2; s++)
+      CHECK(shifted[size_t(b * 3 + s)] == base[size_t(b * 3 + s)], "an inactive stage's time moved (sample %d stage %d)", int(b), s);
+    double d = logit(shifted[size_t(b * 3 + 2)]) - logit(base[size_t(b * 3 + 2)]);
+    worst = std::max(worst, std::fabs(d - 1.5));
+  }
+  CHECK(worst < 2e-3, "active stage's logit(t) moved by 1.5 +- %g", worst);  // t is stored as float
+}
+
 static void test_bad_configs() {
   int rejected = 0;
   auto expect = [&](DfmBatchConfig c, int S) {
@@ -130,7 +161,17 @@ static void test_bad_configs() {
   c.time_scale = 1;
   c.label_dropout = 2;
   expect(c, 2);
-  CHECK(rejected == 5, "bad configs rejected: %d of 5", rejected);
+  c.label_dropout = 0.1;
+  c.stage_time_shifts = {0.5};  // one per stage
+  expect(c, 2);
+  c.stage_time_shifts = {0.0, NAN};
+  expect(c, 2);
+  c.stage_time_shifts = {0.0, 11.0};
+  expect(c, 2);
+  c.stage_time_shifts = {0.0, 1.5};
+  validate_batch_config(c, 2);
+  c.stage_time_shifts.clear();
+  CHECK(rejected == 8, "bad configs rejected: %d of 8", rejected);
   c.label_dropout = 0.1;
   validate_batch_config(c, 2);  // and a good one passes
 }
@@ -139,6 +180,7 @@ int main() {
   test_stage_frequencies();
   test_batch_formulas();
   test_reproducible_any_threads();
+  test_stage_time_shifts();
   test_bad_configs();
   return test_summary("test_train_batch");
 }
