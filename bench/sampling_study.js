@@ -3,9 +3,10 @@
 // and step spacings, each scored with decoflow eval's metrics against the validation images of the
 // dataset (the first 1000 held-out images, with the experiment's sampling seed and labels).
 //   node bench/sampling_study.js --dataset fashion-mnist --checkpoints DIR1,DIR2 [--samples 96]
-//     [--variants "30,10~0.7;20,20~0.7;10,30~0.7;30,10~0.9;35,5~0.95s1.5"] [--out study.json]
+//     [--variants "30,10~0.7;20,20~0.7;10,30~0.7;30,10~0.9;35,5~0.95s1.5"] [--split test] [--out study.json]
 // A variant is N1,N2[~TAU][sM]: steps per stage, the threshold, and the fine stage's step shift M
-// (the sampler's stageTimeShifts [0, M]).
+// (the sampler's stageTimeShifts [0, M]). --split test scores against the experiment's test images
+// (the next 1000) instead, for a variant already chosen on validation.
 const fs = require('node:fs');
 const path = require('node:path');
 const { Model, Sampler, evaluate, loadImageSet, formatEvalTable, setThreads } = require('../dist/index.cjs');
@@ -22,7 +23,9 @@ function flag(name, fallback) {
   const variants = flag('variants', '30,10~0.7;20,20~0.7;10,30~0.7;30,10~0.9;30,10~0.5').split(';');
   const out = flag('out', 'sampling-study.json');
   if (flag('threads')) setThreads(Number(flag('threads')));
-  const real = await loadImageSet(dataset, { limit: 1000, imageSize: 32 });
+  const split = flag('split', 'validation');
+  if (split !== 'validation' && split !== 'test') throw new Error(`--split: expected 'validation' or 'test', got '${split}'`);
+  const real = await loadImageSet(dataset, { offset: split === 'test' ? 1000 : 0, limit: 1000, imageSize: 32 });
   const rows = [];
   for (const dir of checkpoints) {
     const model = Model.load(path.join(dir, 'checkpoint.safetensors'));
@@ -45,7 +48,7 @@ function flag(name, fallback) {
   }
   real.dispose();
   process.stdout.write(formatEvalTable(rows));
-  fs.writeFileSync(out, JSON.stringify({ dataset, samples, rows }, null, 2));
+  fs.writeFileSync(out, JSON.stringify({ dataset, split, samples, rows }, null, 2));
 })().catch((e) => {
   console.error(e);
   process.exit(1);
