@@ -27,8 +27,9 @@ export interface SampleOptions {
   /**
    * Per stage, the spacing of its steps (default all 0: even in t). With shift m a stage's steps are
    * even in logit(t) - m, so m > 0 packs them towards the data end (where a low-amplitude fine level
-   * is resolved) and its ramp still ends at its threshold. The trainer's stageTimeShifts of the same
-   * value trains each stage where these steps sample it. Each in [-10, 10].
+   * is resolved) and its ramp still ends at its threshold. Each in [-10, 10]. The trainer's
+   * stageTimeShifts is the training-side counterpart; the values need not match (the README's study:
+   * a fine stage trained with 1.5 sampled best with 0.75).
    */
   stageTimeShifts?: number[];
   solver?: Solver;
