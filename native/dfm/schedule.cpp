@@ -22,6 +22,14 @@ double warp_time(double u, double m) {
   return a * u / (1.0 + (a - 1.0) * u);
 }
 
+void validate_time_shifts(const std::vector<double>& shifts, int stages, const std::string& name) {
+  if (!shifts.empty() && int(shifts.size()) != stages)
+    fail(Code::Config, name + ": expected " + std::to_string(stages) + " shifts (one per stage), got " + std::to_string(shifts.size()));
+  for (size_t i = 0; i < shifts.size(); i++)
+    if (!(std::fabs(shifts[i]) <= 10))
+      fail(Code::Config, name + "[" + std::to_string(i) + "]: expected a number in [-10, 10], got " + std::to_string(shifts[i]));
+}
+
 SamplingSchedule make_sampling_schedule(int stages, const std::vector<int>& steps, const std::vector<double>& thresholds,
                                         const std::vector<double>& time_shifts) {
   if (stages < 1 || stages > 8) fail(Code::Config, "schedule: stages: expected 1 to 8, got " + std::to_string(stages));
@@ -39,13 +47,7 @@ SamplingSchedule make_sampling_schedule(int stages, const std::vector<int>& step
     if (!(thresholds[i] > 0.0 && thresholds[i] < 1.0))
       fail(Code::Config, "schedule: thresholds[" + std::to_string(i) + "]: expected a number in (0, 1), got " +
                              std::to_string(thresholds[i]));
-  if (!time_shifts.empty() && int(time_shifts.size()) != stages)
-    fail(Code::Config, "schedule: stageTimeShifts: expected " + std::to_string(stages) + " shifts (one per stage), got " +
-                           std::to_string(time_shifts.size()));
-  for (size_t i = 0; i < time_shifts.size(); i++)
-    if (!(std::fabs(time_shifts[i]) <= 10))
-      fail(Code::Config, "schedule: stageTimeShifts[" + std::to_string(i) + "]: expected a number in [-10, 10], got " +
-                             std::to_string(time_shifts[i]));
+  validate_time_shifts(time_shifts, stages, "schedule: stageTimeShifts");
   SamplingSchedule sch;
   sch.stages = stages;
   for (int n : steps) sch.total_steps += n;

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace df {
@@ -25,13 +26,17 @@ struct SamplingSchedule {
 // even in the coordinate logit(t) - m, i.e. t = warp(u, m) = e^m u / (1 + (e^m - 1) u) for evenly
 // spaced u ending at warp(end, -m): a positive m packs the steps towards the data end (t = 1), where
 // a low-amplitude level (a fine Laplacian band) is resolved; the ramp still ends exactly at tau_k
-// (at 1 in the last phase). The same m as the trainer's stageTimeShifts puts the steps where that
-// stage was trained. Throws Code::Config.
+// (at 1 in the last phase). The trainer's stageTimeShifts is the training-side counterpart (the
+// values need not match). Throws Code::Config.
 SamplingSchedule make_sampling_schedule(int stages, const std::vector<int>& steps, const std::vector<double>& thresholds,
                                         const std::vector<double>& time_shifts = {});
 
 // t = e^m u / (1 + (e^m - 1) u): 0 -> 0, 1 -> 1, increasing; warp(warp(u, m), -m) = u.
 double warp_time(double u, double m);
+
+// The one set of bounds of per-stage time shifts (sampler and trainer): empty, or one per stage,
+// each in [-10, 10]. Throws Code::Config naming `name` (e.g. "stageTimeShifts") and the index.
+void validate_time_shifts(const std::vector<double>& shifts, int stages, const std::string& name);
 
 // The times of every stage when the newest stage `k` is at time `tk` (the lockstep rule).
 void lockstep_times(int stages, int k, double tk, const std::vector<double>& thresholds, double* out);

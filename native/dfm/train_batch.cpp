@@ -7,6 +7,7 @@
 #include "../core/error.h"
 #include "../core/philox.h"
 #include "../core/random_streams.h"
+#include "schedule.h"
 
 namespace df {
 
@@ -56,15 +57,7 @@ void validate_batch_config(const DfmBatchConfig& c, int stages) {
     }
     if (!(total > 0)) fail(Code::Config, "stageLossWeights: expected at least one weight > 0");
   }
-  if (!c.stage_time_shifts.empty()) {
-    if (int(c.stage_time_shifts.size()) != stages)
-      fail(Code::Config, "stageTimeShifts: expected " + std::to_string(stages) + " shifts (one per stage), got " +
-                             std::to_string(c.stage_time_shifts.size()));
-    for (size_t i = 0; i < c.stage_time_shifts.size(); i++)
-      if (!(std::fabs(c.stage_time_shifts[i]) <= 10))
-        fail(Code::Config, "stageTimeShifts[" + std::to_string(i) + "]: expected a number in [-10, 10], got " +
-                               std::to_string(c.stage_time_shifts[i]));
-  }
+  validate_time_shifts(c.stage_time_shifts, stages, "stageTimeShifts");
   if (!(c.label_dropout >= 0 && c.label_dropout <= 1))
     fail(Code::Config, "labelDropout: expected a probability in [0, 1], got " + std::to_string(c.label_dropout));
 }
