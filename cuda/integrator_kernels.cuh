@@ -152,6 +152,16 @@ DF_KERNEL void __launch_bounds__(kIntegratorThreads) noising_kernel(const GroupT
   }
 }
 
+// out = coef * (a - b) per row, b nullable (zero) (twin of ops/integrator.h's scaled_difference): the
+// model's clean-level parameterisation and its backward. out may alias a.
+DF_KERNEL void __launch_bounds__(kIntegratorThreads) scaled_difference_kernel(const GroupTable t, const float* a,
+                                                                               const float* b, const float* coef,
+                                                                               float* out) {
+  const Row r = locate(t);
+  const float k = coef[r.sample * t.coef_stride + r.group];
+  for (int64_t i = r.begin + threadIdx.x; i < r.end; i += kIntegratorThreads) out[i] = k * (a[i] - (b ? b[i] : 0.f));
+}
+
 // ---- host sequences for the op backend (cuda/kernel_ops.cuh); errors are df::Error ----
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -188,6 +198,15 @@ void run_noising(L& l, const Rows& rows, const float* clean, const float* time, 
   bool vec4 = false;
   if (!group_table("flow_noising", rows, &t, &grid, &vec4)) return;
   l.launch(noising_kernel, dim3(unsigned(grid)), kIntegratorThreads, 0, t, clean, time, noisy, target);
+}
+
+template <class L, class Rows>
+void run_scaled_difference(L& l, const Rows& rows, const float* a, const float* b, const float* coef, float* out) {
+  GroupTable t;
+  int64_t grid = 0;
+  bool vec4 = false;
+  if (!group_table("scaled_difference", rows, &t, &grid, &vec4)) return;
+  l.launch(scaled_difference_kernel, dim3(unsigned(grid)), kIntegratorThreads, 0, t, a, b, coef, out);
 }
 
 }  // namespace dfcuda

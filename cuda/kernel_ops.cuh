@@ -227,6 +227,9 @@ class KernelOps final : public df::Ops {
   void flow_noising(const df::GroupedRows& r, const float* clean, const float* t, float* noisy, float* target) override {
     run_noising(l_, r, clean, t, noisy, target);
   }
+  void scaled_difference(const df::GroupedRows& r, const float* a, const float* b, const float* coef, float* out) override {
+    run_scaled_difference(l_, r, a, b, coef, out);
+  }
 
  private:
   template <class F>

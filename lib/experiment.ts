@@ -27,7 +27,8 @@ export interface Arm {
    * e.g. 'fm', 'dfm-0.9' (p_q = [0.9, 0.1]), 'dfm-0.5@20,20~0.9' (sampling steps [20, 20], tau 0.9),
    * 'dfm-0.9w4' (the fine stage's loss weighted 4), 'dfm-0.9>0.5' (p_q moves from [0.9, 0.1] to
    * [0.5, 0.5] over the run), 'dfm-0.6t1.5@35,5s1.5' (the fine stage trained with its times shifted by
-   * 1.5 in logit space and sampled with steps packed the same way).
+   * 1.5 in logit space and sampled with steps packed the same way), 'fm-x' / 'dfm-0.6x' (the finest
+   * stage predicts its clean level instead of its velocity).
    */
   name: string;
   stages: number;
@@ -41,6 +42,8 @@ export interface Arm {
   priorLocation?: number;
   /** The pyramid the arm trains and samples with (default Laplacian; 'h' in the spec: Haar). */
   decomposition?: 'haar';
+  /** What each stage's network output predicts ('x' in the spec: the last stage its clean level). */
+  stagePredictions?: ('v' | 'x')[];
   stepsPerStage: number[];
   thresholds?: number[];
   /** The sampler's stageTimeShifts (how each stage's steps are spaced). */
@@ -48,20 +51,22 @@ export interface Arm {
 }
 
 /**
- * Parses 'fm' or 'dfm-P[>P2][wW][tM][eL][h][@N1,N2][~TAU][sM]' for a total budget of `nfe` function
+ * Parses 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h][x][@N1,N2][~TAU][sM]' for a total budget of `nfe` function
  * evaluations (DFM default: 3/4 then 1/4; P2: the coarse-stage probability reached at the end of
  * training; W: the fine stage's loss weight, default 1; tM: the fine stage's training-time shift;
  * eL: the logit-normal location of the earlier (coarse) stage while the fine one trains, the
- * trainer's priorLocation; h: the Haar pyramid instead of the Laplacian; sM: the fine stage's
+ * trainer's priorLocation; h: the Haar pyramid instead of the Laplacian; x: the finest stage predicts
+ * its clean level (ModelConfig.stagePredictions); sM: the fine stage's
  * sampling-step shift; shifts in logit units, default 0).
  */
 export function parseArm(spec: string, nfe: number): Arm {
   if (spec === 'fm') return { name: 'fm', stages: 1, stepsPerStage: [nfe] };
-  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:t(-?[0-9.]+))?(?:e(-?[0-9.]+))?(h)?(?:@(\d+),(\d+))?(?:~([0-9.]+))?(?:s(-?[0-9.]+))?$/.exec(spec);
+  if (spec === 'fm-x') return { name: 'fm-x', stages: 1, stepsPerStage: [nfe], stagePredictions: ['x'] };
+  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:t(-?[0-9.]+))?(?:e(-?[0-9.]+))?(h)?(x)?(?:@(\d+),(\d+))?(?:~([0-9.]+))?(?:s(-?[0-9.]+))?$/.exec(spec);
   if (!m)
     throw decoflowError(
       'ERR_DECOFLOW_ARG_VALUE',
-      `arm '${spec}': expected 'fm' or 'dfm-P[>P2][wW][tM][eL][h][@N1,N2][~TAU][sM]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight, tM/sM: the fine stage's training-time/sampling-step shift, L: the coarse stage's time location while the fine one trains, h: the Haar pyramid)`,
+      `arm '${spec}': expected 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h][x][@N1,N2][~TAU][sM]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight, tM/sM: the fine stage's training-time/sampling-step shift, L: the coarse stage's time location while the fine one trains, h: the Haar pyramid, x: the finest stage predicts its clean level)`,
     );
   const probs = (q: number) => [q, Math.round((1 - q) * 1e6) / 1e6];
   const p = Number(m[1]);
@@ -81,9 +86,9 @@ export function parseArm(spec: string, nfe: number): Arm {
   const prior = m[5] === undefined ? undefined : Number(m[5]);
   if (prior !== undefined && !Number.isFinite(prior)) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the coarse stage's time location must be a number`);
   const first = Math.round((nfe * 3) / 4);
-  const steps = m[7] ? [Number(m[7]), Number(m[8])] : [first, nfe - first];
-  const tau = m[9] ? Number(m[9]) : undefined;
-  const sampleShift = shift(m[10], 'sampling-step');
+  const steps = m[8] ? [Number(m[8]), Number(m[9])] : [first, nfe - first];
+  const tau = m[10] ? Number(m[10]) : undefined;
+  const sampleShift = shift(m[11], 'sampling-step');
   return {
     name: spec,
     stages: 2,
@@ -93,6 +98,7 @@ export function parseArm(spec: string, nfe: number): Arm {
     trainTimeShifts: trainShift,
     priorLocation: prior,
     ...(m[6] ? { decomposition: 'haar' as const } : {}),
+    ...(m[7] ? { stagePredictions: ['v', 'x'] as ('v' | 'x')[] } : {}),
     stepsPerStage: steps,
     thresholds: tau === undefined ? undefined : [tau],
     sampleTimeShifts: sampleShift,
@@ -211,7 +217,7 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
   const log = o.log ?? (() => {});
   const arm = parseArm(armSpec, o.nfe);
   const data = await loadDataset(dataset, { imageSize: 32, seed: o.seed });
-  const config = modelConfig({ size: o.model, stages: arm.stages, channels: data.channels, imageSize: 32, numClasses: data.numClasses, grid: 8 });
+  const config = modelConfig({ size: o.model, stages: arm.stages, channels: data.channels, imageSize: 32, numClasses: data.numClasses, grid: 8, stagePredictions: arm.stagePredictions });
   const model = Model.create(config, { maxBatch: Math.max(o.batch, o.samples), seed: o.seed, optimizer: { lr: o.lr, warmupSteps: Math.min(100, Math.floor(o.steps / 10)), emaDecay: o.emaDecay, emaWarmup: o.emaWarmup, emaPower: o.emaPower } });
   const trainer = new Trainer(model, {
     stageProbs: arm.stageProbs,

@@ -27,6 +27,12 @@ export interface ModelConfig {
   freqDim?: number;
   /** Times in [0, 1] are multiplied by this before the sinusoidal features (default 1000). */
   timeScale?: number;
+  /**
+   * What each stage's final layer predicts (default: every stage 'v'). 'v': its velocity; 'x': its
+   * clean level X^, which the model turns into the velocity (X^ - x_t) / max(1 - t, 0.05), so the
+   * outputs, the loss, the trainer and the sampler are velocities either way (docs/METHOD.md).
+   */
+  stagePredictions?: ('v' | 'x')[];
 }
 
 export interface OptimizerOptions {

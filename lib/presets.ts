@@ -36,6 +36,8 @@ export function modelConfig(options: {
   numClasses: number;
   grid?: number;
   stageEmbedding?: boolean;
+  /** Per stage, 'v' (velocity, the default) or 'x' (clean level): ModelConfig.stagePredictions. */
+  stagePredictions?: ('v' | 'x')[];
 }): ModelConfig {
   const preset = MODEL_SIZES[options.size];
   if (!preset)
@@ -50,5 +52,6 @@ export function modelConfig(options: {
     ...preset,
     numClasses: options.numClasses,
     stageEmbedding: options.stageEmbedding ?? options.stages > 1,
+    ...(options.stagePredictions ? { stagePredictions: options.stagePredictions } : {}),
   };
 }

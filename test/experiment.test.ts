@@ -21,7 +21,11 @@ describe('the FM vs DFM experiment', () => {
     expect(parseArm('dfm-0.7t1e3~0.95', 40)).toMatchObject({ trainTimeShifts: [0, 1], priorLocation: 3, thresholds: [0.95] });
     expect(parseArm('dfm-0.7h@35,5', 40)).toMatchObject({ decomposition: 'haar', stepsPerStage: [35, 5] });
     expect(parseArm('dfm-0.7', 40).decomposition).toBeUndefined();
-    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20', 'dfm-0.9w0', 'dfm-0.9w', 'dfm-0.9>1', 'dfm-0.9>', 'dfm-0.9t', 'dfm-0.9t11', 'dfm-0.9s1t1', 'dfm-0.9s-', 'dfm-0.9e', 'dfm-0.9e1t1'])
+    expect(parseArm('fm-x', 40)).toEqual({ name: 'fm-x', stages: 1, stepsPerStage: [40], stagePredictions: ['x'] });
+    expect(parseArm('dfm-0.6w3t1.5x@35,5~0.95s0.75', 40)).toMatchObject({ stagePredictions: ['v', 'x'], trainTimeShifts: [0, 1.5], stepsPerStage: [35, 5], sampleTimeShifts: [0, 0.75] });
+    expect(parseArm('dfm-0.7hx', 40)).toMatchObject({ decomposition: 'haar', stagePredictions: ['v', 'x'] });
+    expect(parseArm('dfm-0.7', 40).stagePredictions).toBeUndefined();
+    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20', 'dfm-0.9w0', 'dfm-0.9w', 'dfm-0.9>1', 'dfm-0.9>', 'dfm-0.9t', 'dfm-0.9t11', 'dfm-0.9s1t1', 'dfm-0.9s-', 'dfm-0.9e', 'dfm-0.9e1t1', 'fm-v', 'dfm-0.9xh', 'dfm-0.9xx'])
       expect(() => parseArm(bad, 40)).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_ARG_VALUE' }));
   });
 

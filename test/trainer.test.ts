@@ -199,9 +199,11 @@ test('the defaults live in the native trainer: TypeScript and the CLI read them'
   model.dispose();
 });
 
+// Runs the CLI; throws (with its stderr in the message) when it exits non-zero.
+const cli = (args: string[]) => execFileSync(process.execPath, [path.join(__dirname, '..', 'bin', 'decoflow.js'), ...args], { encoding: 'utf8', stdio: 'pipe' });
+
 test('decoflow train --stage-time-shifts is recorded in run.json; decoflow sample --stage-time-shifts changes the samples', () => {
   const out = path.join(tmp, 'cli-shifts');
-  const cli = (args: string[]) => execFileSync(process.execPath, [path.join(__dirname, '..', 'bin', 'decoflow.js'), ...args], { encoding: 'utf8', stdio: 'pipe' });
   cli(['train', '--data', 'shapes', '--image-size', '16', '--grid', '4', '--batch', '4', '--steps', '3', '--warmup', '1', '--threads', '1',
     '--stage-time-shifts', '0,1.5', '--checkpoint-every', '0', '--out', out]);
   const run = JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8'));
@@ -214,6 +216,22 @@ test('decoflow train --stage-time-shifts is recorded in run.json; decoflow sampl
   const plain = sample('plain.png', []);
   expect(sample('zero.png', ['--stage-time-shifts', '0,0']).equals(plain)).toBe(true);
   expect(sample('shifted.png', ['--stage-time-shifts', '0,2']).equals(plain)).toBe(false);
+});
+
+test('decoflow train --stage-predictions v,x makes a clean-level fine stage: recorded in run.json and the checkpoint, and it samples', () => {
+  const out = path.join(tmp, 'cli-predictions');
+  cli(['train', '--data', 'shapes', '--image-size', '16', '--grid', '4', '--batch', '4', '--steps', '3', '--warmup', '1', '--threads', '1',
+    '--stage-predictions', 'v,x', '--checkpoint-every', '0', '--out', out]);
+  const run = JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8'));
+  expect(run.config.stagePredictions).toEqual(['v', 'x']);
+  const model = Model.load(path.join(out, 'checkpoint.safetensors'));
+  expect(model.config.stagePredictions).toEqual(['v', 'x']);
+  model.dispose();
+  cli(['sample', '--checkpoint', path.join(out, 'checkpoint.safetensors'), '--count', '2', '--out', path.join(out, 'gen'), '--threads', '1', '--steps-per-stage', '3,3']);
+  expect(fs.readdirSync(path.join(out, 'gen')).filter((f) => f.endsWith('.png'))).toHaveLength(2);
+  for (const bad of ['x', 'v,y', 'v,x,x'])
+    expect(() => cli(['train', '--data', 'shapes', '--stages', '2', '--steps', '1', '--stage-predictions', bad, '--out', path.join(out, 'bad')]))
+      .toThrow(/--stage-predictions: expected 2 of 'v' or 'x'/);
 });
 
 describe('bad trainer input', () => {

@@ -38,6 +38,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'stage-probs-steps': { kind: 'int', help: 'steps over which the stage probabilities move to --stage-probs-final' },
   'stage-loss-weights': { kind: 'list', help: 'weight of each stage in the loss (default: 1 each)' },
   'stage-time-shifts': { kind: 'list', help: "per stage, added to the active stage's logit-normal time location (default: 0 each; > 0 trains a stage nearer the data end)" },
+  'stage-predictions': { kind: 'string', help: "per stage, what the network predicts: v (velocity, default) or x (the clean level), e.g. v,x" },
   'prior-location': { kind: 'number', help: `logit-normal location of earlier stages (default ${DEFAULTS.priorLocation})` },
   'label-dropout': { kind: 'number', help: `probability of dropping a label, for guidance (default ${DEFAULTS.labelDropout})` },
   decomposition: { kind: 'string', help: `'laplacian' or 'haar' (default ${DEFAULTS.decomposition})` },
@@ -101,6 +102,7 @@ export async function train(argv: string[]): Promise<number> {
       imageSize: dataset.imageSize,
       numClasses: dataset.numClasses,
       grid: a.grid as number,
+      stagePredictions: parsePredictions(a['stage-predictions'] as string | undefined, a.stages as number),
     });
     dataset.dispose();
     run = {
@@ -196,4 +198,13 @@ export async function train(argv: string[]): Promise<number> {
   model.dispose();
   dataset.dispose();
   return 0;
+}
+
+// --stage-predictions: 'v' or 'x' per stage, comma-separated.
+function parsePredictions(text: string | undefined, stages: number): ('v' | 'x')[] | undefined {
+  if (text === undefined) return undefined;
+  const p = text.split(',').map((x) => x.trim());
+  if (p.length !== stages || p.some((x) => x !== 'v' && x !== 'x'))
+    throw new UsageError(`--stage-predictions: expected ${stages} of 'v' or 'x', comma-separated (one per stage), got '${text}'`);
+  return p as ('v' | 'x')[];
 }

@@ -15,7 +15,7 @@ extern "C" {
 
 /* The version of the C++ op interface (native/ops/ops.h) that create_ops' objects implement; bumped
    with every change of that interface. */
-#define DF_OPS_INTERFACE_VERSION 1
+#define DF_OPS_INTERFACE_VERSION 2
 
 enum {
   DF_CUDA_OK = 0,

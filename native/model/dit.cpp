@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -201,6 +202,8 @@ DiT::DiT(const DiTConfig& config, int64_t max_batch, DiTUse use, Ops& ops)
   labels_.resize(size_t(Bm));
   time_dev_ = Tensor::zeros({Bm * S}, DType::F32, dev);
   mask_dev_ = Tensor::zeros({Bm * S}, DType::F32, dev);
+  clean_scale_.resize(size_t(Bm * S));
+  clean_scale_dev_ = Tensor::zeros({Bm * S}, DType::F32, dev);
   labels_dev_ = Tensor::zeros({Bm}, DType::I32, dev);
   active_dev_ = Tensor::zeros({Bm}, DType::I32, dev);
   stage_loss_.resize(size_t(S));
@@ -283,6 +286,12 @@ void DiT::forward(const DiTBatch& in) {
   const int32_t* active = active_dev_.data<int32_t>();
   ops.upload(mask_dev_.raw(), mask_.data(), size_t(B * S) * sizeof(float));
   ops.upload(time_dev_.raw(), time_.data(), size_t(B * S) * sizeof(float));
+  bool any_clean = false;
+  for (int64_t s = 0; s < S; s++) any_clean = any_clean || cfg_.predicts_clean(s);
+  if (any_clean) {
+    for (int64_t i = 0; i < B * S; i++) clean_scale_[size_t(i)] = 1.f / std::max(1.f - time_[size_t(i)], kCleanMinGap);
+    ops.upload(clean_scale_dev_.raw(), clean_scale_.data(), size_t(B * S) * sizeof(float));
+  }
   ops.upload(labels_dev_.raw(), labels_.data(), size_t(B) * sizeof(int32_t));
   ops.upload(active_dev_.raw(), active_stage_.data(), size_t(B) * sizeof(int32_t));
 
@@ -359,6 +368,9 @@ void DiT::forward(const DiTBatch& in) {
     ops.layernorm_modulate_forward(A32(x_final_), A(sa.fmod), A(sa.fmod, D), A(sa.fy), A32(sa.fmean), A32(sa.frstd), ns);
     ops.linear_forward(A(sa.fy), W(sp.flin_w), W(sp.flin_b), A(sa.fout), {R, D, ps.token_dim()});
     ops.unpatchify(A(sa.fout), A32(sa.out), ps, PatchOrder::ChannelLast);
+    // A clean-level prediction X^ becomes the velocity (X^ - x_t) / max(1 - t, gap).
+    if (cfg_.predicts_clean(s))
+      ops.scaled_difference(stage_rows(s), A32(sa.out), in.x[size_t(s)], clean_scale_dev_.data<float>() + s, A32(sa.out));
   }
   have_forward_ = true;
 }
@@ -406,6 +418,8 @@ void DiT::backward() {
     int64_t p = cfg_.patch_sizes[size_t(s)];
     PatchShape ps{B, C, cfg_.stage_height(s), cfg_.stage_width(s), p};
     void* dfmod = A(dmod_);
+    if (cfg_.predicts_clean(s))  // dL/dX^ = dL/dv / max(1 - t, gap)
+      ops.scaled_difference(stage_rows(s), A32(sa.dout), nullptr, clean_scale_dev_.data<float>() + s, A32(sa.dout));
     ops.patchify(A32(sa.dout), A(dfout_), ps, PatchOrder::ChannelLast);
     ops.linear_backward(A(sa.fy), W(sp.flin_w), A(dfout_), A(dfy_), G(sp.flin_w), G(sp.flin_b), {R, D, ps.token_dim()},
                         false, false);

@@ -23,6 +23,14 @@
 
 namespace df {
 
+// What a stage's final layer predicts. The model always returns velocities: a Clean stage's output
+// X^ (the stage's clean level) is turned into v = (X^ - x_t) / max(1 - t, kCleanMinGap) inside the
+// model, so the loss, the trainer and the sampler are the same for both (the "x-prediction with a
+// velocity loss" of Li & He, 2025). A clean level that is mostly zero (fine detail in flat regions)
+// is easy to predict exactly, whereas its velocity is dominated by noise.
+enum class Prediction { Velocity, Clean };
+constexpr float kCleanMinGap = 0.05f;  // 1 - t is clamped here: the velocity's scale stays <= 20x
+
 struct DiTConfig {
   int64_t stages = 1;     // S
   int64_t channels = 3;   // C
@@ -35,6 +43,11 @@ struct DiTConfig {
   bool pos_embedding = true;     // add the fixed 2-D sin-cos position embedding
   int64_t freq_dim = 256;        // sinusoidal features of each time
   double time_scale = 1000.0;    // times in [0, 1] are multiplied by this before the features
+  std::vector<Prediction> predictions;  // per stage; empty: every stage predicts its velocity
+
+  bool predicts_clean(int64_t s) const {
+    return size_t(s) < predictions.size() && predictions[size_t(s)] == Prediction::Clean;
+  }
 
   int64_t stage_height(int64_t s) const { return height >> (stages - 1 - s); }
   int64_t stage_width(int64_t s) const { return width >> (stages - 1 - s); }
@@ -48,6 +61,7 @@ struct DiTConfig {
   // Code::Config naming the field for anything inconsistent or absurd.
   void validate() const;
   std::string to_json() const;
+  std::string predictions_json() const;  // ",\"stagePredictions\":[...]" or "" when every stage is 'v'
   static DiTConfig from_json(const std::string& text);  // Code::Format / Code::Config
   bool operator==(const DiTConfig& o) const { return to_json() == o.to_json(); }
 };
@@ -146,6 +160,8 @@ class DiT {
   const void* W(int64_t offset) const;  // a weight as the kernels read it (compute type)
   float* G(int64_t offset) { return grads_.data<float>() + offset; }
   void backward();
+  // Stage s's [B, numel] output as one group of rows whose coefficients are the [B, S] matrix's column s.
+  GroupedRows stage_rows(int64_t s) const { return GroupedRows{batch_, {cfg_.stage_numel(s)}, cfg_.stages}; }
 
   DiTConfig cfg_;
   int64_t max_batch_;
@@ -172,6 +188,9 @@ class DiT {
   std::vector<float> mask_, time_;
   std::vector<int32_t> labels_;
   Tensor time_dev_, mask_dev_, labels_dev_, active_dev_;
+  // 1 / max(1 - t, kCleanMinGap) per (sample, stage), for the stages that predict their clean level.
+  std::vector<float> clean_scale_;
+  Tensor clean_scale_dev_;
   std::vector<double> stage_loss_;
   int64_t batch_ = 0;  // of the last forward
   bool have_forward_ = false;

@@ -60,6 +60,8 @@ void DiTConfig::validate() const {
        std::to_string(hidden));
   need(freq_dim >= 2 && freq_dim <= 65536, "freqDim", "an integer from 2 to 65536", std::to_string(freq_dim));
   need(std::isfinite(time_scale) && time_scale > 0, "timeScale", "a finite number > 0", num(time_scale));
+  need(predictions.empty() || int64_t(predictions.size()) == stages, "stagePredictions",
+       "one of 'v' or 'x' per stage (" + std::to_string(stages) + ")", std::to_string(predictions.size()) + " entries");
 }
 
 std::string DiTConfig::to_json() const {
@@ -73,7 +75,17 @@ std::string DiTConfig::to_json() const {
          ",\"numClasses\":" + std::to_string(num_classes) +
          ",\"stageEmbedding\":" + (stage_embedding ? "true" : "false") +
          ",\"posEmbedding\":" + (pos_embedding ? "true" : "false") + ",\"freqDim\":" + std::to_string(freq_dim) +
-         ",\"timeScale\":" + num(time_scale) + "}";
+         ",\"timeScale\":" + num(time_scale) + predictions_json() + "}";
+}
+
+// Written only when some stage predicts its clean level, so velocity models keep their old JSON.
+std::string DiTConfig::predictions_json() const {
+  bool any = false;
+  for (int64_t s = 0; s < int64_t(predictions.size()); s++) any = any || predicts_clean(s);
+  if (!any) return "";
+  std::string out = ",\"stagePredictions\":[";
+  for (size_t i = 0; i < predictions.size(); i++) out += std::string(i ? "," : "") + (predictions[i] == Prediction::Clean ? "\"x\"" : "\"v\"");
+  return out + "]";
 }
 
 DiTConfig DiTConfig::from_json(const std::string& text) {
@@ -105,7 +117,7 @@ DiTConfig DiTConfig::from_json(const std::string& text) {
   for (const auto& kv : v.object) {
     static const char* known[] = {"stages", "channels", "height", "width", "patchSizes", "hidden", "depth",
                                   "heads", "mlpRatio", "numClasses", "stageEmbedding", "posEmbedding",
-                                  "freqDim", "timeScale"};
+                                  "freqDim", "timeScale", "stagePredictions"};
     bool ok = false;
     for (const char* k : known) ok = ok || kv.first == k;
     if (!ok) fail(Code::Config, "model config: unknown field '" + kv.first + "'");
@@ -130,6 +142,14 @@ DiTConfig DiTConfig::from_json(const std::string& text) {
     if (!e.is_number() || e.number != std::floor(e.number) || e.number < 1 || e.number > 256)
       fail(Code::Config, "model config: patchSizes: expected integers from 1 to 256");
     c.patch_sizes.push_back(int64_t(e.number));
+  }
+  if (const json::Value* sp = v.find("stagePredictions")) {
+    if (!sp->is_array()) fail(Code::Config, "model config: stagePredictions: expected an array of 'v' or 'x', one per stage");
+    for (const auto& e : sp->array) {
+      if (!e.is_string() || (e.string != "v" && e.string != "x"))
+        fail(Code::Config, "model config: stagePredictions: expected 'v' (velocity) or 'x' (clean level) per stage");
+      c.predictions.push_back(e.string == "x" ? Prediction::Clean : Prediction::Velocity);
+    }
   }
   c.validate();
   return c;

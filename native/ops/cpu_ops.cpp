@@ -162,6 +162,9 @@ class CpuOps final : public Ops {
   void flow_noising(const GroupedRows& l, const float* clean, const float* t, float* noisy, float* target) override {
     df::flow_noising(l, clean, t, noisy, target);
   }
+  void scaled_difference(const GroupedRows& l, const float* a, const float* b, const float* coef, float* out) override {
+    df::scaled_difference(l, a, b, coef, out);
+  }
 };
 
 }  // namespace

@@ -80,5 +80,20 @@ void flow_noising(const GroupedRows& l, const float* clean, const float* t, floa
   });
 }
 
+void scaled_difference(const GroupedRows& l, const float* a, const float* b, const float* coef, float* out) {
+  const int64_t S = l.stride();
+  for_each_row(l, [&](int s, int64_t r, int64_t begin, int64_t n) {
+    const float k = coef[r * S + s];
+    const float* as = a + begin;
+    float* os = out + begin;
+    if (b) {
+      const float* bs = b + begin;
+      for (int64_t i = 0; i < n; i++) os[i] = k * (as[i] - bs[i]);
+    } else {
+      for (int64_t i = 0; i < n; i++) os[i] = k * as[i];
+    }
+  });
+}
+
 }  // namespace DF_CPU_NS
 }  // namespace df

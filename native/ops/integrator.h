@@ -50,6 +50,10 @@ void guidance_combine(const GroupedRows& l, const float* v_cond, const float* v_
 // on entry, noisy = t * clean + (1 - t) * N and target = clean - N (the velocity).
 void flow_noising(const GroupedRows& l, const float* clean, const float* t, float* noisy, float* target);
 
+// out = coef * (a - b) with coef the row's scalar; b may be null (then out = coef * a), out may alias
+// a. The model's clean-level parameterisation: v = (x_pred - x_t) / (1 - t), and its backward.
+void scaled_difference(const GroupedRows& l, const float* a, const float* b, const float* coef, float* out);
+
 }  // namespace DF_CPU_NS
 #endif  // DF_CPU_NS
 

@@ -140,6 +140,9 @@ class Ops {
   virtual void guidance_combine(const GroupedRows& l, const float* v_cond, const float* v_uncond, float w,
                                 float* out) = 0;
   virtual void flow_noising(const GroupedRows& l, const float* clean, const float* t, float* noisy, float* target) = 0;
+  // out = coef_row * (a - b), b nullable (zero); out may alias a
+  virtual void scaled_difference(const GroupedRows& l, const float* a, const float* b, const float* coef,
+                                 float* out) = 0;
 };
 
 // The backend of a device computing in `compute`: the CPU's (f32 only) always; a CUDA device's (f32 or

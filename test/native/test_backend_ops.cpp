@@ -164,6 +164,9 @@ class ForwardingOps : public Ops {
   void flow_noising(const GroupedRows& l, const float* clean, const float* tt, float* noisy, float* target) override {
     t("flow_noising").flow_noising(l, clean, tt, noisy, target);
   }
+  void scaled_difference(const GroupedRows& l, const float* a, const float* b, const float* coef, float* o) override {
+    t("scaled_difference").scaled_difference(l, a, b, coef, o);
+  }
 
  private:
   Ops* target_;
@@ -745,6 +748,18 @@ std::vector<Case> make_cases() {
                         v[3][size_t(i)] = v[0][size_t(i)] - noise;
                       }
                     }});
+      for (bool with_b : {true, false})
+        cs.push_back({std::string(with_b ? "scaled_difference" : "scaled_difference b=null") + tag,
+                      {in("a", F32, total), in("b", F32, total), in("coef", F32, rows, bops::uniform(1, 20)), out("out", F32, total)}, 0,
+                      [=](Ops& ops, const Ptrs& p, double*) { ops.scaled_difference(l, F(p[0]), with_b ? F(p[1]) : nullptr, F(p[2]), F(p[3])); },
+                      [=](Vals& v, double*) {
+                        for (int64_t i = 0; i < total; i++) {
+                          int64_t b;
+                          int g;
+                          row_of(i, &b, &g);
+                          v[3][size_t(i)] = v[2][size_t(b * 3 + g)] * (v[0][size_t(i)] - (with_b ? v[1][size_t(i)] : 0.0));
+                        }
+                      }});
     }
   }
   return cs;

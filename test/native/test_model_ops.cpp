@@ -319,8 +319,10 @@ void test_json() {
 }
 
 // The whole model's backward against finite differences of its loss on sampled parameters, with
-// per-stage loss weights (the trainer's stageLossWeights).
-void test_model_gradient() {
+// per-stage loss weights (the trainer's stageLossWeights); with `predictions`, some stages predict
+// their clean level (times near 1 included, where the 1 - t clamp applies).
+// Two stages (4 and 8 px, 2 channels), classes, a 16-wide 2-deep DiT: small enough for finite differences.
+DiTConfig tiny_two_stage_config() {
   DiTConfig c;
   c.stages = 2;
   c.channels = 2;
@@ -330,21 +332,33 @@ void test_model_gradient() {
   c.depth = 2;
   c.heads = 2;
   c.num_classes = 3;
-  c.stage_embedding = true;
   c.freq_dim = 8;
-  c.time_scale = 1.0;
-  DiT m(c, 2);
-  Vec p = randn(size_t(m.num_params()), 0.3f);
-  std::copy(p.begin(), p.end(), m.param_data());
-  Vec x0 = randn(2 * 2 * 4 * 4), x1 = randn(2 * 2 * 8 * 8), v0 = randn(x0.size()), v1 = randn(x1.size());
-  Vec t = {0.3f, 0.9f, 0.6f, 0.f}, mask = {1, 1, 1, 0};
-  std::vector<int32_t> labels = {3, 1};
+  return c;
+}
+
+// A batch of two samples over the two stages' inputs (the vectors must outlive it).
+DiTBatch two_sample_batch(const Vec& x0, const Vec& x1, const Vec& t, const Vec& mask, const std::vector<int32_t>& labels) {
   DiTBatch b;
   b.batch = 2;
   b.x = {x0.data(), x1.data()};
   b.time = t.data();
   b.mask = mask.data();
   b.labels = labels.data();
+  return b;
+}
+
+void test_model_gradient(std::vector<Prediction> predictions = {}) {
+  DiTConfig c = tiny_two_stage_config();
+  c.predictions = predictions;
+  c.stage_embedding = true;
+  c.time_scale = 1.0;
+  DiT m(c, 2);
+  Vec p = randn(size_t(m.num_params()), 0.3f);
+  std::copy(p.begin(), p.end(), m.param_data());
+  Vec x0 = randn(2 * 2 * 4 * 4), x1 = randn(2 * 2 * 8 * 8), v0 = randn(x0.size()), v1 = randn(x1.size());
+  Vec t = {0.3f, 0.99f, 0.6f, 0.f}, mask = {1, 1, 1, 0};
+  std::vector<int32_t> labels = {3, 1};
+  const DiTBatch b = two_sample_batch(x0, x1, t, mask, labels);
   m.forward(b);
   // Poison the gradient buffer: backward must write every element (no stale or unwritten ones).
   std::fill(m.grad_data(), m.grad_data() + m.num_params(), kNaN);
@@ -372,8 +386,60 @@ void test_model_gradient() {
     den = std::max(den, std::fabs(fd));
   }
   double err = num / den;
-  std::printf("  %-40s rel err %.2e\n", "whole DiT, 200 sampled parameters", err);
-  expect(err < 1e-2, "model finite differences: " + std::to_string(err));
+  const std::string what = std::string("whole DiT") + (predictions.empty() ? "" : predictions[0] == Prediction::Clean ? ", every stage clean-level" : ", fine stage clean-level") + ", 200 parameters";
+  std::printf("  %-40s rel err %.2e\n", what.c_str(), err);
+  expect(err < 1e-2, what + ": finite differences: " + std::to_string(err));
+}
+
+// A stage that predicts its clean level returns (X^ - x_t) / max(1 - t, 0.05), X^ being what the
+// same weights output as a velocity model; the other stages are unchanged. Against a float64 hand
+// computation, with the fine stage's 1 - t = 0.3 and 0 (clamped to 0.05).
+void test_clean_prediction() {
+  const DiTConfig c = tiny_two_stage_config();
+  DiTConfig cx = c;
+  cx.predictions = {Prediction::Velocity, Prediction::Clean};
+  expect(cx.to_json().find("\"stagePredictions\":[\"v\",\"x\"]") != std::string::npos, "to_json writes stagePredictions");
+  expect(c.to_json().find("stagePredictions") == std::string::npos, "a velocity model's JSON has no stagePredictions");
+  expect(DiTConfig::from_json(cx.to_json()) == cx, "stagePredictions round-trips through JSON");
+  DiT mv(c, 2), mx(cx, 2);
+  Vec p = randn(size_t(mv.num_params()), 0.3f);
+  std::copy(p.begin(), p.end(), mv.param_data());
+  std::copy(p.begin(), p.end(), mx.param_data());
+  Vec x0 = randn(2 * 2 * 4 * 4), x1 = randn(2 * 2 * 8 * 8);
+  Vec t = {0.4f, 0.7f, 0.9f, 1.f}, mask = {1, 1, 1, 1};
+  std::vector<int32_t> labels = {3, 1};
+  const DiTBatch b = two_sample_batch(x0, x1, t, mask, labels);
+  mv.forward(b);
+  mx.forward(b);
+  double err0 = 0, err1 = 0;
+  const int64_t n1 = c.stage_numel(1);
+  for (int64_t i = 0; i < 2 * c.stage_numel(0); i++) err0 = std::max(err0, std::fabs(double(mx.output(0)[i]) - mv.output(0)[i]));
+  for (int64_t i = 0; i < 2 * n1; i++) {
+    const int64_t s = i / n1;
+    const double gap = std::max(1.0 - double(t[size_t(s * 2 + 1)]), 0.05);
+    const double want = (double(mv.output(1)[i]) - x1[size_t(i)]) / gap;
+    const double got = mx.output(1)[i];
+    err1 = std::max(err1, std::isfinite(got) ? std::fabs(got - want) / (1 + std::fabs(want)) : INFINITY);
+  }
+  expect(err0 == 0, "a velocity stage of a clean-level model is unchanged: " + std::to_string(err0));
+  expect(err1 < 1e-5, "clean-level stage = (X^ - x_t) / max(1 - t, 0.05): " + std::to_string(err1));
+  DiTConfig bad = cx;
+  bad.predictions = {Prediction::Clean};
+  bool threw = false;
+  try {
+    bad.validate();
+  } catch (const Error& e) {
+    threw = e.code() == Code::Config && std::string(e.what()).find("stagePredictions") != std::string::npos;
+  }
+  expect(threw, "one prediction for two stages is a config error naming stagePredictions");
+  threw = false;
+  try {
+    DiTConfig::from_json("{\"stages\":1,\"channels\":1,\"height\":8,\"width\":8,\"patchSizes\":[2],\"hidden\":8,"
+                         "\"depth\":1,\"heads\":1,\"stagePredictions\":[\"eps\"]}");
+  } catch (const Error& e) {
+    threw = e.code() == Code::Config && std::string(e.what()).find("stagePredictions") != std::string::npos;
+  }
+  expect(threw, "an unknown prediction ('eps') is a config error");
 }
 
 // A model built for inference (shared activation regions, no backward buffers) computes exactly
@@ -446,6 +512,9 @@ int main() {
   test_adamw();
   test_json();
   test_model_gradient();
+  test_model_gradient({Prediction::Clean, Prediction::Clean});
+  test_model_gradient({Prediction::Velocity, Prediction::Clean});
+  test_clean_prediction();
   test_inference_model();
   if (g_failures) {
     std::printf("%d failure(s)\n", g_failures);
