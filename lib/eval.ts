@@ -49,6 +49,12 @@ export interface EvalOptions {
 export interface EvalResult {
   swd?: { resolutions: number[]; levels: number[]; mean: number };
   frechet: Partial<Record<EvalFeature, number>>;
+  /**
+   * With the 'bands' distance: its features split by pyramid detail level, finest first: each
+   * level's own Frechet distance and its mean cell RMS in both sets (generated above real: too much
+   * detail at that scale, e.g. speckle; below: too little, blur).
+   */
+  bandLevels?: { resolutions: number[]; frechet: number[]; rmsGenerated: number[]; rmsReal: number[] };
   precision?: number;
   recall?: number;
 }
@@ -273,6 +279,10 @@ export function formatEvalTable(rows: Array<{ name: string; result: EvalResult }
     cols.push({ head: 'SWD mean', get: (r) => r.swd?.mean, digits: 2 });
   }
   for (const k of Object.keys(first?.frechet ?? {}) as EvalFeature[]) cols.push({ head: `FD ${k}`, get: (r) => r.frechet[k], digits: k === 'bands' ? 4 : 3 });
+  first?.bandLevels?.resolutions.forEach((res, i) => {
+    cols.push({ head: `FD bands ${res}px`, get: (r) => r.bandLevels?.frechet[i], digits: 4 });
+    cols.push({ head: `detail ${res}px`, get: (r) => (r.bandLevels ? r.bandLevels.rmsGenerated[i] / r.bandLevels.rmsReal[i] : undefined), digits: 3 });
+  });
   if (first?.precision !== undefined) {
     cols.push({ head: 'precision', get: (r) => r.precision, digits: 3 });
     cols.push({ head: 'recall', get: (r) => r.recall, digits: 3 });

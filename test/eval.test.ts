@@ -263,7 +263,7 @@ describe('on real data', () => {
   const datasets = FASHION ? ['fashion-mnist', 'shapes'] : ['shapes'];
   const N = 300;
 
-  test.each(datasets)('%s: two disjoint halves are close; blur, noise and pixel shuffles move the distances up monotonically', async (name) => {
+  test.each(datasets)('%s: two disjoint halves are close; blur, noise and pixel shuffles move the distances up monotonically; blur lowers the finest level of detail, noise raises it', async (name) => {
     const real = await loadImageSet(name, { limit: N });
     const other = await loadImageSet(name, { offset: N, limit: N });
     // the 768-d 16x16 RGB Gaussian is slow to fit on a small machine: pix8 and bands for shapes
@@ -289,6 +289,11 @@ describe('on real data', () => {
       const pix16 = [halves.frechet.pix16!, ...series[kind].map((r) => r.frechet.pix16!)];
       expect({ kind, pix16, ok: monotone(pix16) }).toEqual({ kind, pix16, ok: true });
     }
+    // per detail level: blur takes fine detail away (generated RMS below the real one), noise adds it
+    const finest = (r: EvalResult) => r.bandLevels!.rmsGenerated[0] / r.bandLevels!.rmsReal[0];
+    expect(finest(series.blur[2])).toBeLessThan(0.8);
+    expect(finest(series.noise[2])).toBeGreaterThan(1.2);
+    expect(Math.abs(finest(halves) - 1)).toBeLessThan(0.1);
     if (name !== 'shapes') expect(series.noise[2].precision!).toBeLessThan(halves.precision! - 0.3); // pix8 averages noise away
     expect(halves.precision!).toBeGreaterThan(0.6);
     expect(halves.recall!).toBeGreaterThan(0.6);
@@ -301,6 +306,35 @@ describe('symmetry and determinism', () => {
   const a = Tensor.from(randomArray(150 * 1 * 32 * 32, 11).map((v) => Math.tanh(2 * v)), [150, 1, 32, 32]);
   const b = Tensor.from(randomArray(120 * 1 * 32 * 32, 12), [120, 1, 32, 32]);
   const opts = { ...fast, frechet: ['pix8' as const, 'bands' as const] };
+
+  test('bandLevels: each level is the Frechet distance of its block of the bands features, and its mean cell RMS', () => {
+    const r = evaluateSync(a, b, opts);
+    const levels = r.bandLevels!;
+    expect(levels.resolutions).toEqual([32, 16]);  // detail levels of a 32 px image down to 8 px
+    const fa = evalFeatures(a, 'bands'), fb = evalFeatures(b, 'bands');
+    const d = fa.shape[1], k = d / 2;
+    const fit = (f: Tensor, lo: number) => {
+      const n = f.shape[0], x = Array.from(f.dataSync() as ArrayLike<number>);
+      const mean = new Float64Array(k), cov = new Float64Array(k * k);
+      for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) mean[j] += x[i * d + lo + j] / n;
+      for (let i = 0; i < n; i++)
+        for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) cov[p * k + q] += ((x[i * d + lo + p] - mean[p]) * (x[i * d + lo + q] - mean[q])) / (n - 1);
+      return { mean, cov };
+    };
+    levels.resolutions.forEach((_, l) => {
+      const ga = fit(fa, l * k), gb = fit(fb, l * k);
+      const fd = frechetDistance(Tensor.from(Float32Array.from(ga.mean), [k]), Tensor.from(Float32Array.from(ga.cov), [k, k]),
+        Tensor.from(Float32Array.from(gb.mean), [k]), Tensor.from(Float32Array.from(gb.cov), [k, k]));
+      expect(Math.abs(levels.frechet[l] - fd) / fd).toBeLessThan(1e-5);
+      const avg = (m: Float64Array) => m.reduce((x, y) => x + y, 0) / k;
+      expect(levels.rmsGenerated[l]).toBeCloseTo(avg(ga.mean), 6);
+      expect(levels.rmsReal[l]).toBeCloseTo(avg(gb.mean), 6);
+    });
+    // without the bands distance there is no split
+    expect(evaluateSync(a, b, { ...fast, frechet: ['pix8'] }).bandLevels).toBeUndefined();
+    fa.dispose();
+    fb.dispose();
+  });
 
   test('SWD is exactly symmetric; FD symmetric to 1e-9 (more samples than dimensions); precision and recall swap', () => {
     const ab = evaluateSync(a, b, opts);

@@ -56,6 +56,20 @@ Napi::Value result_to_js(Napi::Env env, const eval::EvalResult& r) {
   Napi::Object fd = Napi::Object::New(env);
   for (const auto& [kind, value] : r.frechet) fd.Set(eval::feature_kind_name(kind), Napi::Number::New(env, value));
   out.Set("frechet", fd);
+  if (r.has_band_levels) {
+    const eval::BandLevels& b = r.band_levels;
+    auto array = [&](auto get) {
+      Napi::Array a = Napi::Array::New(env, b.frechet.size());
+      for (size_t i = 0; i < b.frechet.size(); i++) a.Set(uint32_t(i), Napi::Number::New(env, double(get(i))));
+      return a;
+    };
+    Napi::Object bl = Napi::Object::New(env);
+    bl.Set("resolutions", array([&](size_t i) { return b.resolutions[i]; }));
+    bl.Set("frechet", array([&](size_t i) { return b.frechet[i]; }));
+    bl.Set("rmsGenerated", array([&](size_t i) { return b.rms_generated[i]; }));
+    bl.Set("rmsReal", array([&](size_t i) { return b.rms_real[i]; }));
+    out.Set("bandLevels", bl);
+  }
   if (r.has_pr) {
     out.Set("precision", Napi::Number::New(env, r.pr.precision));
     out.Set("recall", Napi::Number::New(env, r.pr.recall));

@@ -421,6 +421,35 @@ PrResult precision_recall(const Tensor& real, const Tensor& generated, int64_t k
   return r;
 }
 
+BandLevels split_band_levels(const GaussianFit& generated, const GaussianFit& real, int64_t channels, int64_t height) {
+  const int64_t per_level = channels * 16, levels = generated.dim / per_level;
+  auto block = [&](const GaussianFit& f, int64_t l) {
+    GaussianFit b;
+    b.dim = per_level;
+    b.count = f.count;
+    const int64_t lo = l * per_level;
+    b.mean.assign(f.mean.begin() + lo, f.mean.begin() + lo + per_level);
+    b.cov.resize(size_t(per_level * per_level));
+    for (int64_t i = 0; i < per_level; i++)
+      for (int64_t j = 0; j < per_level; j++) b.cov[size_t(i * per_level + j)] = f.cov[size_t((lo + i) * f.dim + lo + j)];
+    return b;
+  };
+  auto mean_of = [&](const GaussianFit& b) {
+    double m = 0;
+    for (double x : b.mean) m += x;
+    return m / double(b.dim);
+  };
+  BandLevels r;
+  for (int64_t l = 0; l < levels; l++) {
+    const GaussianFit g = block(generated, l), t = block(real, l);
+    r.resolutions.push_back(height >> l);
+    r.frechet.push_back(frechet_distance(g, t));
+    r.rms_generated.push_back(mean_of(g));
+    r.rms_real.push_back(mean_of(t));
+  }
+  return r;
+}
+
 EvalResult evaluate(const Tensor& generated, const Tensor& real, const EvalOptions& options, const std::string& fn,
                     const std::function<void(int64_t, int64_t)>& progress) {
   check_image_sets(generated, real, fn);
@@ -444,6 +473,10 @@ EvalResult evaluate(const Tensor& generated, const Tensor& real, const EvalOptio
     const GaussianFit g = fit_gaussian(features(generated, kind, fn));
     const GaussianFit t = fit_gaussian(features(real, kind, fn));
     r.frechet.emplace_back(kind, frechet_distance(g, t));
+    if (kind == FeatureKind::Bands) {
+      r.band_levels = split_band_levels(g, t, generated.dim(1), generated.dim(2));
+      r.has_band_levels = true;
+    }
     tick();
   }
   if (options.precision_recall) {

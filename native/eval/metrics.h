@@ -99,10 +99,21 @@ struct EvalOptions {
   PrOptions pr_options;
 };
 
+// The bands features split by pyramid detail level (finest first): each level's own Frechet
+// distance (the sub-block of the bands Gaussian fits) and its mean cell RMS in each set, which says
+// whether a model makes too much fine detail (speckle) or too little (blur) at that scale.
+struct BandLevels {
+  std::vector<int64_t> resolutions;
+  std::vector<double> frechet, rms_generated, rms_real;
+};
+BandLevels split_band_levels(const GaussianFit& generated, const GaussianFit& real, int64_t channels, int64_t height);
+
 struct EvalResult {
   bool has_swd = false;
   SwdResult swd;
   std::vector<std::pair<FeatureKind, double>> frechet;
+  bool has_band_levels = false;  // when the bands distance was asked for
+  BandLevels band_levels;
   bool has_pr = false;
   PrResult pr;
 };
