@@ -32,12 +32,13 @@ double rel(const std::vector<float>& got, const std::vector<float>& ref) {
 
 std::vector<float> host(Ops& ops, const float* p, int64_t n) { return download_floats(ops, p, n); }
 
-void compare(DType compute, double tol_loss, double tol_grad, double tol_image) {
+void compare(DType compute, double tol_loss, double tol_grad, double tol_image, std::vector<Prediction> predictions = {}) {
   cudaemu::EmulatedOps emu(Device{}, compute);
   Ops& cpu = cpu_ops();
   DiTConfig c;
   c.stages = 2, c.channels = 2, c.height = 8, c.width = 8, c.patch_sizes = {1, 2};
   c.hidden = 32, c.depth = 1, c.heads = 1, c.num_classes = 3, c.stage_embedding = true, c.freq_dim = 16;
+  c.predictions = predictions;
   const int64_t B = 2;
   AdamWOptions adam;
   adam.lr = 3e-3, adam.warmup_steps = 0, adam.ema_decay = 0.5;
@@ -49,7 +50,8 @@ void compare(DType compute, double tol_loss, double tol_grad, double tol_image) 
   to.batch.stage_probs = {0.5, 0.5};
   to.seed = 3;
   Trainer tc(model_c, opt_c, to), te(model_e, opt_e, to);
-  const char* name = dtype_name(compute);
+  const std::string label = std::string(dtype_name(compute)) + (predictions.empty() ? "" : "+x");
+  const char* name = label.c_str();
 
   std::vector<float> images(size_t(B * c.channels * c.height * c.width));
   std::vector<int32_t> labels = {0, 2};
@@ -105,5 +107,6 @@ void compare(DType compute, double tol_loss, double tol_grad, double tol_image) 
 int main() {
   compare(DType::F32, 1e-4, 1e-3, 1e-4);
   compare(DType::BF16, 3e-2, 6e-2, 6e-2);
+  compare(DType::F32, 1e-4, 1e-3, 1e-4, {Prediction::Velocity, Prediction::Clean});  // the fine stage predicts its clean level
   return test_summary("test_model_backends");
 }
