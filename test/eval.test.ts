@@ -313,7 +313,7 @@ describe('symmetry and determinism', () => {
     expect(levels.resolutions).toEqual([32, 16]);  // detail levels of a 32 px image down to 8 px
     const fa = evalFeatures(a, 'bands'), fb = evalFeatures(b, 'bands');
     const d = fa.shape[1], k = d / 2;
-    const fit = (f: Tensor, lo: number) => {
+    const gaussianOfBlock = (f: Tensor, lo: number) => {
       const n = f.shape[0], x = Array.from(f.dataSync() as ArrayLike<number>);
       const mean = new Float64Array(k), cov = new Float64Array(k * k);
       for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) mean[j] += x[i * d + lo + j] / n;
@@ -322,7 +322,7 @@ describe('symmetry and determinism', () => {
       return { mean, cov };
     };
     levels.resolutions.forEach((_, l) => {
-      const ga = fit(fa, l * k), gb = fit(fb, l * k);
+      const ga = gaussianOfBlock(fa, l * k), gb = gaussianOfBlock(fb, l * k);
       const fd = frechetDistance(Tensor.from(Float32Array.from(ga.mean), [k]), Tensor.from(Float32Array.from(ga.cov), [k, k]),
         Tensor.from(Float32Array.from(gb.mean), [k]), Tensor.from(Float32Array.from(gb.cov), [k, k]));
       expect(Math.abs(levels.frechet[l] - fd) / fd).toBeLessThan(1e-5);

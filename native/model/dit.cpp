@@ -286,9 +286,7 @@ void DiT::forward(const DiTBatch& in) {
   const int32_t* active = active_dev_.data<int32_t>();
   ops.upload(mask_dev_.raw(), mask_.data(), size_t(B * S) * sizeof(float));
   ops.upload(time_dev_.raw(), time_.data(), size_t(B * S) * sizeof(float));
-  bool any_clean = false;
-  for (int64_t s = 0; s < S; s++) any_clean = any_clean || cfg_.predicts_clean(s);
-  if (any_clean) {
+  if (cfg_.any_clean()) {
     for (int64_t i = 0; i < B * S; i++) clean_scale_[size_t(i)] = 1.f / std::max(1.f - time_[size_t(i)], kCleanMinGap);
     ops.upload(clean_scale_dev_.raw(), clean_scale_.data(), size_t(B * S) * sizeof(float));
   }

@@ -48,6 +48,11 @@ struct DiTConfig {
   bool predicts_clean(int64_t s) const {
     return size_t(s) < predictions.size() && predictions[size_t(s)] == Prediction::Clean;
   }
+  bool any_clean() const {
+    for (Prediction p : predictions)
+      if (p == Prediction::Clean) return true;
+    return false;
+  }
 
   int64_t stage_height(int64_t s) const { return height >> (stages - 1 - s); }
   int64_t stage_width(int64_t s) const { return width >> (stages - 1 - s); }

@@ -80,9 +80,7 @@ std::string DiTConfig::to_json() const {
 
 // Written only when some stage predicts its clean level, so velocity models keep their old JSON.
 std::string DiTConfig::predictions_json() const {
-  bool any = false;
-  for (int64_t s = 0; s < int64_t(predictions.size()); s++) any = any || predicts_clean(s);
-  if (!any) return "";
+  if (!any_clean()) return "";
   std::string out = ",\"stagePredictions\":[";
   for (size_t i = 0; i < predictions.size(); i++) out += std::string(i ? "," : "") + (predictions[i] == Prediction::Clean ? "\"x\"" : "\"v\"");
   return out + "]";
