@@ -197,7 +197,7 @@ class KernelOps final : public df::Ops {
   void pyramid_decompose(df::PyramidKind kind, const float* image, float* const* levels, float*,
                          const df::PyramidShape& s) override {
     const DfCudaPyramidShape cs = pyramid_shape(s);
-    auto workspace = l_.scratch(pyramid_workspace_bytes(cs) + 16);
+    auto workspace = l_.scratch(pyramid_workspace_bytes(cs, pyramid_kind(kind)) + 16);
     std::vector<void*> lv(levels, levels + s.stages);
     PyramidLaunch pl{l_};
     check_status(run_decompose(pl, pyramid_kind(kind), DF_CUDA_F32, image, lv.data(), workspace.get(), cs, strip_split()),
@@ -206,7 +206,7 @@ class KernelOps final : public df::Ops {
   void pyramid_preview(df::PyramidKind kind, const float* const* levels, int up_to, float* image, float*,
                        const df::PyramidShape& s) override {
     const DfCudaPyramidShape cs = pyramid_shape(s);
-    auto workspace = l_.scratch(pyramid_workspace_bytes(cs) + 16);
+    auto workspace = l_.scratch(pyramid_workspace_bytes(cs, pyramid_kind(kind)) + 16);
     std::vector<const void*> lv(levels, levels + s.stages);
     PyramidLaunch pl{l_};
     check_status(run_recompose(pl, pyramid_kind(kind), DF_CUDA_F32, lv.data(), up_to, image, workspace.get(), cs,
@@ -247,7 +247,9 @@ class KernelOps final : public df::Ops {
   static void check_status(int status, const char* what) {
     if (status != DF_CUDA_OK) df::fail(df::Code::Backend, std::string(what) + " failed with status " + std::to_string(status));
   }
-  static int pyramid_kind(df::PyramidKind k) { return k == df::PyramidKind::Haar ? DF_CUDA_HAAR : DF_CUDA_LAPLACIAN; }
+  static int pyramid_kind(df::PyramidKind k) {
+    return k == df::PyramidKind::Haar ? DF_CUDA_HAAR : k == df::PyramidKind::Consistent ? DF_CUDA_CONSISTENT : DF_CUDA_LAPLACIAN;
+  }
   static DfCudaPyramidShape pyramid_shape(const df::PyramidShape& s) {
     return DfCudaPyramidShape{s.batch, s.channels, s.height, s.width, s.stages};
   }

@@ -76,7 +76,7 @@ int pyramid_decompose(int device, int kind, int dtype, const void* image, void* 
   cudaStream_t stream;
   DF_STATUS_TRY(stream_for(device, &stream));
   Scratch workspace(device);
-  if (pyramid_workspace_bytes(*s) > 0) DF_STATUS_TRY(workspace.alloc(pyramid_workspace_bytes(*s)));
+  if (pyramid_workspace_bytes(*s, kind) > 0) DF_STATUS_TRY(workspace.alloc(pyramid_workspace_bytes(*s, kind)));
   StreamLaunch launch{stream};
   return run_decompose(launch, kind, dtype, image, levels, workspace.get<void>(), *s, strip_split(device));
 }
@@ -95,7 +95,7 @@ int pyramid_recompose(int device, int kind, int dtype, const void* const* levels
   cudaStream_t stream;
   DF_STATUS_TRY(stream_for(device, &stream));
   Scratch workspace(device);
-  if (pyramid_workspace_bytes(*s) > 0) DF_STATUS_TRY(workspace.alloc(pyramid_workspace_bytes(*s)));
+  if (pyramid_workspace_bytes(*s, kind) > 0) DF_STATUS_TRY(workspace.alloc(pyramid_workspace_bytes(*s, kind)));
   StreamLaunch launch{stream};
   return run_recompose(launch, kind, dtype, levels, up_to, image, workspace.get<void>(), *s, strip_split(device));
 }

@@ -42,7 +42,7 @@ constexpr int kPyramidWarps = 4;
 constexpr int kPyramidThreads = 32 * kPyramidWarps;
 constexpr int kPyramidMaxStages = 16;
 
-enum class Pyr { Laplacian = DF_CUDA_LAPLACIAN, Haar = DF_CUDA_HAAR };
+enum class Pyr { Laplacian = DF_CUDA_LAPLACIAN, Haar = DF_CUDA_HAAR };  // consistent: Laplacian passes + unblur
 
 // bf16 storage: the high 16 bits of an f32.
 struct Bf16 {
@@ -590,8 +590,8 @@ template <class Invalid>
 int check_pyramid_args(const char* fn, int kind, int dtype, const DfCudaPyramidShape* s, Invalid&& invalid) {
   auto bad = [&](const std::string& what) { return invalid(std::string(fn) + ": " + what); };
   if (!s) return bad("shape: expected a pointer, got null");
-  if (kind != DF_CUDA_LAPLACIAN && kind != DF_CUDA_HAAR)
-    return bad("kind: expected laplacian (0) or haar (1), got " + std::to_string(kind));
+  if (kind != DF_CUDA_LAPLACIAN && kind != DF_CUDA_HAAR && kind != DF_CUDA_CONSISTENT)
+    return bad("kind: expected laplacian (0), haar (1) or consistent (2), got " + std::to_string(kind));
   if (dtype != DF_CUDA_F32 && dtype != DF_CUDA_BF16)
     return bad("dtype: expected f32 or bf16, got code " + std::to_string(dtype));
   if (s->stages < 1 || s->stages > kPyramidMaxStages)
@@ -622,8 +622,13 @@ inline size_t pyramid_workspace_offset(const DfCudaPyramidShape& s, int level) {
   for (int t = 1; t < level; t++) bytes += (size_t(pyramid_level_numel(s, t)) * 4 + 255) / 256 * 256;
   return bytes;
 }
-inline size_t pyramid_workspace_bytes(const DfCudaPyramidShape& s) {
+// The consistent pyramid also keeps B^-1 of a coarse level (f32) there, the largest coarse level's size.
+inline size_t pyramid_unblur_offset(const DfCudaPyramidShape& s) {
   return s.stages > 2 ? pyramid_workspace_offset(s, s.stages - 1) : 0;
+}
+inline size_t pyramid_workspace_bytes(const DfCudaPyramidShape& s, int kind) {
+  const size_t unblur = kind == DF_CUDA_CONSISTENT && s.stages > 1 ? size_t(pyramid_level_numel(s, s.stages - 2)) * 4 : 0;
+  return pyramid_unblur_offset(s) + unblur;
 }
 
 // How level pairs are cut into strips: see pair_geometry; min_rows applies to the Laplacian.
@@ -692,6 +697,121 @@ int recompose_pair(Launch& launch, int kind, const PairGeometry& g, LevelImage c
   return recompose_pair_typed<S, S, S>(launch, kind, g, coarse.p, d, fine.p);
 }
 
+// ---- the consistent pyramid (native/ops/pyramid.cpp's ConsistentPyramid, step for step) ---------
+//
+// The Laplacian's passes with a mean-preserving up-sampler U B^-1, B = D U = tridiag(1/8, 3/4, 1/8)
+// along each axis (7/8 at the clamped ends, 1 for a single sample):
+//   decompose pair: the Laplacian pass (coarse = D fine; its detail is replaced), y = -B^-1 D fine,
+//                   then the Laplacian recompose pass writes detail = U y + fine;
+//   recompose pair: y = B^-1 (coarse - D detail), then the Laplacian recompose pass fine = U y + detail.
+// y (f32, in the workspace) is made by two small launches: Thomas' algorithm along every coarse row
+// (one thread a row, which also forms coarse - D detail), then along every column (one thread a
+// column, so a warp's accesses are contiguous). D fine is taken from the fine image in f32, not from
+// the stored coarse stage, so a bf16 pyramid's details are the f32 ones rounded once, as on the CPU.
+
+// The elimination's coefficients along an axis of n samples depend only on the position k; they
+// converge to their interior limits about 30x closer each step, so the first kBlurTable (in float,
+// exactly the CPU's) and the limits travel into the kernels by value.
+constexpr int kBlurTable = 16;
+struct BlurSolve {
+  int64_t n;
+  float upper[kBlurTable], inv_pivot[kBlurTable];
+  float upper_limit, inv_pivot_limit, inv_pivot_last;
+  __device__ __forceinline__ float up(int64_t k) const { return k < kBlurTable ? upper[k] : upper_limit; }
+  __device__ __forceinline__ float inv(int64_t k) const {
+    return k == n - 1 ? inv_pivot_last : k < kBlurTable ? inv_pivot[k] : inv_pivot_limit;
+  }
+};
+
+inline BlurSolve blur_solve(int64_t n) {
+  constexpr double kOff = 0.125;
+  constexpr int kSteps = 64;  // far past convergence in double
+  BlurSolve b{};
+  b.n = n;
+  double upper[kSteps], prev = 0;
+  for (int k = 0; k < kSteps; k++) {
+    const double pivot = (k == 0 ? 0.875 : 0.75) - kOff * prev;
+    prev = upper[k] = kOff / pivot;
+    if (k < kBlurTable) b.upper[k] = float(upper[k]), b.inv_pivot[k] = float(1 / pivot);
+    if (k == kSteps - 1) b.upper_limit = float(upper[k]), b.inv_pivot_limit = float(1 / pivot);
+  }
+  const double before_last = n < 2 ? 0 : n - 2 < kSteps ? upper[n - 2] : upper[kSteps - 1];
+  b.inv_pivot_last = float(1 / ((n == 1 ? 1.0 : 0.875) - kOff * before_last));
+  return b;
+}
+
+// y[r, :] = B^-1 (coarse[r, :] - D src) along each coarse row r of all planes (coarse or src may be null).
+template <class TC, class TS>
+__global__ void __launch_bounds__(kPyramidThreads) consistent_rows_kernel(const TC* coarse, const TS* src, float* y,
+                                                                          BlurSolve solve, const PairGeometry g) {
+  const int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r >= g.planes * g.hc) return;
+  const int64_t wc = g.wc, wf = 2 * wc;
+  float* out = y + r * wc;
+  const TS* f0 = src ? src + 2 * r * wf : nullptr;  // flattened coarse row r covers fine rows 2r, 2r + 1
+  float prev = 0;
+  for (int64_t l = 0; l < wc; l++) {
+    float v = coarse ? load_one(coarse + r * wc + l) : 0.f;
+    if (f0) {
+      const TS* f1 = f0 + wf;
+      v -= 0.25f * ((load_one(f0 + 2 * l) + load_one(f0 + 2 * l + 1)) + (load_one(f1 + 2 * l) + load_one(f1 + 2 * l + 1)));
+    }
+    prev = (v - (l > 0 ? 0.125f * prev : 0.f)) * solve.inv(l);
+    out[l] = prev;
+  }
+  for (int64_t l = wc - 2; l >= 0; l--) out[l] -= solve.up(l) * out[l + 1];
+}
+
+// y = B^-1 y along every coarse column of all planes, in place. (A template, like every kernel in
+// this header, so that the two .cu files including it do not both define it.)
+template <class T>
+__global__ void __launch_bounds__(kPyramidThreads) consistent_columns_kernel(T* y, BlurSolve solve, const PairGeometry g) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= g.planes * g.wc) return;
+  const int64_t wc = g.wc;
+  T* col = y + (i / wc) * g.hc * wc + i % wc;
+  for (int64_t k = 0; k < g.hc; k++) col[k * wc] = (col[k * wc] - (k > 0 ? 0.125f * col[(k - 1) * wc] : 0.f)) * solve.inv(k);
+  for (int64_t k = g.hc - 2; k >= 0; k--) col[k * wc] -= solve.up(k) * col[(k + 1) * wc];
+}
+
+// A geometry whose launch has a thread for each of `count` items (the kernels above index threads directly).
+inline PairGeometry thread_geometry(const PairGeometry& g, int64_t count) {
+  PairGeometry t = g;
+  t.units = (count + 31) / 32;
+  return t;
+}
+
+// y = B^-1 (coarse - D src) for one level pair (two launches).
+template <class TC, class TS, class Launch>
+int unblur(Launch& launch, const PairGeometry& g, const TC* coarse, const TS* src, float* y) {
+  const int st = launch(consistent_rows_kernel<TC, TS>, thread_geometry(g, g.planes * g.hc), coarse, src, y, blur_solve(g.wc));
+  if (st != DF_CUDA_OK) return st;
+  return launch(consistent_columns_kernel<float>, thread_geometry(g, g.planes * g.wc), y, blur_solve(g.hc));
+}
+
+template <class S, class Launch>
+int consistent_decompose_pair(Launch& launch, const PairGeometry& g, LevelImage fine, LevelImage coarse, void* d, float* y) {
+  int st = decompose_pair<S>(launch, DF_CUDA_LAPLACIAN, g, fine, coarse, d);
+  if (st != DF_CUDA_OK) return st;
+  if (fine.f32) {
+    const float* f = static_cast<const float*>(fine.p);
+    st = unblur(launch, g, static_cast<const float*>(nullptr), f, y);  // y = -B^-1 D fine
+    return st != DF_CUDA_OK ? st : recompose_pair_typed<S, float, float>(launch, DF_CUDA_LAPLACIAN, g, y, f, d);
+  }
+  const S* f = static_cast<const S*>(fine.p);
+  st = unblur(launch, g, static_cast<const float*>(nullptr), f, y);
+  return st != DF_CUDA_OK ? st : recompose_pair_typed<S, float, S>(launch, DF_CUDA_LAPLACIAN, g, y, f, d);
+}
+
+template <class S, class Launch>
+int consistent_recompose_pair(Launch& launch, const PairGeometry& g, LevelImage coarse, const void* d, LevelImage fine, float* y) {
+  const S* detail = static_cast<const S*>(d);
+  const int st = coarse.f32 ? unblur(launch, g, static_cast<const float*>(coarse.p), detail, y)
+                            : unblur(launch, g, static_cast<const S*>(coarse.p), detail, y);
+  if (st != DF_CUDA_OK) return st;
+  return recompose_pair<S>(launch, DF_CUDA_LAPLACIAN, g, LevelImage{y, true}, d, fine);
+}
+
 // The passes of a decomposition, finest pair first, as the CPU op: stage S-1 is the detail of the
 // image itself, the reduced image goes to the workspace (or, at the last pair, to stage 0). Arguments
 // already checked; `launch(kernel, geometry, args...)` runs one kernel, `launch.copy(dst, src, bytes)`
@@ -711,9 +831,13 @@ int run_decompose(Launch& launch, int kind, int dtype, const void* image, void* 
     const int shift = S - t;
     const PairGeometry g = pair_geometry(pyramid_planes(s), s.height >> shift, s.width >> shift,
                                          max_vec(fine.f32 ? DF_CUDA_F32 : dtype), split.target_warps,
-                                         kind == DF_CUDA_LAPLACIAN ? split.laplacian_min_rows : 1);
-    const int st = dtype == DF_CUDA_BF16 ? decompose_pair<Bf16>(launch, kind, g, fine, coarse, levels[t])
-                                         : decompose_pair<float>(launch, kind, g, fine, coarse, levels[t]);
+                                         kind != DF_CUDA_HAAR ? split.laplacian_min_rows : 1);
+    float* y = reinterpret_cast<float*>(static_cast<char*>(workspace) + pyramid_unblur_offset(s));
+    const int st = kind == DF_CUDA_CONSISTENT
+                       ? (dtype == DF_CUDA_BF16 ? consistent_decompose_pair<Bf16>(launch, g, fine, coarse, levels[t], y)
+                                                : consistent_decompose_pair<float>(launch, g, fine, coarse, levels[t], y))
+                   : dtype == DF_CUDA_BF16 ? decompose_pair<Bf16>(launch, kind, g, fine, coarse, levels[t])
+                                           : decompose_pair<float>(launch, kind, g, fine, coarse, levels[t]);
     if (st != DF_CUDA_OK) return st;
     fine = coarse;
   }
@@ -736,10 +860,14 @@ int run_recompose(Launch& launch, int kind, int dtype, const void* const* levels
     const int shift = S - t;
     const PairGeometry g = pair_geometry(pyramid_planes(s), s.height >> shift, s.width >> shift,
                                          max_vec(fine.f32 ? DF_CUDA_F32 : dtype), split.target_warps,
-                                         kind == DF_CUDA_LAPLACIAN ? split.laplacian_min_rows : 1);
+                                         kind != DF_CUDA_HAAR ? split.laplacian_min_rows : 1);
     const void* d = t < up_to ? levels[t] : nullptr;
-    const int st = dtype == DF_CUDA_BF16 ? recompose_pair<Bf16>(launch, kind, g, coarse, d, fine)
-                                         : recompose_pair<float>(launch, kind, g, coarse, d, fine);
+    float* y = reinterpret_cast<float*>(static_cast<char*>(workspace) + pyramid_unblur_offset(s));
+    const int st = kind == DF_CUDA_CONSISTENT
+                       ? (dtype == DF_CUDA_BF16 ? consistent_recompose_pair<Bf16>(launch, g, coarse, d, fine, y)
+                                                : consistent_recompose_pair<float>(launch, g, coarse, d, fine, y))
+                   : dtype == DF_CUDA_BF16 ? recompose_pair<Bf16>(launch, kind, g, coarse, d, fine)
+                                           : recompose_pair<float>(launch, kind, g, coarse, d, fine);
     if (st != DF_CUDA_OK) return st;
     coarse = fine;
   }

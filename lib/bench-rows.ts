@@ -6,7 +6,7 @@
 //   ceiling:fma | ceiling:copy | ceiling:gemm-bf16     the machine's own ceilings
 //   gemm:N | gemm:MxNxK [:blas|:builtin]               matmul, f32 (CPU: the GEMM in use, or the one named)
 //   attention:fwd|fwdbwd:BxHxNxD[:causal]             flash attention (f32 on the CPU, bf16 on CUDA)
-//   pyramid:laplacian|haar:BxCxHxW:STAGES[:out]       decompose + recompose, f32
+//   pyramid:laplacian|haar|consistent:BxCxHxW:STAGES[:out]  decompose + recompose, f32
 //   train:SIZE[:STAGES] | sample:SIZE[:STAGES]        the DiT (lib/presets.ts sizes), CPU
 //   eval:frechet:D | eval:swd:N | eval:pr:N           decoflow eval's metrics, CPU
 import { attentionBackwardSync, attentionSync } from './attention';
@@ -315,7 +315,7 @@ function attentionRow(id: string, pass: string, spec: string, causal: boolean, c
 }
 
 function pyramidRow(id: string, kind: string, spec: string, stagesText: string, out: boolean, ctx: RowContext): RowSpec {
-  if (kind !== 'laplacian' && kind !== 'haar') throw badRow(id, `expected 'laplacian' or 'haar', got '${kind}'`);
+  if (kind !== 'laplacian' && kind !== 'haar' && kind !== 'consistent') throw badRow(id, `expected 'laplacian', 'haar' or 'consistent', got '${kind}'`);
   const shape = dims(id, spec, 4);
   const [stages] = dims(id, stagesText, 1);
   const { device } = ctx;
@@ -328,7 +328,7 @@ function pyramidRow(id: string, kind: string, spec: string, stagesText: string, 
     unit: 'GB/s',
     work: pyramidWork(shape, stages),
     ceiling: 'ceiling:copy',
-    // PyTorch has no Haar pyramid; its Laplacian one allocates, so it is the peer of both variants.
+    // PyTorch has no Haar or consistent pyramid; its Laplacian one allocates, so it is the peer of both Laplacian variants.
     peer: kind === 'laplacian' ? { kind: 'pyramid', shape, stages } : null,
     setup() {
       const x = Tensor.randn(shape, { seed: 1, device });
@@ -551,7 +551,7 @@ const ROW_FORMS: Record<string, string> = {
   ceiling: 'ceiling:fma|copy|gemm-bf16',
   gemm: 'gemm:N or gemm:MxNxK, then optionally :blas or :builtin',
   attention: 'attention:fwd|fwdbwd:BxHxNxD[:causal]',
-  pyramid: 'pyramid:laplacian|haar:BxCxHxW:STAGES[:out]',
+  pyramid: 'pyramid:laplacian|haar|consistent:BxCxHxW:STAGES[:out]',
   train: 'train:SIZE[:STAGES][:bBATCH][:compile]',
   sample: 'sample:SIZE[:STAGES][:bBATCH][:compile]',
   eval: 'eval:frechet|swd|pr:N',

@@ -40,8 +40,8 @@ export interface Arm {
   trainTimeShifts?: number[];
   /** The trainer's priorLocation (how clean the earlier stages are while a later one trains). */
   priorLocation?: number;
-  /** The pyramid the arm trains and samples with (default Laplacian; 'h' in the spec: Haar). */
-  decomposition?: 'haar';
+  /** The pyramid the arm trains and samples with (default Laplacian; 'h' in the spec: Haar, 'c': consistent). */
+  decomposition?: 'haar' | 'consistent';
   /** What each stage's network output predicts ('x' in the spec: the last stage its clean level). */
   stagePredictions?: ('v' | 'x')[];
   stepsPerStage: number[];
@@ -51,22 +51,22 @@ export interface Arm {
 }
 
 /**
- * Parses 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h][x][@N1,N2][~TAU][sM]' for a total budget of `nfe` function
+ * Parses 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x][@N1,N2][~TAU][sM]' for a total budget of `nfe` function
  * evaluations (DFM default: 3/4 then 1/4; P2: the coarse-stage probability reached at the end of
  * training; W: the fine stage's loss weight, default 1; tM: the fine stage's training-time shift;
  * eL: the logit-normal location of the earlier (coarse) stage while the fine one trains, the
- * trainer's priorLocation; h: the Haar pyramid instead of the Laplacian; x: the finest stage predicts
+ * trainer's priorLocation; h: the Haar pyramid instead of the Laplacian, c: the consistent one; x: the finest stage predicts
  * its clean level (ModelConfig.stagePredictions); sM: the fine stage's
  * sampling-step shift; shifts in logit units, default 0).
  */
 export function parseArm(spec: string, nfe: number): Arm {
   if (spec === 'fm') return { name: 'fm', stages: 1, stepsPerStage: [nfe] };
   if (spec === 'fm-x') return { name: 'fm-x', stages: 1, stepsPerStage: [nfe], stagePredictions: ['x'] };
-  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:t(-?[0-9.]+))?(?:e(-?[0-9.]+))?(h)?(x)?(?:@(\d+),(\d+))?(?:~([0-9.]+))?(?:s(-?[0-9.]+))?$/.exec(spec);
+  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:t(-?[0-9.]+))?(?:e(-?[0-9.]+))?([hc])?(x)?(?:@(\d+),(\d+))?(?:~([0-9.]+))?(?:s(-?[0-9.]+))?$/.exec(spec);
   if (!m)
     throw decoflowError(
       'ERR_DECOFLOW_ARG_VALUE',
-      `arm '${spec}': expected 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h][x][@N1,N2][~TAU][sM]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight, tM/sM: the fine stage's training-time/sampling-step shift, L: the coarse stage's time location while the fine one trains, h: the Haar pyramid, x: the finest stage predicts its clean level)`,
+      `arm '${spec}': expected 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x][@N1,N2][~TAU][sM]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight, tM/sM: the fine stage's training-time/sampling-step shift, L: the coarse stage's time location while the fine one trains, h: the Haar pyramid, c: the consistent pyramid, x: the finest stage predicts its clean level)`,
     );
   const probs = (q: number) => [q, Math.round((1 - q) * 1e6) / 1e6];
   const p = Number(m[1]);
@@ -97,7 +97,7 @@ export function parseArm(spec: string, nfe: number): Arm {
     stageLossWeights: weight === undefined ? undefined : [1, weight],
     trainTimeShifts: trainShift,
     priorLocation: prior,
-    ...(m[6] ? { decomposition: 'haar' as const } : {}),
+    ...(m[6] ? { decomposition: m[6] === 'h' ? ('haar' as const) : ('consistent' as const) } : {}),
     ...(m[7] ? { stagePredictions: ['v', 'x'] as ('v' | 'x')[] } : {}),
     stepsPerStage: steps,
     thresholds: tau === undefined ? undefined : [tau],
@@ -293,10 +293,15 @@ function firstN(t: Tensor, n: number): Tensor {
 export async function runExperiment(o: ExperimentOptions): Promise<ArmResult[]> {
   await fs.promises.mkdir(o.out, { recursive: true });
   const results: ArmResult[] = [];
-  const save = () => writeFileAtomic(path.resolve(o.out, o.resultsFile ?? 'results.json'), Buffer.from(JSON.stringify({ options: { ...o, log: undefined }, outDir: path.resolve(o.out), results }, null, 2)));
+  const floors: Record<string, EvalResult> = {};
+  const save = () => writeFileAtomic(path.resolve(o.out, o.resultsFile ?? 'results.json'), Buffer.from(JSON.stringify({ options: { ...o, log: undefined }, outDir: path.resolve(o.out), floors, results }, null, 2)));
   for (const dataset of o.datasets) {
     const heldOut = await loadHeldOut(dataset, o.realCount);
     try {
+      // What a perfect model would score at this sample size: real images (the validation set)
+      // against the test images, with the same metrics.
+      floors[dataset] = await evaluate(heldOut.validation, heldOut.test, { seed: o.seed });
+      (o.log ?? (() => {}))(`${dataset} floor (validation images against the test images): ${metricLine(floors[dataset])}`);
       for (const arm of o.arms) {
         results.push(await runArm(dataset, arm, o, heldOut));
         await save();

@@ -7,6 +7,9 @@
 //   'haar':                the orthonormal Haar wavelet: the low band at the coarsest stage, and
 //                          each finer stage holds its level's three detail bands mapped back onto
 //                          its grid; the stages preserve the energy (sum of squares) of x.
+//   'consistent':          the Laplacian's 2x2 means with the mean-preserving up-sampler U (D U)^-1:
+//                          detail levels have zero 2x2 means, and any levels recompose to an image
+//                          that reduces exactly to its coarser stages.
 //
 // Each level pair is one fused, multithreaded pass over memory. On a CUDA device the stages may also
 // be bf16 (computed in f32, each stage rounded once), one kernel launch per level pair. `foo()` runs off the event loop and
@@ -16,7 +19,7 @@ import { decoflowError } from './errors';
 import { native } from './native';
 import { nativeOf, Tensor } from './tensor';
 
-export type PyramidKind = 'laplacian' | 'haar';
+export type PyramidKind = 'laplacian' | 'haar' | 'consistent';
 
 export interface PyramidOptions {
   /** The decomposition; recompose and preview must be given the kind that decomposed. */

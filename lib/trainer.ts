@@ -8,7 +8,7 @@ import { Model } from './model';
 import { native } from './native';
 import { nativeOf, Tensor } from './tensor';
 
-export type DecompositionKind = 'laplacian' | 'haar';
+export type DecompositionKind = 'laplacian' | 'haar' | 'consistent';
 
 export interface TrainerOptions {
   /** The pyramid (default 'laplacian'). */

@@ -185,6 +185,8 @@ describe('the work of each row', () => {
     expect(parseRow('pyramid:laplacian:64x3x64x64:2', ctx).work).toBe(2 * 4 * (786432 + 196608 + 786432));
     expect(pyramidWork([1, 1, 8, 8], 3)).toBe(2 * 4 * (64 + 4 + 16 + 64));
     expect(parseRow('pyramid:haar:64x3x64x64:2:out', ctx).work).toBe(parseRow('pyramid:laplacian:64x3x64x64:2', ctx).work);
+    expect(parseRow('pyramid:consistent:64x3x64x64:2', ctx).work).toBe(parseRow('pyramid:laplacian:64x3x64x64:2', ctx).work);
+    expect(parseRow('pyramid:consistent:64x3x64x64:2', ctx).peer).toBeNull();
   });
 
   test("the DiT rows count the model's FLOPs: a hand count of the 'tiny' training step and sampling", () => {

@@ -66,7 +66,7 @@ describe('CPU levels', () => {
     expect(r.level).toBe(level);
     expect(r.detail).toMatch(level === best.level ? new RegExp(`^${level}`) : /forced by DECOFLOW_CPU_LEVEL/);
     for (const name of ['o', 'lse', 'dq', 'dk', 'dv']) expect(relErr(r.attention[name], best.attention[name])).toBeLessThan(2e-5);
-    for (const kind of ['laplacian', 'haar']) {
+    for (const kind of ['laplacian', 'haar', 'consistent']) {
       r.pyramid[kind].levels.forEach((l, s) => expect(relErr(l, best.pyramid[kind].levels[s])).toBeLessThan(1e-6));
       expect(relErr(r.pyramid[kind].back, best.pyramid[kind].back)).toBeLessThan(1e-6);
     }

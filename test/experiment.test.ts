@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chartSvg, drawGrids, forwardFlops, parseArm, runExperiment, trainingFlopsPerStep } from '../lib';
+import { chartSvg, drawGrids, evaluate, forwardFlops, loadHeldOut, parseArm, runExperiment, trainingFlopsPerStep } from '../lib';
 import type { ArmResult, ModelConfig } from '../lib';
 
 const base = { channels: 1, height: 32, width: 32, hidden: 64, depth: 2, heads: 2, numClasses: 10 };
@@ -21,11 +21,12 @@ describe('the FM vs DFM experiment', () => {
     expect(parseArm('dfm-0.7t1e3~0.95', 40)).toMatchObject({ trainTimeShifts: [0, 1], priorLocation: 3, thresholds: [0.95] });
     expect(parseArm('dfm-0.7h@35,5', 40)).toMatchObject({ decomposition: 'haar', stepsPerStage: [35, 5] });
     expect(parseArm('dfm-0.7', 40).decomposition).toBeUndefined();
+    expect(parseArm('dfm-0.6w3t1.5c@35,5~0.95s0.75', 40)).toMatchObject({ decomposition: 'consistent', trainTimeShifts: [0, 1.5], stepsPerStage: [35, 5] });
     expect(parseArm('fm-x', 40)).toEqual({ name: 'fm-x', stages: 1, stepsPerStage: [40], stagePredictions: ['x'] });
     expect(parseArm('dfm-0.6w3t1.5x@35,5~0.95s0.75', 40)).toMatchObject({ stagePredictions: ['v', 'x'], trainTimeShifts: [0, 1.5], stepsPerStage: [35, 5], sampleTimeShifts: [0, 0.75] });
     expect(parseArm('dfm-0.7hx', 40)).toMatchObject({ decomposition: 'haar', stagePredictions: ['v', 'x'] });
     expect(parseArm('dfm-0.7', 40).stagePredictions).toBeUndefined();
-    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20', 'dfm-0.9w0', 'dfm-0.9w', 'dfm-0.9>1', 'dfm-0.9>', 'dfm-0.9t', 'dfm-0.9t11', 'dfm-0.9s1t1', 'dfm-0.9s-', 'dfm-0.9e', 'dfm-0.9e1t1', 'fm-v', 'dfm-0.9xh', 'dfm-0.9xx'])
+    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20', 'dfm-0.9w0', 'dfm-0.9w', 'dfm-0.9>1', 'dfm-0.9>', 'dfm-0.9t', 'dfm-0.9t11', 'dfm-0.9s1t1', 'dfm-0.9s-', 'dfm-0.9e', 'dfm-0.9e1t1', 'fm-v', 'dfm-0.9xh', 'dfm-0.9xx', 'dfm-0.9hc', 'dfm-0.9cx@'])
       expect(() => parseArm(bad, 40)).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_ARG_VALUE' }));
   });
 
@@ -68,6 +69,17 @@ describe('the FM vs DFM experiment', () => {
       }
       for (const f of ['results.json', 'curves.png', 'curves.svg', 'grids-shapes.png', 'shapes/fm/checkpoint.safetensors', 'shapes/dfm-0.5/samples-000002.png'])
         expect(fs.existsSync(path.join(out, f))).toBe(true);
+      // the floor: the validation images scored against the test images, as a generated set would be
+      const floor = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')).floors.shapes;
+      const heldOut = await loadHeldOut('shapes', 20);
+      const again = await evaluate(heldOut.validation, heldOut.test, { seed: 0 });
+      expect(floor.swd.mean).toBeCloseTo(again.swd!.mean, 6);
+      expect(floor.frechet.bands).toBeCloseTo(again.frechet.bands!, 6);
+      // real images are nearer the test images than two steps of training make
+      expect(floor.swd.mean).toBeLessThan(results[0].test!.ema.swd!.mean);
+      expect(floor.frechet.pix16).toBeLessThan(results[0].test!.ema.frechet.pix16!);
+      heldOut.validation.dispose();
+      heldOut.test.dispose();
       const svg = chartSvg(results);
       expect(svg.startsWith('<svg')).toBe(true);
       expect(svg).toMatch(/dfm-0\.5/);

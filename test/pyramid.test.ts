@@ -7,7 +7,7 @@ import type { PyramidKind } from '../lib';
 import { caught, caughtAsync, randomArray, relError } from './helpers';
 
 const PYTHON = '/usr/bin/python3'; // Debian's python3-torch
-const kinds: PyramidKind[] = ['laplacian', 'haar'];
+const kinds: PyramidKind[] = ['laplacian', 'haar', 'consistent'];
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 function image(shape: number[], seed: number): Tensor {
@@ -129,6 +129,35 @@ describe('recompose(decompose(x)) == x', () => {
     }
   });
 
+  test('consistent: detail levels have zero 2x2 means; any levels recompose to an image that reduces to its coarser stages', () => {
+    // 2x2 block means of a level, i.e. the Laplacian's coarse stage of it
+    const means = (t: Tensor) => {
+      const [c, d] = pyramid.decomposeSync(t, { stages: 2 });
+      d.dispose();
+      return c;
+    };
+    const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const x = image([3, 2, 64, 32], 41);
+    const levels = pyramid.decomposeSync(x, { stages: 4, kind: 'consistent' });
+    const lap = pyramid.decomposeSync(x, { stages: 4 });
+    expect(Array.from(levels[0].dataSync())).toEqual(Array.from(lap[0].dataSync())); // the same means
+    for (let s = 1; s < 4; s++) expect(maxAbs(means(levels[s]).dataSync())).toBeLessThan(1e-5);
+    // levels that no image decomposes into (a model's): the image still reduces exactly to stage 0
+    // and to every partial recomposition, unlike the Laplacian's (the check that can fail)
+    const made = levels.map((l, s) => image(l.shape as number[], 50 + s));
+    for (const kind of ['consistent', 'laplacian'] as const) {
+      const out = pyramid.recomposeSync(made, { kind });
+      const coarse = pyramid.decomposeSync(out, { stages: 4 })[0];
+      const err = relError(coarse.dataSync(), made[0].dataSync());
+      if (kind === 'consistent') expect(err).toBeLessThan(1e-5);
+      else expect(err).toBeGreaterThan(0.05);
+      const half = pyramid.previewSync(made, 3, { kind });
+      const upTo3 = pyramid.recomposeSync(made.slice(0, 3), { kind });
+      const err3 = relError(means(half).dataSync(), upTo3.dataSync());
+      if (kind === 'consistent') expect(err3).toBeLessThan(1e-5);
+    }
+  });
+
   test('the async forms return Promises with the same bits as the sync forms', async () => {
     const bits = (t: Tensor) => Buffer.from(t.dataSync().buffer);
     const same = (a: Tensor, b: Tensor) => expect(Buffer.compare(bits(a), bits(b))).toBe(0);
@@ -221,7 +250,7 @@ describe('bad input is an Error with a code', () => {
     ['dtype i32', () => pyramid.decomposeSync(Tensor.from(new Int32Array(16), [1, 1, 4, 4], { dtype: 'i32' })), 'ERR_DECOFLOW_DTYPE', /expected dtype f32, got i32/],
     ['dtype f16', () => pyramid.decomposeSync(x.cast('f16')), 'ERR_DECOFLOW_DTYPE', /f32/],
     ['x not a Tensor', () => pyramid.decomposeSync([1, 2, 3] as unknown as Tensor), 'ERR_DECOFLOW_ARG_TYPE', /x: expected a Tensor/],
-    ['unknown kind', () => pyramid.decomposeSync(x, { kind: 'dct' as PyramidKind }), 'ERR_DECOFLOW_ARG_VALUE', /'laplacian' or 'haar'/],
+    ['unknown kind', () => pyramid.decomposeSync(x, { kind: 'dct' as PyramidKind }), 'ERR_DECOFLOW_ARG_VALUE', /'laplacian', 'haar' or 'consistent'/],
     ['empty levels', () => pyramid.recomposeSync([]), 'ERR_DECOFLOW_ARG_VALUE', /at least one level/],
     ['levels not an array', () => pyramid.recomposeSync(x as unknown as Tensor[]), 'ERR_DECOFLOW_ARG_TYPE', /levels/],
     ['a level that is not a Tensor', () => pyramid.recomposeSync([levels[0], {} as Tensor]), 'ERR_DECOFLOW_ARG_TYPE', /levels\[1\]/],

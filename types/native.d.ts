@@ -151,7 +151,7 @@ export interface NativeAttentionGrads {
 
 export interface NativePyramidOptions {
   stages?: number;
-  kind?: 'laplacian' | 'haar';
+  kind?: 'laplacian' | 'haar' | 'consistent';
   /** decompose: one tensor per stage; recompose and preview: one image tensor. */
   out?: NativeTensor | NativeTensor[];
 }
@@ -182,7 +182,7 @@ export interface NativeBinding {
 
 export interface NativePyramidOptions {
   stages?: number;
-  kind?: 'laplacian' | 'haar';
+  kind?: 'laplacian' | 'haar' | 'consistent';
 }
 
 export type NativeTrainerHandle = { readonly __trainer: unique symbol };

@@ -40,7 +40,7 @@ the same threads and device, and prints decoflow's speed-up over it ('x torch').
 rows: group names (${BENCH_GROUPS.join(', ')}; default: all but eval) or row ids:
   gemm:N | gemm:MxNxK[:blas|builtin]              matmul f32 (CPU: OpenBLAS or the built-in kernel)
   attention:fwd|fwdbwd:BxHxNxD[:causal]           flash attention (f32 CPU, bf16 CUDA)
-  pyramid:laplacian|haar:BxCxHxW:STAGES[:out]     decompose + recompose (:out: into given tensors)
+  pyramid:laplacian|haar|consistent:BxCxHxW:STAGES[:out]  decompose + recompose (:out: into given tensors)
   train|sample:SIZE[:STAGES][:bN][:compile]       DiT training step / sampling (tiny, small, S, B, L, XL)
   eval:frechet:D | eval:swd:N | eval:pr:N         decoflow eval's metrics
   ceiling:fma | ceiling:copy | ceiling:gemm-bf16  the ceilings (always run)

@@ -41,7 +41,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'stage-predictions': { kind: 'string', help: "per stage, what the network predicts: v (velocity, default) or x (the clean level), e.g. v,x" },
   'prior-location': { kind: 'number', help: `logit-normal location of earlier stages (default ${DEFAULTS.priorLocation})` },
   'label-dropout': { kind: 'number', help: `probability of dropping a label, for guidance (default ${DEFAULTS.labelDropout})` },
-  decomposition: { kind: 'string', help: `'laplacian' or 'haar' (default ${DEFAULTS.decomposition})` },
+  decomposition: { kind: 'string', help: `'laplacian', 'haar' or 'consistent' (default ${DEFAULTS.decomposition})` },
   seed: { kind: 'int', help: 'seed of the initialisation, the data order and the noise', default: 0 },
   out: { kind: 'string', help: 'output folder', default: 'decoflow-run' },
   'checkpoint-every': { kind: 'int', help: 'steps between checkpoints (0: only at the end)', default: 500 },
@@ -108,7 +108,7 @@ export async function train(argv: string[]): Promise<number> {
     run = {
       config,
       trainer: {
-        decomposition: a.decomposition as 'laplacian' | 'haar' | undefined,
+        decomposition: a.decomposition as 'laplacian' | 'haar' | 'consistent' | undefined,
         stageProbs: a['stage-probs'] as number[] | undefined,
         stageProbsFinal: a['stage-probs-final'] as number[] | undefined,
         stageProbsSteps: a['stage-probs-steps'] as number | undefined,

@@ -38,7 +38,7 @@ typedef struct DfCudaAttentionShape {
 /* Pyramid kinds (the values of df::PyramidKind) and an S-stage pyramid of a [batch, channels,
    height, width] image: stage s (0-based, coarse to fine) is [batch, channels, height >> (S-1-s),
    width >> (S-1-s)], contiguous, as native/ops/pyramid.h. */
-enum { DF_CUDA_LAPLACIAN = 0, DF_CUDA_HAAR = 1 };
+enum { DF_CUDA_LAPLACIAN = 0, DF_CUDA_HAAR = 1, DF_CUDA_CONSISTENT = 2 };
 typedef struct DfCudaPyramidShape {
   int64_t batch, channels, height, width;
   int stages;

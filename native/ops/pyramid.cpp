@@ -214,7 +214,19 @@ float* workspace_slot(float* workspace, const PyramidShape& s, int stage) {
   return workspace + offset;
 }
 
+// A kind's level-pair passes: the fused row-kernel passes above.
 template <class Rows>
+struct RowPairs {
+  static void decompose(const float* fine, float* coarse, float* detail, int64_t planes, int64_t hc, int64_t wc) {
+    decompose_pair<Rows>(fine, coarse, detail, planes, hc, wc);
+  }
+  static void recompose(const float* coarse, const float* detail, float* fine, int64_t planes, int64_t hc, int64_t wc) {
+    recompose_pair<Rows>(coarse, detail, fine, planes, hc, wc);
+  }
+};
+
+// The level loops of every kind, over its level-pair passes (`Pairs`).
+template <class Pairs>
 class CpuPyramid final : public Decomposition {
  public:
   explicit CpuPyramid(PyramidKind kind) : kind_(kind) {}
@@ -228,7 +240,7 @@ class CpuPyramid final : public Decomposition {
     const float* fine = image;
     for (int t = S - 1; t >= 1; t--) {
       float* coarse = t == 1 ? levels[0] : workspace_slot(workspace, s, t - 1);
-      decompose_pair<Rows>(fine, coarse, levels[t], s.planes(), s.level_height(t - 1), s.level_width(t - 1));
+      Pairs::decompose(fine, coarse, levels[t], s.planes(), s.level_height(t - 1), s.level_width(t - 1));
       fine = coarse;
     }
   }
@@ -244,8 +256,8 @@ class CpuPyramid final : public Decomposition {
     const float* coarse = levels[0];
     for (int t = 1; t < S; t++) {
       float* fine = t == S - 1 ? image : workspace_slot(workspace, s, t);
-      recompose_pair<Rows>(coarse, t < up_to ? levels[t] : nullptr, fine, s.planes(), s.level_height(t - 1),
-                           s.level_width(t - 1));
+      Pairs::recompose(coarse, t < up_to ? levels[t] : nullptr, fine, s.planes(), s.level_height(t - 1),
+                       s.level_width(t - 1));
       coarse = fine;
     }
   }
@@ -254,12 +266,113 @@ class CpuPyramid final : public Decomposition {
   PyramidKind kind_;
 };
 
+// ---- the consistent pyramid --------------------------------------------------------------------
+//
+// The Laplacian's down (2x2 means) with a mean-preserving up-sampler U' = U (D U)^-1: bilinear after
+// undoing the blur that bilinear up then down applies (D U = B x B, B = tridiag(1/8, 3/4, 1/8) along
+// each axis, 7/8 at the clamped ends). So D U' = I: every detail level has zero 2x2 means
+// (D detail = 0), up(coarse) alone already reduces to the coarse level, and the recomposition
+// puts back only the part of a detail level that D cannot see:
+//
+//   decompose: coarse = D fine,  detail = fine - U B^-1 coarse
+//   recompose: fine = U B^-1 (coarse - D detail) + detail
+//
+// For real detail levels D detail = 0 and recompose inverts decompose; for generated ones it
+// removes their block means, so an image always reduces exactly to its coarser stage. Both reuse
+// the Laplacian's fused pair passes; B^-1 is Thomas' algorithm along rows, then along columns.
+
+// B^-1 along one axis of n samples. The elimination's multipliers depend only on n.
+class BlurSolve {
+ public:
+  explicit BlurSolve(int64_t n) : upper_(size_t(n)), inv_pivot_(size_t(n)) {
+    double prev = 0;
+    for (int64_t k = 0; k < n; k++) {
+      const double b = n == 1 ? 1.0 : (k == 0 || k == n - 1) ? 0.875 : 0.75;
+      const double pivot = b - kOff * prev;
+      inv_pivot_[size_t(k)] = float(1 / pivot);
+      prev = kOff / pivot;
+      upper_[size_t(k)] = float(prev);
+    }
+  }
+
+  // x[k * stride + j] for k < n and j < width: `width` independent systems solved side by side
+  // (stride 1, width 1: one row; stride = row length: all columns of a plane at once).
+  void solve(float* x, int64_t stride, int64_t width) const {
+    const int64_t n = int64_t(upper_.size());
+    for (int64_t k = 0; k < n; k++) {
+      float* r = x + k * stride;
+      const float* prev = k > 0 ? r - stride : nullptr;
+      const float inv = inv_pivot_[size_t(k)];
+      for (int64_t j = 0; j < width; j++) r[j] = (r[j] - (prev ? kOff * prev[j] : 0.f)) * inv;
+    }
+    for (int64_t k = n - 2; k >= 0; k--) {
+      float* r = x + k * stride;
+      const float* next = r + stride;
+      const float u = upper_[size_t(k)];
+      for (int64_t j = 0; j < width; j++) r[j] -= u * next[j];
+    }
+  }
+
+ private:
+  static constexpr float kOff = 0.125f;
+  std::vector<float> upper_, inv_pivot_;
+};
+
+// y = sign * B^-1 (coarse - D detail) for every plane (no detail: y = sign * B^-1 coarse).
+void unblur(const float* coarse, const float* detail, float* y, float sign, int64_t planes, int64_t hc, int64_t wc) {
+  const BlurSolve rows(wc), cols(hc);
+  parallel_ranges(planes, std::max<int64_t>(1, pyramid_range_pixels() / (4 * hc * wc)), [&](int64_t begin, int64_t end) {
+    std::vector<float> reduced(detail ? size_t(wc) : 0);
+    for (int64_t p = begin; p < end; p++) {
+      float* out = y + p * hc * wc;
+      const float* c = coarse + p * hc * wc;
+      for (int64_t k = 0; k < hc; k++) {
+        float* r = out + k * wc;
+        if (detail) {
+          const float* d = detail + (p * 2 * hc + 2 * k) * 2 * wc;
+          LaplacianRows::down(d, d + 2 * wc, reduced.data(), wc);
+          for (int64_t l = 0; l < wc; l++) r[l] = sign * (c[k * wc + l] - reduced[size_t(l)]);
+        } else {
+          for (int64_t l = 0; l < wc; l++) r[l] = sign * c[k * wc + l];
+        }
+        rows.solve(r, 1, 1);
+      }
+      cols.solve(out, wc, wc);
+    }
+  });
+}
+
+// The caller's coarse-sized scratch for B^-1's result (grows, then is reused).
+float* unblur_scratch(size_t floats) {
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < floats) scratch.resize(floats);
+  return scratch.data();
+}
+
+struct ConsistentPairs {
+  static void decompose(const float* fine, float* coarse, float* detail, int64_t planes, int64_t hc, int64_t wc) {
+    // coarse = D fine (the Laplacian's detail, written here too, is replaced below)
+    decompose_pair<LaplacianRows>(fine, coarse, detail, planes, hc, wc);
+    float* y = unblur_scratch(size_t(planes * hc * wc));
+    unblur(coarse, nullptr, y, -1.f, planes, hc, wc);
+    recompose_pair<LaplacianRows>(y, fine, detail, planes, hc, wc);  // fine - U B^-1 coarse
+  }
+  static void recompose(const float* coarse, const float* detail, float* fine, int64_t planes, int64_t hc, int64_t wc) {
+    float* y = unblur_scratch(size_t(planes * hc * wc));
+    unblur(coarse, detail, y, 1.f, planes, hc, wc);  // B^-1 (coarse - D detail)
+    recompose_pair<LaplacianRows>(y, detail, fine, planes, hc, wc);
+  }
+};
+
 }  // namespace
 
 const Decomposition& cpu_pyramid(PyramidKind kind) {
-  static const CpuPyramid<LaplacianRows> laplacian(PyramidKind::Laplacian);
-  static const CpuPyramid<HaarRows> haar(PyramidKind::Haar);
-  return kind == PyramidKind::Haar ? static_cast<const Decomposition&>(haar) : laplacian;
+  static const CpuPyramid<RowPairs<LaplacianRows>> laplacian(PyramidKind::Laplacian);
+  static const CpuPyramid<RowPairs<HaarRows>> haar(PyramidKind::Haar);
+  static const CpuPyramid<ConsistentPairs> consistent(PyramidKind::Consistent);
+  if (kind == PyramidKind::Haar) return haar;
+  if (kind == PyramidKind::Consistent) return consistent;
+  return laplacian;
 }
 
 }  // namespace DF_CPU_NS

@@ -8,6 +8,11 @@
 //              stage s > 0 holds that level's three detail bands synthesised back onto the stage's
 //              own grid (the inverse transform of the detail bands alone: each 2x2 block minus its
 //              mean, in the units of that level's LL). The map x -> stages preserves energy.
+//   Consistent: the Laplacian's down with the mean-preserving up-sampler U B^-1 (B = D U, the blur
+//              that bilinear up then 2x2 means apply): stage 0 is the Laplacian's, detail levels
+//              have zero 2x2 means, and recompose removes the 2x2 means of whatever detail it is
+//              given, so any levels recompose to an image that reduces exactly to its coarser stages
+//              (pyramid.cpp says how; built from the Laplacian's passes and a tridiagonal solve).
 //
 // Every level pair is one fused pass: decompose reads the finer image once and writes the coarser
 // image and the detail together (the upsampled image never exists in memory, only a few of its
@@ -28,7 +33,7 @@
 
 namespace df {
 
-enum class PyramidKind { Laplacian, Haar };
+enum class PyramidKind { Laplacian, Haar, Consistent };
 
 constexpr int kMaxPyramidStages = 16;
 

@@ -128,7 +128,7 @@ function attentionErrors(df, log = () => {}) {
 // value, bf16 within one bf16 rounding (2^-8) of the CPU's f32 result on the same rounded input,
 // plus the round trip and a mixed-device error.
 async function pyramid(df, log = () => {}) {
-  for (const kind of ['laplacian', 'haar']) {
+  for (const kind of ['laplacian', 'haar', 'consistent']) {
     for (const dtype of ['f32', 'bf16']) {
       for (const [shape, stages] of [[[2, 3, 40, 24], 3], [[1, 1, 64, 64], 4], [[3, 2, 18, 34], 2]]) {
         const x = rounded(df, shape, 7, dtype);
@@ -143,8 +143,10 @@ async function pyramid(df, log = () => {}) {
         const roundTrip = relErr(toCpuF32(back), x.f32.dataSync());
         const label = `${kind} ${dtype} [${shape}] ${stages} stages`;
         errs.forEach((e, i) => assert.ok(e <= tol, `${label}: stage ${i} rel err ${e}`));
-        // bf16: each stage is rounded once, and recompose adds them up (Laplacian details reach 2 max|x|).
-        assert.ok(roundTrip <= (dtype === 'f32' ? 1e-5 : 2 ** -8 * (2 * stages + 1)), `${label}: round trip rel err ${roundTrip}`);
+        // bf16: each stage is rounded once, and recompose adds them up (Laplacian details reach 2 max|x|;
+        // the consistent kind's solve can double a rounding error of the highest spatial frequency).
+        const bf16Bound = 2 ** -8 * (2 * stages + 1) * (kind === 'consistent' ? 2 : 1);
+        assert.ok(roundTrip <= (dtype === 'f32' ? 1e-5 : bf16Bound), `${label}: round trip rel err ${roundTrip}`);
         log(`pyramid ${label}: stages ${errs.map((e) => e.toExponential(1)).join(' ')}, round trip ${roundTrip.toExponential(1)}`);
         for (const t of [x.f32, x.low, gx, back, ...levels, ...cpuLevels]) t.dispose();
       }

@@ -17,7 +17,7 @@ async function main() {
   // the pyramids
   const x = randn([2, 3, 32, 48], 5);
   out.pyramid = {};
-  for (const kind of ['laplacian', 'haar']) {
+  for (const kind of ['laplacian', 'haar', 'consistent']) {
     const levels = d.pyramid.decomposeSync(x, { stages: 3, kind });
     out.pyramid[kind] = { levels: levels.map(arr), back: arr(d.pyramid.recomposeSync(levels, { kind })) };
   }

@@ -310,6 +310,58 @@ struct PyramidRef {
         }
     return f;
   }
+  // Consistent kind: (D U)^-1 along both axes of every plane, D U measured per axis by passing basis
+  // rows through down(up(.)) and inverted by Gauss-Jordan (not pyramid.cpp's tridiagonal solve).
+  static std::vector<double> inverse_blur(int64_t n) {
+    const PyramidRef lap{PyramidKind::Laplacian};
+    std::vector<double> a(size_t(n * n)), inv(size_t(n * n), 0.0);
+    for (int64_t j = 0; j < n; j++) {
+      Img e(size_t(n), 0.0);
+      e[size_t(j)] = 1;
+      const Img du = lap.down(lap.up(e, 1, 1, n), 1, 2, 2 * n);
+      for (int64_t i = 0; i < n; i++) a[size_t(i * n + j)] = du[size_t(i)];
+      inv[size_t(j * n + j)] = 1;
+    }
+    for (int64_t k = 0; k < n; k++) {
+      const double piv = a[size_t(k * n + k)];
+      for (int64_t j = 0; j < n; j++) a[size_t(k * n + j)] /= piv, inv[size_t(k * n + j)] /= piv;
+      for (int64_t i = 0; i < n; i++)
+        if (i != k) {
+          const double f = a[size_t(i * n + k)];
+          for (int64_t j = 0; j < n; j++) a[size_t(i * n + j)] -= f * a[size_t(k * n + j)], inv[size_t(i * n + j)] -= f * inv[size_t(k * n + j)];
+        }
+    }
+    return inv;
+  }
+  Img unblur(const Img& c, int64_t planes, int64_t hc, int64_t wc) const {
+    const std::vector<double> ih = inverse_blur(hc), iw = inverse_blur(wc);
+    Img y(c.size(), 0.0);
+    for (int64_t p = 0; p < planes; p++)
+      for (int64_t i = 0; i < hc; i++)
+        for (int64_t j = 0; j < wc; j++)
+          for (int64_t k = 0; k < hc; k++)
+            for (int64_t l = 0; l < wc; l++)
+              y[size_t((p * hc + i) * wc + j)] += ih[size_t(i * hc + k)] * iw[size_t(j * wc + l)] * c[size_t((p * hc + k) * wc + l)];
+    return y;
+  }
+  // The finer image from `coarse` and a detail (or none): the kind's up-sampler, and for the
+  // consistent kind U (D U)^-1 (coarse - D detail) + detail.
+  Img up_plus(const Img& coarse, const Img* detail, int64_t planes, int64_t hc, int64_t wc) const {
+    Img u;
+    if (kind == PyramidKind::Consistent) {
+      Img e = coarse;
+      if (detail) {
+        const Img dd = down(*detail, planes, 2 * hc, 2 * wc);
+        for (size_t i = 0; i < e.size(); i++) e[i] -= dd[i];
+      }
+      u = up(unblur(e, planes, hc, wc), planes, hc, wc);
+    } else {
+      u = up(coarse, planes, hc, wc);
+    }
+    if (detail)
+      for (size_t i = 0; i < u.size(); i++) u[i] += (*detail)[i];
+    return u;
+  }
   std::vector<Img> decompose(const Img& x, const PyramidShape& s) const {
     const int S = s.stages;
     std::vector<Img> at_res(static_cast<size_t>(S));  // the image at each stage's resolution
@@ -318,7 +370,7 @@ struct PyramidRef {
     std::vector<Img> levels(static_cast<size_t>(S));
     levels[0] = at_res[0];
     for (int t = 1; t < S; t++) {
-      const Img u = up(at_res[size_t(t - 1)], s.planes(), s.level_height(t - 1), s.level_width(t - 1));
+      const Img u = up_plus(at_res[size_t(t - 1)], nullptr, s.planes(), s.level_height(t - 1), s.level_width(t - 1));
       levels[size_t(t)].resize(u.size());
       for (size_t i = 0; i < u.size(); i++) levels[size_t(t)][i] = at_res[size_t(t)][i] - u[i];
     }
@@ -327,10 +379,7 @@ struct PyramidRef {
   Img preview(const std::vector<Img>& levels, int up_to, const PyramidShape& s) const {
     Img img = levels[0];
     for (int t = 1; t < s.stages; t++) {
-      Img u = up(img, s.planes(), s.level_height(t - 1), s.level_width(t - 1));
-      if (t < up_to)
-        for (size_t i = 0; i < u.size(); i++) u[i] += levels[size_t(t)][i];
-      img = std::move(u);
+      img = up_plus(img, t < up_to ? &levels[size_t(t)] : nullptr, s.planes(), s.level_height(t - 1), s.level_width(t - 1));
     }
     return img;
   }
@@ -646,7 +695,7 @@ std::vector<Case> make_cases() {
                   },
                   2e-6});
   }
-  for (PyramidKind kind : {PyramidKind::Laplacian, PyramidKind::Haar})
+  for (PyramidKind kind : {PyramidKind::Laplacian, PyramidKind::Haar, PyramidKind::Consistent})
     for (PyramidShape s : {PyramidShape{2, 3, 16, 24, 2}, PyramidShape{1, 2, 12, 20, 3}, PyramidShape{3, 1, 8, 8, 1}}) {
       char name[96];
       std::snprintf(name, sizeof name, "pyramid_decompose %s [%lld,%lld,%lld,%lld] S=%d", pyramid_kind_name(kind),

@@ -1,5 +1,5 @@
 // The CUDA pyramid (cuda/pyramid.cu) against the CPU op (native/ops/pyramid.cpp) on fresh random
-// inputs: Laplacian and Haar, f32 and bf16, 1 to 5 stages, shapes whose widths are not multiples of
+// inputs: Laplacian, Haar and consistent, f32 and bf16, 1 to 5 stages, shapes whose widths are not multiples of
 // the vector width (4 coarse columns per lane) or of a warp's columns, odd coarse sizes. Per case:
 // decompose vs the CPU op, the round trip (recompose of the device's own stages), and recompose and
 // every preview of fresh random stages vs the CPU op. Then the Tensor-level ops on CUDA tensors
@@ -90,7 +90,9 @@ df::Tensor cpu_tensor(const std::vector<float>& v, const df::Shape& shape) {
 }
 
 void run_case(const Case& c, int kind, int dtype, uint32_t seed) {
-  const df::PyramidKind pk = kind == DF_CUDA_HAAR ? df::PyramidKind::Haar : df::PyramidKind::Laplacian;
+  const df::PyramidKind pk = kind == DF_CUDA_HAAR         ? df::PyramidKind::Haar
+                            : kind == DF_CUDA_CONSISTENT ? df::PyramidKind::Consistent
+                                                         : df::PyramidKind::Laplacian;
   const df::Decomposition& cpu = df::cpu_decomposition(pk);
   const df::PyramidShape ps = df::pyramid_shape({c.batch, c.channels, c.height, c.width}, c.stages, "test");
   const DfCudaPyramidShape shape{c.batch, c.channels, c.height, c.width, c.stages};
@@ -168,7 +170,7 @@ void check_tensor_dispatch() {
   for (df::DType dt : {df::DType::F32, df::DType::BF16}) {
     const int dtype = dt == df::DType::BF16 ? DF_CUDA_BF16 : DF_CUDA_F32;
     const df::Tensor x_dev = (dt == df::DType::F32 ? x_cpu : x_cpu.cast(dt)).to(cuda);
-    for (auto pk : {df::PyramidKind::Laplacian, df::PyramidKind::Haar}) {
+    for (auto pk : {df::PyramidKind::Laplacian, df::PyramidKind::Haar, df::PyramidKind::Consistent}) {
       const df::Decomposition& d = df::cpu_decomposition(pk);
       const std::vector<df::Tensor> levels = d.decompose(x_dev, 3, "test");
       CHECK(levels.size() == 3 && levels[0].device() == cuda && levels[0].dtype() == dt, "decompose: outputs on %s",
@@ -179,7 +181,7 @@ void check_tensor_dispatch() {
 
       // The same through the raw ABI.
       const DfCudaPyramidShape s{2, 3, 24, 40, 3};
-      const int kind = pk == df::PyramidKind::Haar ? DF_CUDA_HAAR : DF_CUDA_LAPLACIAN;
+      const int kind = pk == df::PyramidKind::Haar ? DF_CUDA_HAAR : pk == df::PyramidKind::Consistent ? DF_CUDA_CONSISTENT : DF_CUDA_LAPLACIAN;
       const size_t bytes = back.nbytes();
       std::vector<std::unique_ptr<DeviceBuffer>> raw;
       std::vector<void*> ptrs;
@@ -275,7 +277,7 @@ int main() {
   const std::vector<Case>& cases = cudatest::small_mode() ? small : full;
   uint32_t seed = 1;
   for (int dtype : {DF_CUDA_F32, DF_CUDA_BF16})
-    for (int kind : {DF_CUDA_LAPLACIAN, DF_CUDA_HAAR})
+    for (int kind : {DF_CUDA_LAPLACIAN, DF_CUDA_HAAR, DF_CUDA_CONSISTENT})
       for (const Case& c : cases) run_case(c, kind, dtype, seed++);
   check_tensor_dispatch();
   check_errors();

@@ -1,5 +1,5 @@
 // Native checks of the pyramid kernels: every output element written (NaN-poisoned buffers), exact
-// reconstruction, float64 references of both kinds, the same bits on every thread count (the
+// reconstruction, float64 references of every kind, the same bits on every thread count (the
 // row ranges split planes, so this also proves the neighbour rows at range edges), energy of the
 // Haar pyramid, previews, and shape validation.
 #include <cmath>
@@ -121,6 +121,43 @@ Plane up_nearest_half(const Plane& c, int64_t h, int64_t w) {
   return f;
 }
 
+// D U along one axis of n coarse samples, measured by passing each basis row through up_bilinear and
+// down_mean (not from the tridiagonal formula pyramid.cpp solves), then inverted by Gauss-Jordan.
+std::vector<double> inverse_blur(int64_t n) {
+  std::vector<double> a(size_t(n * n)), inv(size_t(n * n), 0.0);
+  for (int64_t j = 0; j < n; j++) {
+    Plane e(size_t(n), 0.0);
+    e[size_t(j)] = 1;
+    Plane du = down_mean(up_bilinear(e, 1, n), 2, 2 * n, 0.25);  // a 1-row plane: rows clamp to themselves
+    for (int64_t i = 0; i < n; i++) a[size_t(i * n + j)] = du[size_t(i)];
+    inv[size_t(j * n + j)] = 1;
+  }
+  for (int64_t k = 0; k < n; k++) {  // diagonally dominant: no pivoting needed
+    const double piv = a[size_t(k * n + k)];
+    for (int64_t j = 0; j < n; j++) a[size_t(k * n + j)] /= piv, inv[size_t(k * n + j)] /= piv;
+    for (int64_t i = 0; i < n; i++) {
+      if (i == k) continue;
+      const double f = a[size_t(i * n + k)];
+      for (int64_t j = 0; j < n; j++) a[size_t(i * n + j)] -= f * a[size_t(k * n + j)], inv[size_t(i * n + j)] -= f * inv[size_t(k * n + j)];
+    }
+  }
+  return inv;
+}
+
+// The consistent pyramid's mean-preserving up-sampler: up_bilinear((D U)^-1 c), (D U)^-1 applied
+// along the columns and the rows.
+Plane up_mean_preserving(const Plane& c, int64_t h, int64_t w) {
+  const std::vector<double> ih = inverse_blur(h), iw = inverse_blur(w);
+  Plane t(c.size(), 0.0), y(c.size(), 0.0);
+  for (int64_t i = 0; i < h; i++)
+    for (int64_t j = 0; j < w; j++)
+      for (int64_t k = 0; k < w; k++) t[size_t(i * w + j)] += iw[size_t(j * w + k)] * c[size_t(i * w + k)];
+  for (int64_t i = 0; i < h; i++)
+    for (int64_t j = 0; j < w; j++)
+      for (int64_t k = 0; k < h; k++) y[size_t(i * w + j)] += ih[size_t(i * h + k)] * t[size_t(k * w + j)];
+  return up_bilinear(y, h, w);
+}
+
 // The stages of one plane, coarse to fine, by the definitions in pyramid.h.
 std::vector<Plane> reference_levels(PyramidKind kind, const float* plane, int64_t h, int64_t w, int stages) {
   std::vector<Plane> out(static_cast<size_t>(stages));
@@ -128,7 +165,9 @@ std::vector<Plane> reference_levels(PyramidKind kind, const float* plane, int64_
   for (int t = stages - 1; t >= 1; t--) {
     const int64_t hc = h >> (stages - t), wc = w >> (stages - t);
     Plane c = down_mean(cur, 2 * hc, 2 * wc, kind == PyramidKind::Haar ? 0.5 : 0.25);
-    Plane u = kind == PyramidKind::Haar ? up_nearest_half(c, hc, wc) : up_bilinear(c, hc, wc);
+    Plane u = kind == PyramidKind::Haar         ? up_nearest_half(c, hc, wc)
+              : kind == PyramidKind::Consistent ? up_mean_preserving(c, hc, wc)
+                                                : up_bilinear(c, hc, wc);
     for (size_t i = 0; i < cur.size(); i++) cur[i] -= u[i];
     out[size_t(t)] = cur;
     cur = c;
@@ -140,7 +179,7 @@ std::vector<Plane> reference_levels(PyramidKind kind, const float* plane, int64_
 // ---- tests -------------------------------------------------------------------------------------
 
 void test_roundtrip_and_reference() {
-  for (PyramidKind kind : {PyramidKind::Laplacian, PyramidKind::Haar}) {
+  for (PyramidKind kind : {PyramidKind::Laplacian, PyramidKind::Haar, PyramidKind::Consistent}) {
     const Decomposition& d = cpu_decomposition(kind);
     uint64_t seed = 1;
     for (const Case& c : kCases) {
@@ -178,7 +217,7 @@ void test_roundtrip_and_reference() {
 
 // Bit-identical outputs on every thread count: the ranges cut planes at different rows.
 void test_thread_independent() {
-  for (PyramidKind kind : {PyramidKind::Laplacian, PyramidKind::Haar}) {
+  for (PyramidKind kind : {PyramidKind::Laplacian, PyramidKind::Haar, PyramidKind::Consistent}) {
     const Decomposition& d = cpu_decomposition(kind);
     for (const Case& c : {Case{{1, 1, 512, 64}, 4}, Case{{3, 1, 160, 96}, 3}, Case{{1, 2, 1024, 8}, 2},
                           Case{{1, 1, 52, 8}, 2}, Case{{2, 1, 26, 4}, 2}}) {  // 13 threads: ranges of 2 rows
@@ -206,7 +245,7 @@ void test_thread_independent() {
 
 // preview(levels, k) == recompose of the first k levels with the later ones zeroed.
 void test_preview() {
-  for (PyramidKind kind : {PyramidKind::Laplacian, PyramidKind::Haar}) {
+  for (PyramidKind kind : {PyramidKind::Laplacian, PyramidKind::Haar, PyramidKind::Consistent}) {
     const Decomposition& d = cpu_decomposition(kind);
     const Shape shape = {2, 3, 32, 24};
     const int stages = 4;
@@ -256,6 +295,9 @@ void test_tensor_forms_and_errors() {
   CHECK(code_of([&] { d.preview(levels, 0, "t"); }) == int(Code::ArgValue), "upTo 0");
   CHECK(code_of([&] { d.preview(levels, 4, "t"); }) == int(Code::ArgValue), "upTo 4 of 3");
   CHECK(code_of([&] { parse_pyramid_kind("dct", "kind"); }) == int(Code::ArgValue), "unknown kind");
+  CHECK(parse_pyramid_kind("consistent", "kind") == PyramidKind::Consistent &&
+            std::string(pyramid_kind_name(PyramidKind::Consistent)) == "consistent",
+        "the consistent kind's name");
 }
 
 }  // namespace

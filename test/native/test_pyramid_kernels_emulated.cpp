@@ -1,6 +1,6 @@
 // The CUDA pyramid kernels and their level loop (cuda/pyramid_kernels.cuh), their own source run on
 // the CPU by the host emulation (cuda/host_emulation.h), against the CPU op (native/ops/pyramid.cpp):
-// Laplacian and Haar, decompose, recompose and previews, 1 to 5 stages, shapes whose coarse levels
+// Laplacian, Haar and consistent, decompose, recompose and previews, 1 to 5 stages, shapes whose coarse levels
 // have odd sizes (down to 1 pixel), widths giving each vector width (4, 2, 1 coarse columns per
 // group), rows that span both column groups of a lane and several warps, several planes per warp,
 // and strips of 1 to 64 rows (the halo rows), also with a minimum of 4 rows.
@@ -72,7 +72,9 @@ const char* dtype_name(int dtype) { return dtype == DF_CUDA_BF16 ? "bf16" : "f32
 
 void run_case(const DfCudaPyramidShape& s, int kind, int dtype, const StripSplit& split, uint32_t seed) {
   const int S = s.stages;
-  const df::PyramidKind pk = kind == DF_CUDA_HAAR ? df::PyramidKind::Haar : df::PyramidKind::Laplacian;
+  const df::PyramidKind pk = kind == DF_CUDA_HAAR         ? df::PyramidKind::Haar
+                            : kind == DF_CUDA_CONSISTENT ? df::PyramidKind::Consistent
+                                                         : df::PyramidKind::Laplacian;
   const df::Decomposition& cpu = df::cpu_decomposition(pk);
   const df::Shape image_shape = {s.batch, s.channels, s.height, s.width};
   char label[160];
@@ -90,11 +92,13 @@ void run_case(const DfCudaPyramidShape& s, int kind, int dtype, const StripSplit
   for (int t = 0; t < S; t++) levels.emplace_back(size_t(pyramid_level_numel(s, t)), dtype);
   std::vector<void*> level_ptrs;
   for (auto& l : levels) level_ptrs.push_back(l.p());
-  Buf workspace(pyramid_workspace_bytes(s) / 4 + 1, DF_CUDA_F32);
+  Buf workspace(pyramid_workspace_bytes(s, kind) / 4 + 1, DF_CUDA_F32);
   cudaemu::EmuPyramidLaunch launch;
   int st = run_decompose(launch, kind, dtype, image.p(), level_ptrs.data(), workspace.p(), s, split);
   CHECK(st == DF_CUDA_OK, "%s: run_decompose returned %d", label, st);
-  CHECK(launch.launches == S - 1, "%s: %d launches for %d stages", label, launch.launches, S);
+  // the consistent kind: per pair the Laplacian pass, two unblur launches and a recompose pass
+  const int per_pair = kind == DF_CUDA_CONSISTENT ? 4 : 1;
+  CHECK(launch.launches == per_pair * (S - 1), "%s: %d launches for %d stages", label, launch.launches, S);
   const std::vector<df::Tensor> ref = cpu.decompose(tensor_of(x, image_shape), S, "test");
   double dec_err = 0;
   for (int t = 0; t < S; t++) {
@@ -156,7 +160,7 @@ void check_errors() {
   const DfCudaPyramidShape ok{1, 1, 8, 8, 3}, odd{1, 1, 6, 8, 3}, zero_stages{1, 1, 8, 8, 0}, many{1, 1, 8, 8, 17},
       negative{-1, 1, 8, 8, 1}, huge{1 << 20, 1 << 20, 1 << 20, 1 << 20, 1};
   expect_invalid(nullptr, DF_CUDA_LAPLACIAN, DF_CUDA_F32, "shape");
-  expect_invalid(&ok, 2, DF_CUDA_F32, "kind");
+  expect_invalid(&ok, 3, DF_CUDA_F32, "kind");
   expect_invalid(&ok, DF_CUDA_HAAR, DF_CUDA_F16, "dtype");
   expect_invalid(&odd, DF_CUDA_HAAR, DF_CUDA_F32, "divisible by 4");
   expect_invalid(&zero_stages, DF_CUDA_HAAR, DF_CUDA_F32, "stages");
@@ -185,7 +189,7 @@ int main() {
   };
   uint32_t seed = 1;
   for (int dtype : {DF_CUDA_F32, DF_CUDA_BF16})
-    for (int kind : {DF_CUDA_LAPLACIAN, DF_CUDA_HAAR})
+    for (int kind : {DF_CUDA_LAPLACIAN, DF_CUDA_HAAR, DF_CUDA_CONSISTENT})
       for (const auto& s : shapes)
         for (const StripSplit& split : {StripSplit{1, 1}, StripSplit{int64_t(1) << 40, 1}, StripSplit{int64_t(1) << 40, 4}})
           run_case(s, kind, dtype, split, seed++);

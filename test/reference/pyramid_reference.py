@@ -7,6 +7,10 @@ DIR/<name>.x.bin holds each input (f32, little-endian, row-major). Writes, per c
   <name>.haar.<s>.bin       stage s of the orthonormal Haar pyramid: conv2d with the four 2x2 Haar
                             filters at stride 2; a finer stage is conv_transpose2d of the three
                             detail bands alone (the bands mapped back onto the stage's grid)
+  <name>.consistent.<s>.bin the consistent pyramid: the same 2x2 means, with the mean-preserving
+                            up-sampler U (D U)^-1, D U built here as a dense matrix by passing every
+                            coarse basis image through F.interpolate up and down; a finer stage is
+                            down^k(x) - U (D U)^-1 down^(k+1)(x), so its 2x2 means are zero
   <name>.<kind>.preview<k>.bin  the first k stages recomposed, then upsampled to full size
 """
 import json
@@ -58,6 +62,25 @@ def haar(x, stages):
     return [l.reshape(b, c, l.shape[-2], l.shape[-1]).float() for l in levels]
 
 
+def mean_preserving_up(x):
+    """U (D U)^-1 x in float64, with D U as a dense (h w) x (h w) matrix measured from F.interpolate."""
+    b, c, h, w = x.shape
+    basis = torch.eye(h * w, dtype=torch.float64).reshape(h * w, 1, h, w)
+    du = down_bilinear(up_bilinear(basis)).reshape(h * w, h * w).T  # column j: D U of basis image j
+    y = torch.linalg.solve(du, x.double().reshape(b * c, h * w).T).T
+    return up_bilinear(y.reshape(b, c, h, w))
+
+
+def consistent(x, stages):
+    downs = [x.double()]
+    for _ in range(stages - 1):
+        downs.append(down_bilinear(downs[-1]))
+    levels = [downs[-1]]
+    for s in range(stages - 2, -1, -1):
+        levels.append(downs[s] - mean_preserving_up(downs[s + 1]))
+    return [l.float() for l in levels]
+
+
 def preview(levels, k, up):
     img = levels[0]
     for s in range(1, len(levels)):
@@ -86,7 +109,12 @@ def main():
             x = torch.frombuffer(bytearray(f.read()), dtype=torch.float32)
         assert x.numel() == n, (name, x.numel(), n)
         x = x.reshape(shape)
-        for kind, levels, up in (("laplacian", laplacian(x, stages), up_bilinear), ("haar", haar(x, stages), haar_up_image)):
+        kinds = (
+            ("laplacian", laplacian(x, stages), up_bilinear),
+            ("haar", haar(x, stages), haar_up_image),
+            ("consistent", consistent(x, stages), lambda l: mean_preserving_up(l).float()),
+        )
+        for kind, levels, up in kinds:
             for s, level in enumerate(levels):
                 save(os.path.join(out, f"{name}.{kind}.{s}.bin"), level)
             for k in range(1, stages + 1):

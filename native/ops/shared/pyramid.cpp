@@ -56,7 +56,9 @@ DfCudaPyramidShape cuda_shape(const PyramidShape& s) {
   return DfCudaPyramidShape{s.batch, s.channels, s.height, s.width, s.stages};
 }
 
-int cuda_kind(PyramidKind kind) { return kind == PyramidKind::Haar ? DF_CUDA_HAAR : DF_CUDA_LAPLACIAN; }
+int cuda_kind(PyramidKind kind) {
+  return kind == PyramidKind::Haar ? DF_CUDA_HAAR : kind == PyramidKind::Consistent ? DF_CUDA_CONSISTENT : DF_CUDA_LAPLACIAN;
+}
 int cuda_dtype(DType d) { return d == DType::BF16 ? DF_CUDA_BF16 : DF_CUDA_F32; }
 
 }  // namespace
@@ -111,10 +113,17 @@ PyramidShape pyramid_shape_of_levels(const std::vector<Shape>& levels, const std
 PyramidKind parse_pyramid_kind(const std::string& name, const char* arg) {
   if (name == "laplacian") return PyramidKind::Laplacian;
   if (name == "haar") return PyramidKind::Haar;
-  fail(Code::ArgValue, std::string(arg) + ": expected 'laplacian' or 'haar', got '" + name + "'");
+  if (name == "consistent") return PyramidKind::Consistent;
+  fail(Code::ArgValue, std::string(arg) + ": expected 'laplacian', 'haar' or 'consistent', got '" + name + "'");
 }
 
-const char* pyramid_kind_name(PyramidKind kind) { return kind == PyramidKind::Haar ? "haar" : "laplacian"; }
+const char* pyramid_kind_name(PyramidKind kind) {
+  switch (kind) {
+    case PyramidKind::Haar: return "haar";
+    case PyramidKind::Consistent: return "consistent";
+    default: return "laplacian";
+  }
+}
 
 
 namespace {
