@@ -322,7 +322,7 @@ class BlurSolve {
 void unblur(const float* coarse, const float* detail, float* y, float sign, int64_t planes, int64_t hc, int64_t wc) {
   const BlurSolve rows(wc), cols(hc);
   parallel_ranges(planes, std::max<int64_t>(1, pyramid_range_pixels() / (4 * hc * wc)), [&](int64_t begin, int64_t end) {
-    std::vector<float> reduced(detail ? size_t(wc) : 0);
+    float* reduced = thread_scratch(size_t(wc));  // free here: the pair passes run before or after
     for (int64_t p = begin; p < end; p++) {
       float* out = y + p * hc * wc;
       const float* c = coarse + p * hc * wc;
@@ -330,8 +330,8 @@ void unblur(const float* coarse, const float* detail, float* y, float sign, int6
         float* r = out + k * wc;
         if (detail) {
           const float* d = detail + (p * 2 * hc + 2 * k) * 2 * wc;
-          LaplacianRows::down(d, d + 2 * wc, reduced.data(), wc);
-          for (int64_t l = 0; l < wc; l++) r[l] = sign * (c[k * wc + l] - reduced[size_t(l)]);
+          LaplacianRows::down(d, d + 2 * wc, reduced, wc);
+          for (int64_t l = 0; l < wc; l++) r[l] = sign * (c[k * wc + l] - reduced[l]);
         } else {
           for (int64_t l = 0; l < wc; l++) r[l] = sign * c[k * wc + l];
         }

@@ -19,7 +19,8 @@
 // rows in cache); recompose reads the coarser image and the detail once and writes the finer image.
 //
 // The trainer and the sampler call the raw-pointer forms: buffers and workspace are theirs, and
-// once each pool thread's scratch rows (10 x the widest coarse row) have grown, calls never allocate.
+// once each pool thread's scratch rows (10 x the widest coarse row) have grown, calls never allocate
+// (but for the consistent kind's two coefficient tables of a level's height and width).
 // Users go through the Tensor forms, which check everything and allocate, and run where their
 // tensors live: f32 on the CPU; f32 or bf16 on a CUDA device, through the CUDA backend's kernels
 // (cuda/pyramid.cu, one launch per level pair; a bf16 pyramid computes and keeps its intermediate
