@@ -234,6 +234,24 @@ test('decoflow train --stage-predictions v,x makes a clean-level fine stage: rec
       .toThrow(/--stage-predictions: expected 2 of 'v' or 'x'/);
 });
 
+test('decoflow train --decomposition consistent samples its grids with that pyramid, and decoflow sample --decomposition does the same', () => {
+  const out = path.join(tmp, 'cli-consistent');
+  cli(['train', '--data', 'shapes', '--image-size', '16', '--grid', '4', '--batch', '4', '--steps', '3', '--warmup', '1', '--threads', '1',
+    '--stages', '2', '--decomposition', 'consistent', '--checkpoint-every', '0', '--out', out]);
+  expect(JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8')).trainer.decomposition).toBe('consistent');
+  const ckpt = path.join(out, 'checkpoint.safetensors');
+  // the grid written by train is the one sample --decomposition consistent writes (same seed and
+  // steps), not the Laplacian's
+  const grid = (decomposition: string, file: string) => {
+    cli(['sample', '--checkpoint', ckpt, '--seed', '1', '--threads', '1', '--decomposition', decomposition, '--out', path.join(out, file)]);
+    return fs.readFileSync(path.join(out, file));
+  };
+  const trained = fs.readFileSync(path.join(out, 'samples.png'));
+  expect(Buffer.compare(grid('consistent', 'c.png'), trained)).toBe(0);
+  expect(Buffer.compare(grid('laplacian', 'l.png'), trained)).not.toBe(0);
+  expect(() => cli(['sample', '--checkpoint', ckpt, '--decomposition', 'dct', '--out', path.join(out, 'x.png')])).toThrow(/decomposition/);
+});
+
 describe('bad trainer input', () => {
   const model = Model.create(small, { maxBatch: 4 });
   afterAll(() => model.dispose());

@@ -158,6 +158,7 @@ export async function train(argv: string[]): Promise<number> {
     writeSampleGrid(model, path.join(out, `${name}.png`), {
       seed: 1,
       cfg: model.config.numClasses > 0 ? (a['sample-cfg'] as number) : 1,
+      decomposition: run.trainer.decomposition,  // recompose with the pyramid the stages were trained on
       previewFile: path.join(out, `${name}-previews.png`),
     });
 
