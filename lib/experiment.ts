@@ -187,7 +187,7 @@ export interface ArmResult {
 async function sampleSet(model: Model, arm: Arm, n: number, seed: number, ema: boolean): Promise<Tensor> {
   const sampler = new Sampler(model);
   const labels = gridLabels(n, model.config.numClasses, 8);
-  const r = await sampler.sample({ n, labels, seed, ema, stepsPerStage: arm.stepsPerStage, thresholds: arm.thresholds, stageTimeShifts: arm.sampleTimeShifts, decomposition: arm.decomposition });
+  const r = await sampler.sample({ n, labels, seed, ema, stepsPerStage: arm.stepsPerStage, thresholds: arm.thresholds, stageTimeShifts: arm.sampleTimeShifts });
   for (const t of r.levels) t.dispose();
   return r.images;
 }
@@ -217,7 +217,7 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
   const log = o.log ?? (() => {});
   const arm = parseArm(armSpec, o.nfe);
   const data = await loadDataset(dataset, { imageSize: 32, seed: o.seed });
-  const config = modelConfig({ size: o.model, stages: arm.stages, channels: data.channels, imageSize: 32, numClasses: data.numClasses, grid: 8, stagePredictions: arm.stagePredictions });
+  const config = modelConfig({ size: o.model, stages: arm.stages, channels: data.channels, imageSize: 32, numClasses: data.numClasses, grid: 8, stagePredictions: arm.stagePredictions, decomposition: arm.decomposition });
   const model = Model.create(config, { maxBatch: Math.max(o.batch, o.samples), seed: o.seed, optimizer: { lr: o.lr, warmupSteps: Math.min(100, Math.floor(o.steps / 10)), emaDecay: o.emaDecay, emaWarmup: o.emaWarmup, emaPower: o.emaPower } });
   const trainer = new Trainer(model, {
     stageProbs: arm.stageProbs,
@@ -225,7 +225,6 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
     stageLossWeights: arm.stageLossWeights,
     stageTimeShifts: arm.trainTimeShifts,
     priorLocation: arm.priorLocation,
-    decomposition: arm.decomposition,
     seed: o.seed,
   });
   const loader = new BatchLoader(data, o.batch, o.seed);

@@ -33,6 +33,11 @@ export interface ModelConfig {
    * outputs, the loss, the trainer and the sampler are velocities either way (docs/METHOD.md).
    */
   stagePredictions?: ('v' | 'x')[];
+  /**
+   * The pyramid the stages come from (default 'laplacian'; pyramid.ts): recorded in checkpoints, and
+   * what the Trainer and the Sampler use (an option naming another one is an error).
+   */
+  decomposition?: 'laplacian' | 'haar' | 'consistent';
 }
 
 export interface OptimizerOptions {

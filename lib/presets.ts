@@ -38,6 +38,8 @@ export function modelConfig(options: {
   stageEmbedding?: boolean;
   /** Per stage, 'v' (velocity, the default) or 'x' (clean level): ModelConfig.stagePredictions. */
   stagePredictions?: ('v' | 'x')[];
+  /** The pyramid (default Laplacian): ModelConfig.decomposition. */
+  decomposition?: 'laplacian' | 'haar' | 'consistent';
 }): ModelConfig {
   const preset = MODEL_SIZES[options.size];
   if (!preset)
@@ -53,5 +55,6 @@ export function modelConfig(options: {
     numClasses: options.numClasses,
     stageEmbedding: options.stageEmbedding ?? options.stages > 1,
     ...(options.stagePredictions ? { stagePredictions: options.stagePredictions } : {}),
+    ...(options.decomposition && options.decomposition !== 'laplacian' ? { decomposition: options.decomposition } : {}),
   };
 }

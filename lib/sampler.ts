@@ -39,6 +39,7 @@ export interface SampleOptions {
   guidanceInterval?: [number, number];
   /** Sample with the EMA weights (default true) or the raw parameters. */
   ema?: boolean;
+  /** The pyramid: the model's (ModelConfig.decomposition, default 'laplacian'); naming another is an error. */
   decomposition?: DecompositionKind;
   /** Also return the coarse-to-fine previews (partial recompositions). */
   previews?: boolean;

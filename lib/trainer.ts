@@ -11,7 +11,7 @@ import { nativeOf, Tensor } from './tensor';
 export type DecompositionKind = 'laplacian' | 'haar' | 'consistent';
 
 export interface TrainerOptions {
-  /** The pyramid (default 'laplacian'). */
+  /** The pyramid: the model's (ModelConfig.decomposition, default 'laplacian'); naming another is an error. */
   decomposition?: DecompositionKind;
   /** p_q: the probability that each stage is the active one (default: the paper's [0.9, 0.1] for 2 stages). */
   stageProbs?: number[];

@@ -77,7 +77,7 @@ const bases: Array<{ stages: number; config: ModelConfig; trainer: TrainerOption
 ];
 for (const b of bases)
   for (const decomposition of ['laplacian', 'haar'] as DecompositionKind[])
-    runs.push({ name: `S=${b.stages} ${decomposition}`, config: b.config, trainer: { ...b.trainer, decomposition }, batch: b.batch, sampler: { ...b.sampler, decomposition } });
+    runs.push({ name: `S=${b.stages} ${decomposition}`, config: { ...b.config, decomposition }, trainer: { ...b.trainer, decomposition }, batch: b.batch, sampler: { ...b.sampler, decomposition } });
 
 function images(b: number, c: number, h: number, w: number, seed: number): Tensor {
   const x = Tensor.randn([b, c, h, w], { seed }).dataSync() as Float32Array;

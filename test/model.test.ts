@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Model, ModelBatch, ModelConfig, memory, readSafetensors, resetPeakMemory, setThreads, getThreads, Tensor } from '../lib';
+import { caught } from './helpers';
 
 const PYTHON = '/usr/bin/python3';
 const REFERENCE = path.join(__dirname, 'reference', 'dit_reference.py');
@@ -144,6 +145,31 @@ describe('checkpoints', () => {
     expect(back.step).toBe(0);
     back.dispose();
     m.dispose();
+  });
+
+  test('the config records the pyramid: omitted for the Laplacian (older checkpoints keep their JSON), kept through save and load', () => {
+    const f = fixture('s1_uncond');
+    const base = { ...f.meta.config } as ModelConfig;
+    const lap = Model.create(base, { maxBatch: 2 });
+    expect(lap.config.decomposition).toBeUndefined();
+    const p0 = path.join(dir, 'lap.safetensors');
+    lap.save(p0);
+    expect(JSON.parse(readSafetensors(p0).metadata.config)).not.toHaveProperty('decomposition');
+    for (const kind of ['haar', 'consistent'] as const) {
+      const m = Model.create({ ...base, decomposition: kind }, { maxBatch: 2 });
+      expect(m.config.decomposition).toBe(kind);
+      const p = path.join(dir, `${kind}.safetensors`);
+      m.save(p);
+      expect(JSON.parse(readSafetensors(p).metadata.config).decomposition).toBe(kind);
+      const back = Model.load(p);
+      expect(back.config.decomposition).toBe(kind);
+      back.dispose();
+      m.dispose();
+    }
+    expect(caught(() => Model.create({ ...base, decomposition: 'dct' as 'haar' }))).toMatchObject({
+      code: 'ERR_DECOFLOW_CONFIG', message: expect.stringMatching(/decomposition: expected 'laplacian', 'haar' or 'consistent'/),
+    });
+    lap.dispose();
   });
 
   test('a config mismatch, a missing file and corrupt files are errors with codes', () => {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BatchLoader, Model, readSafetensors, shapesDataset, Tensor, Trainer, trainerDefaults, writeSafetensors } from '../lib';
+import { BatchLoader, Model, pyramid, readSafetensors, Sampler, shapesDataset, Tensor, Trainer, trainerDefaults, writeSafetensors } from '../lib';
 import type { ModelConfig, TrainerOptions } from '../lib';
 import { caught, caughtAsync } from './helpers';
 
@@ -234,22 +234,33 @@ test('decoflow train --stage-predictions v,x makes a clean-level fine stage: rec
       .toThrow(/--stage-predictions: expected 2 of 'v' or 'x'/);
 });
 
-test('decoflow train --decomposition consistent samples its grids with that pyramid, and decoflow sample --decomposition does the same', () => {
+test('decoflow train --decomposition consistent: the checkpoint records the pyramid, and its grids and decoflow sample recompose with it', async () => {
   const out = path.join(tmp, 'cli-consistent');
   cli(['train', '--data', 'shapes', '--image-size', '16', '--grid', '4', '--batch', '4', '--steps', '3', '--warmup', '1', '--threads', '1',
     '--stages', '2', '--decomposition', 'consistent', '--checkpoint-every', '0', '--out', out]);
-  expect(JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8')).trainer.decomposition).toBe('consistent');
+  const run = JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8'));
+  expect(run.trainer.decomposition).toBe('consistent');
+  expect(run.config.decomposition).toBe('consistent');
   const ckpt = path.join(out, 'checkpoint.safetensors');
-  // the grid written by train is the one sample --decomposition consistent writes (same seed and
-  // steps), not the Laplacian's
-  const grid = (decomposition: string, file: string) => {
-    cli(['sample', '--checkpoint', ckpt, '--seed', '1', '--threads', '1', '--decomposition', decomposition, '--out', path.join(out, file)]);
-    return fs.readFileSync(path.join(out, file));
-  };
-  const trained = fs.readFileSync(path.join(out, 'samples.png'));
-  expect(Buffer.compare(grid('consistent', 'c.png'), trained)).toBe(0);
-  expect(Buffer.compare(grid('laplacian', 'l.png'), trained)).not.toBe(0);
-  expect(() => cli(['sample', '--checkpoint', ckpt, '--decomposition', 'dct', '--out', path.join(out, 'x.png')])).toThrow(/decomposition/);
+  const model = Model.load(ckpt);
+  expect(model.config.decomposition).toBe('consistent');
+  // the grid written by train is the one decoflow sample writes from the checkpoint (same seed and
+  // steps) and the one the Sampler makes with the consistent pyramid, not the Laplacian's
+  cli(['sample', '--checkpoint', ckpt, '--seed', '1', '--threads', '1', '--out', path.join(out, 'again.png')]);
+  expect(Buffer.compare(fs.readFileSync(path.join(out, 'again.png')), fs.readFileSync(path.join(out, 'samples.png')))).toBe(0);
+  const sampler = new Sampler(model);
+  const mine = await sampler.sample({ n: 2, seed: 3, stepsPerStage: [2, 2] });
+  const explicit = await sampler.sample({ n: 2, seed: 3, stepsPerStage: [2, 2], decomposition: 'consistent' });
+  expect(Array.from(mine.images.dataSync())).toEqual(Array.from(explicit.images.dataSync()));
+  // recomposed from the same levels with the other pyramid, the image differs: the default mattered
+  const lap = pyramid.recomposeSync(mine.levels, { kind: 'laplacian' });
+  expect(Array.from(lap.dataSync())).not.toEqual(Array.from(mine.images.dataSync()));
+  expect(await caughtAsync(() => sampler.sample({ n: 1, seed: 0, decomposition: 'laplacian' }))).toMatchObject({
+    code: 'ERR_DECOFLOW_ARG_VALUE', message: expect.stringMatching(/decomposition: the model's stages come from the 'consistent' pyramid/),
+  });
+  expect(caught(() => new Trainer(model, { decomposition: 'haar' }))).toMatchObject({ code: 'ERR_DECOFLOW_ARG_VALUE', message: expect.stringMatching(/Trainer: options.decomposition/) });
+  for (const t of [mine.images, explicit.images, lap, ...mine.levels, ...explicit.levels]) t.dispose();
+  model.dispose();
 });
 
 describe('bad trainer input', () => {

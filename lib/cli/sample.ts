@@ -2,7 +2,6 @@
 import * as path from 'node:path';
 import { saveGrid, saveImages } from '../image';
 import { Model } from '../model';
-import type { DecompositionKind } from '../trainer';
 import { setThreads } from '../runtime';
 import { Sampler, samplerDefaults, type Solver } from '../sampler';
 import { writeSampleGrid } from '../samples';
@@ -21,7 +20,6 @@ export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
   thresholds: { kind: 'list', help: `tau of every stage but the last (default ${DEFAULTS.thresholds.join(',')})` },
   'stage-time-shifts': { kind: 'list', help: 'per stage, steps even in logit(t) - M (default: 0 each, even in t; > 0 packs them towards the data end)' },
   solver: { kind: 'string', help: "'euler', 'heun' or 'midpoint'", default: 'euler' },
-  decomposition: { kind: 'string', help: "the pyramid the checkpoint was trained with: 'laplacian', 'haar' or 'consistent' (train's run.json says; default laplacian)" },
   cfg: { kind: 'number', help: 'classifier-free guidance scale (1 = none)', default: 1 },
   labels: { kind: 'intlist', help: 'class of each image (default: one class per row, or cycling)' },
   seed: { kind: 'int', help: 'noise seed', default: 0 },
@@ -47,7 +45,6 @@ export async function sample(argv: string[]): Promise<number> {
     thresholds: a.thresholds as number[] | undefined,
     stageTimeShifts: a['stage-time-shifts'] as number[] | undefined,
     solver: a.solver as Solver,
-    decomposition: a.decomposition as DecompositionKind | undefined,
     cfg: a.cfg as number,
     ema: a.ema as boolean,
   };

@@ -103,6 +103,7 @@ export async function train(argv: string[]): Promise<number> {
       numClasses: dataset.numClasses,
       grid: a.grid as number,
       stagePredictions: parsePredictions(a['stage-predictions'] as string | undefined, a.stages as number),
+      decomposition: a.decomposition as 'laplacian' | 'haar' | 'consistent' | undefined,
     });
     dataset.dispose();
     run = {
@@ -158,7 +159,6 @@ export async function train(argv: string[]): Promise<number> {
     writeSampleGrid(model, path.join(out, `${name}.png`), {
       seed: 1,
       cfg: model.config.numClasses > 0 ? (a['sample-cfg'] as number) : 1,
-      decomposition: run.trainer.decomposition,  // recompose with the pyramid the stages were trained on
       previewFile: path.join(out, `${name}-previews.png`),
     });
 

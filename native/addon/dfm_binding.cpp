@@ -53,11 +53,23 @@ std::vector<int> read_ints(const Napi::Value& v, const std::string& name) {
   return out;
 }
 
-TrainerOptions read_trainer_options(const Napi::Value& v) {
+// The pyramid of a trainer or sampler: the model's own (its config records it) unless given; another
+// one would decompose or recompose stages the model was not trained on, so it is refused.
+PyramidKind read_decomposition(const Napi::Object& o, const DiTConfig& c, const std::string& ctx) {
+  if (!has_option(o, "decomposition")) return c.decomposition;
+  const std::string arg = ctx + ".decomposition";
+  const PyramidKind k = parse_pyramid_kind(opt_string(o, "decomposition", "laplacian", ctx), arg.c_str());
+  if (k != c.decomposition)
+    fail(Code::ArgValue, arg + ": the model's stages come from the '" + pyramid_kind_name(c.decomposition) +
+                             "' pyramid (its config's decomposition), got '" + pyramid_kind_name(k) + "'");
+  return k;
+}
+
+TrainerOptions read_trainer_options(const Napi::Value& v, const DiTConfig& c) {
   const std::string ctx = "Trainer: options";
   Napi::Object o = arg_object(v, ctx, true);
   TrainerOptions r;
-  r.decomposition = parse_pyramid_kind(opt_string(o, "decomposition", "laplacian", ctx), "Trainer: options.decomposition");
+  r.decomposition = read_decomposition(o, c, ctx);
   if (has_option(o, "stageProbs")) r.batch.stage_probs = read_numbers(o.Get("stageProbs"), ctx + ".stageProbs");
   if (has_option(o, "stageProbsFinal"))
     r.batch.stage_probs_final = read_numbers(o.Get("stageProbsFinal"), ctx + ".stageProbsFinal");
@@ -77,7 +89,7 @@ TrainerOptions read_trainer_options(const Napi::Value& v) {
 
 Napi::Value trainer_create(const Napi::CallbackInfo& info) {
   ModelPtr model = model_of(info[0], "Trainer");
-  TrainerOptions opts = read_trainer_options(info[1]);
+  TrainerOptions opts = read_trainer_options(info[1], model->model->config());
   BusyGuard busy(model, "Trainer");
   auto h = std::make_shared<TrainerHandle>();
   h->model = model;
@@ -252,7 +264,7 @@ SampleRequest read_sample_request(const Napi::Value& v, const DiTConfig& c) {
       r.labels.push_back(int32_t(d));
     }
   }
-  r.decomposition = parse_pyramid_kind(opt_string(o, "decomposition", "laplacian", ctx), "sample: options.decomposition");
+  r.decomposition = read_decomposition(o, c, "sample: options");
   r.previews = opt_bool(o, "previews", false, ctx);
   r.intermediates = opt_bool(o, "intermediates", false, ctx);
   validate_sample_request(c, r);

@@ -44,6 +44,9 @@ struct DiTConfig {
   int64_t freq_dim = 256;        // sinusoidal features of each time
   double time_scale = 1000.0;    // times in [0, 1] are multiplied by this before the features
   std::vector<Prediction> predictions;  // per stage; empty: every stage predicts its velocity
+  // The pyramid the stages come from: recorded with the model, so that the trainer and the sampler
+  // decompose and recompose with the one it was trained on.
+  PyramidKind decomposition = PyramidKind::Laplacian;
 
   bool predicts_clean(int64_t s) const {
     return size_t(s) < predictions.size() && predictions[size_t(s)] == Prediction::Clean;

@@ -75,7 +75,10 @@ std::string DiTConfig::to_json() const {
          ",\"numClasses\":" + std::to_string(num_classes) +
          ",\"stageEmbedding\":" + (stage_embedding ? "true" : "false") +
          ",\"posEmbedding\":" + (pos_embedding ? "true" : "false") + ",\"freqDim\":" + std::to_string(freq_dim) +
-         ",\"timeScale\":" + num(time_scale) + predictions_json() + "}";
+         ",\"timeScale\":" + num(time_scale) + predictions_json() +
+         // written only when not the Laplacian, so older models keep their JSON
+         (decomposition == PyramidKind::Laplacian ? "" : std::string(",\"decomposition\":\"") + pyramid_kind_name(decomposition) + "\"") +
+         "}";
 }
 
 // Written only when some stage predicts its clean level, so velocity models keep their old JSON.
@@ -115,7 +118,7 @@ DiTConfig DiTConfig::from_json(const std::string& text) {
   for (const auto& kv : v.object) {
     static const char* known[] = {"stages", "channels", "height", "width", "patchSizes", "hidden", "depth",
                                   "heads", "mlpRatio", "numClasses", "stageEmbedding", "posEmbedding",
-                                  "freqDim", "timeScale", "stagePredictions"};
+                                  "freqDim", "timeScale", "stagePredictions", "decomposition"};
     bool ok = false;
     for (const char* k : known) ok = ok || kv.first == k;
     if (!ok) fail(Code::Config, "model config: unknown field '" + kv.first + "'");
@@ -148,6 +151,11 @@ DiTConfig DiTConfig::from_json(const std::string& text) {
         fail(Code::Config, "model config: stagePredictions: expected 'v' (velocity) or 'x' (clean level) per stage");
       c.predictions.push_back(e.string == "x" ? Prediction::Clean : Prediction::Velocity);
     }
+  }
+  if (const json::Value* d = v.find("decomposition")) {
+    if (!d->is_string() || (d->string != "laplacian" && d->string != "haar" && d->string != "consistent"))
+      fail(Code::Config, "model config: decomposition: expected 'laplacian', 'haar' or 'consistent'");
+    c.decomposition = parse_pyramid_kind(d->string, "model config: decomposition");
   }
   c.validate();
   return c;
