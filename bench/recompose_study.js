@@ -42,6 +42,7 @@ function line(name, r) {
   if (!m) throw new Error('--variant: expected N1,N2[~TAU][sM]');
   const model = Model.load(flag('checkpoint'));
   if (model.config.stages !== 2) throw new Error('--checkpoint: expected a 2-stage model');
+  if ((model.config.decomposition ?? 'laplacian') !== 'laplacian') throw new Error('--checkpoint: expected a model on the Laplacian pyramid (the consistent one is consistent already)');
   const real = await loadImageSet(dataset, { offset: split === 'test' ? 1000 : 0, limit: 1000, imageSize: model.config.height });
   const k = model.config.numClasses;
   const labels = k > 0 ? Array.from({ length: n }, (_, i) => Math.floor(i / 8) % k) : undefined;
