@@ -2,21 +2,27 @@
 // `decoflow experiment` process per dataset (or, with DECOFLOW_SPLIT=arms, per dataset and arm),
 // one thread each, running side by side; then the merged curves (curves.png) and side-by-side
 // sample grids (grids-*.png) in the output folder.
-//   node bench/experiment.js [--out DIR] [--scale K] [any other decoflow experiment flag]
-// e.g. --scale 10 trains 10x longer with 8x the samples per evaluation.
-// DECOFLOW_DATASETS (default 'fashion-mnist,shapes') and DECOFLOW_ARMS (default 'fm;dfm-0.9;dfm-0.5')
+//   node bench/experiment.js [--out DIR] [--datasets D1,D2] [--arms 'A1;A2'] [--scale K] [any other decoflow experiment flag]
+// e.g. --scale 10 trains 10x longer with 8x the samples per evaluation. --datasets and --arms (or
+// DECOFLOW_DATASETS, default 'fashion-mnist,shapes', and DECOFLOW_ARMS, default 'fm;dfm-0.9;dfm-0.5')
 // choose what runs.
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { drawCharts, drawGrids } = require('../dist/index.cjs');
 
-const argv = process.argv.slice(2);
-const outAt = argv.indexOf('--out');
-const out = outAt >= 0 ? argv[outAt + 1] : 'experiment';
-const rest = outAt >= 0 ? argv.filter((_, i) => i !== outAt && i !== outAt + 1) : argv;
-const datasets = (process.env.DECOFLOW_DATASETS || 'fashion-mnist,shapes').split(',');
-const arms = process.env.DECOFLOW_ARMS || 'fm;dfm-0.9;dfm-0.5';
+// --out, --datasets and --arms are this script's own: each child gets its one dataset (passing them
+// through as well would let the last flag win, and every child would run the same dataset).
+const own = { out: 'experiment', datasets: process.env.DECOFLOW_DATASETS || 'fashion-mnist,shapes', arms: process.env.DECOFLOW_ARMS || 'fm;dfm-0.9;dfm-0.5' };
+const rest = [];
+for (let i = 2; i < process.argv.length; i++) {
+  const name = process.argv[i].startsWith('--') ? process.argv[i].slice(2) : '';
+  if (Object.hasOwn(own, name) && i + 1 < process.argv.length) own[name] = process.argv[++i];
+  else rest.push(process.argv[i]);
+}
+const out = own.out;
+const datasets = own.datasets.split(',');
+const arms = own.arms;
 const byArm = process.env.DECOFLOW_SPLIT === 'arms';
 const jobs = datasets.flatMap((d) => (byArm ? arms.split(';').map((a) => ({ dataset: d, arms: a })) : [{ dataset: d, arms }]));
 const resultsFile = (j) => `results-${j.dataset}${byArm ? `-${j.arms.replace(/[^a-z0-9.-]/gi, '_')}` : ''}.json`;

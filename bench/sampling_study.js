@@ -2,11 +2,12 @@
 // with other splits of the 40 function evaluations between the stages and other thresholds tau,
 // and step spacings, each scored with decoflow eval's metrics against the validation images of the
 // dataset (the first 1000 held-out images, with the experiment's sampling seed and labels).
-//   node bench/sampling_study.js --dataset fashion-mnist --checkpoints DIR1,DIR2 [--samples 96]
+//   node bench/sampling_study.js --dataset fashion-mnist --checkpoints 'DIR1;DIR2' [--samples 96]
 //     [--variants "30,10~0.7;20,20~0.7;10,30~0.7;30,10~0.9;35,5~0.95s1.5"] [--split test] [--out study.json]
 // A variant is N1,N2[~TAU][sM]: steps per stage, the threshold, and the fine stage's step shift M
 // (the sampler's stageTimeShifts [0, M]). --split test scores against the experiment's test images
-// (the next 1000) instead, for a variant already chosen on validation.
+// (the next 1000) instead, for a variant already chosen on validation. Folders are separated by ';':
+// the experiment names an arm's folder after the arm, and DFM arms hold commas ('dfm-0.6w3@35,5~0.95').
 const fs = require('node:fs');
 const path = require('node:path');
 const { Model, Sampler, evaluate, loadImageSet, formatEvalTable, setThreads } = require('../dist/index.cjs');
@@ -18,7 +19,7 @@ function flag(name, fallback) {
 
 (async () => {
   const dataset = flag('dataset', 'fashion-mnist');
-  const checkpoints = flag('checkpoints', '').split(',').filter(Boolean);
+  const checkpoints = flag('checkpoints', '').split(';').filter(Boolean);
   const samples = Number(flag('samples', '96'));
   const variants = flag('variants', '30,10~0.7;20,20~0.7;10,30~0.7;30,10~0.9;30,10~0.5').split(';');
   const out = flag('out', 'sampling-study.json');
