@@ -44,6 +44,8 @@ export interface Arm {
   decomposition?: 'haar' | 'consistent';
   /** What each stage's network output predicts ('x' in the spec: the last stage its clean level). */
   stagePredictions?: ('v' | 'x')[];
+  /** The trainer's stageChoice ('p' in the spec: one active stage per sample instead of per batch). */
+  stageChoice?: 'sample';
   stepsPerStage: number[];
   thresholds?: number[];
   /** The sampler's stageTimeShifts (how each stage's steps are spaced). */
@@ -51,22 +53,23 @@ export interface Arm {
 }
 
 /**
- * Parses 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x][@N1,N2][~TAU][sM]' for a total budget of `nfe` function
+ * Parses 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x][p][@N1,N2][~TAU][sM]' for a total budget of `nfe` function
  * evaluations (DFM default: 3/4 then 1/4; P2: the coarse-stage probability reached at the end of
  * training; W: the fine stage's loss weight, default 1; tM: the fine stage's training-time shift;
  * eL: the logit-normal location of the earlier (coarse) stage while the fine one trains, the
  * trainer's priorLocation; h: the Haar pyramid instead of the Laplacian, c: the consistent one; x: the finest stage predicts
- * its clean level (ModelConfig.stagePredictions); sM: the fine stage's
+ * its clean level (ModelConfig.stagePredictions); p: each sample draws its own active stage (the
+ * trainer's stageChoice 'sample'); sM: the fine stage's
  * sampling-step shift; shifts in logit units, default 0).
  */
 export function parseArm(spec: string, nfe: number): Arm {
   if (spec === 'fm') return { name: 'fm', stages: 1, stepsPerStage: [nfe] };
   if (spec === 'fm-x') return { name: 'fm-x', stages: 1, stepsPerStage: [nfe], stagePredictions: ['x'] };
-  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:t(-?[0-9.]+))?(?:e(-?[0-9.]+))?([hc])?(x)?(?:@(\d+),(\d+))?(?:~([0-9.]+))?(?:s(-?[0-9.]+))?$/.exec(spec);
+  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:t(-?[0-9.]+))?(?:e(-?[0-9.]+))?([hc])?(x)?(p)?(?:@(\d+),(\d+))?(?:~([0-9.]+))?(?:s(-?[0-9.]+))?$/.exec(spec);
   if (!m)
     throw decoflowError(
       'ERR_DECOFLOW_ARG_VALUE',
-      `arm '${spec}': expected 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x][@N1,N2][~TAU][sM]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight, tM/sM: the fine stage's training-time/sampling-step shift, L: the coarse stage's time location while the fine one trains, h: the Haar pyramid, c: the consistent pyramid, x: the finest stage predicts its clean level)`,
+      `arm '${spec}': expected 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x][p][@N1,N2][~TAU][sM]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight, tM/sM: the fine stage's training-time/sampling-step shift, L: the coarse stage's time location while the fine one trains, h: the Haar pyramid, c: the consistent pyramid, x: the finest stage predicts its clean level, p: one active stage per sample)`,
     );
   const probs = (q: number) => [q, Math.round((1 - q) * 1e6) / 1e6];
   const p = Number(m[1]);
@@ -86,9 +89,9 @@ export function parseArm(spec: string, nfe: number): Arm {
   const prior = m[5] === undefined ? undefined : Number(m[5]);
   if (prior !== undefined && !Number.isFinite(prior)) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the coarse stage's time location must be a number`);
   const first = Math.round((nfe * 3) / 4);
-  const steps = m[8] ? [Number(m[8]), Number(m[9])] : [first, nfe - first];
-  const tau = m[10] ? Number(m[10]) : undefined;
-  const sampleShift = shift(m[11], 'sampling-step');
+  const steps = m[9] ? [Number(m[9]), Number(m[10])] : [first, nfe - first];
+  const tau = m[11] ? Number(m[11]) : undefined;
+  const sampleShift = shift(m[12], 'sampling-step');
   return {
     name: spec,
     stages: 2,
@@ -99,6 +102,7 @@ export function parseArm(spec: string, nfe: number): Arm {
     priorLocation: prior,
     ...(m[6] ? { decomposition: m[6] === 'h' ? ('haar' as const) : ('consistent' as const) } : {}),
     ...(m[7] ? { stagePredictions: ['v', 'x'] as ('v' | 'x')[] } : {}),
+    ...(m[8] ? { stageChoice: 'sample' as const } : {}),
     stepsPerStage: steps,
     thresholds: tau === undefined ? undefined : [tau],
     sampleTimeShifts: sampleShift,
@@ -225,6 +229,7 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
     stageLossWeights: arm.stageLossWeights,
     stageTimeShifts: arm.trainTimeShifts,
     priorLocation: arm.priorLocation,
+    stageChoice: arm.stageChoice,
     seed: o.seed,
   });
   const loader = new BatchLoader(data, o.batch, o.seed);

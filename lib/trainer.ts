@@ -41,6 +41,13 @@ export interface TrainerOptions {
    * Pair it with the sampler's stageTimeShifts.
    */
   stageTimeShifts?: number[];
+  /**
+   * How Q is drawn: 'batch' (default, the paper's Algorithm 1) draws one active stage for the whole
+   * batch; 'sample' draws one per sample from the same p_q, so every step mixes the stages (the same
+   * expected loss, a lower-variance estimate of it). With 'sample', TrainStepStats.activeStage is
+   * the finest active stage in the batch.
+   */
+  stageChoice?: 'batch' | 'sample';
   /** Seed of the data-side randomness (times, noise, dropout); the step number is the counter. */
   seed?: number;
 }
@@ -48,7 +55,7 @@ export interface TrainerOptions {
 export interface TrainStepStats {
   /** Optimizer steps taken so far (after this one). */
   step: number;
-  /** The active stage Q of this batch (0-based, coarse to fine). */
+  /** The active stage Q of this batch (0-based, coarse to fine; with stageChoice 'sample', the finest of the batch). */
   activeStage: number;
   /** Sum over active stages of their mean squared velocity errors, times stageLossWeights. */
   loss: number;

@@ -37,6 +37,12 @@ const cases: Array<{ name: string; config: ModelConfig; trainer: TrainerOptions;
     trainer: { stageProbs: [0.2, 0.3, 0.5], timeLocation: 0.3, priorLocation: 2.0, stageLossWeights: [1, 2.5, 0.5], seed: 2 },
     batch: 3,
   },
+  {
+    name: 'S=3, one active stage per sample',
+    config: { stages: 3, channels: 1, height: 16, width: 16, patchSizes: [1, 2, 4], hidden: 32, depth: 2, heads: 2, numClasses: 3, stageEmbedding: true, freqDim: 16 },
+    trainer: { stageProbs: [0.3, 0.3, 0.4], stageChoice: 'sample', stageTimeShifts: [0, 0.5, 1], stageLossWeights: [1, 2, 3], seed: 4 },
+    batch: 6,
+  },
 ];
 
 describe.each(cases)('the DFM loss of a training step matches the PyTorch reference: $name', ({ config, trainer: opts, batch }) => {
@@ -47,6 +53,7 @@ describe.each(cases)('the DFM loss of a training step matches the PyTorch refere
     const labels = config.numClasses ? Tensor.from(Int32Array.from({ length: batch }, (_, i) => i % config.numClasses!), [batch], { dtype: 'i32' }) : undefined;
     for (let i = 0; i < 3; i++) trainer.stepSync(images, labels); // move every weight away from adaLN-Zero's zeros
     const seen = new Set<number>();
+    let mixed = 0; // batches whose samples train different stages
     for (let step = 3; step < 3 + 2 * config.stages; step++) {
       const ckpt = path.join(tmp, `ckpt-${config.stages}-${step}.safetensors`);
       model.save(ckpt, { optimizer: false, ema: false });
@@ -80,16 +87,31 @@ describe.each(cases)('the DFM loss of a training step matches the PyTorch refere
         }
         expect(err / big).toBeLessThan(1e-5);
       });
-      // masked (later) stages have zero noise and t = 0
+      // each sample's active stages are a prefix ending at its Q (the batch's Q, or with stageChoice
+      // 'sample' its own, the finest of them reported); its later stages have zero noise and t = 0
+      const S = config.stages;
       const t = d.t.dataSync();
       const mask = d.mask.dataSync();
-      for (let b = 0; b < batch; b++)
-        for (let s = 0; s < config.stages; s++) {
-          expect(mask[b * config.stages + s]).toBe(s <= d.activeStage ? 1 : 0);
-          if (s > d.activeStage) expect(t[b * config.stages + s]).toBe(0);
+      const noise = d.noise.map((n) => n.dataSync());
+      const qs: number[] = [];
+      for (let b = 0; b < batch; b++) {
+        const q = Array.from(mask.subarray(b * S, (b + 1) * S)).lastIndexOf(1);
+        qs.push(q);
+        for (let s = 0; s < S; s++) {
+          expect(mask[b * S + s]).toBe(s <= q ? 1 : 0);
+          if (s > q) {
+            expect(t[b * S + s]).toBe(0);
+            const n = noise[s].length / batch;
+            expect(noise[s].subarray(b * n, (b + 1) * n).every((x) => x === 0)).toBe(true);
+          }
         }
+      }
+      expect(Math.max(...qs)).toBe(d.activeStage);
+      if (opts.stageChoice !== 'sample') expect(new Set(qs).size).toBe(1);
+      else if (new Set(qs).size > 1) mixed++;
     }
-    if (config.stages > 1) expect(seen.size).toBeGreaterThan(1);
+    if (opts.stageChoice === 'sample') expect(mixed).toBeGreaterThan(0);
+    else if (config.stages > 1) expect(seen.size).toBeGreaterThan(1);
     trainer.dispose();
     model.dispose();
   });
@@ -202,12 +224,13 @@ test('the defaults live in the native trainer: TypeScript and the CLI read them'
 // Runs the CLI; throws (with its stderr in the message) when it exits non-zero.
 const cli = (args: string[]) => execFileSync(process.execPath, [path.join(__dirname, '..', 'bin', 'decoflow.js'), ...args], { encoding: 'utf8', stdio: 'pipe' });
 
-test('decoflow train --stage-time-shifts is recorded in run.json; decoflow sample --stage-time-shifts changes the samples', () => {
+test('decoflow train --stage-time-shifts and --stage-choice are recorded in run.json; decoflow sample --stage-time-shifts changes the samples', () => {
   const out = path.join(tmp, 'cli-shifts');
   cli(['train', '--data', 'shapes', '--image-size', '16', '--grid', '4', '--batch', '4', '--steps', '3', '--warmup', '1', '--threads', '1',
-    '--stage-time-shifts', '0,1.5', '--checkpoint-every', '0', '--out', out]);
+    '--stage-time-shifts', '0,1.5', '--stage-choice', 'sample', '--checkpoint-every', '0', '--out', out]);
   const run = JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8'));
   expect(run.trainer.stageTimeShifts).toEqual([0, 1.5]);
+  expect(run.trainer.stageChoice).toBe('sample');
   const ckpt = path.join(out, 'checkpoint.safetensors');
   const sample = (file: string, extra: string[]) => {
     cli(['sample', '--checkpoint', ckpt, '--out', path.join(out, file), '--rows', '1', '--columns', '2', '--steps-per-stage', '3,3', '--threads', '1', ...extra]);
@@ -279,6 +302,7 @@ describe('bad trainer input', () => {
     [{ stageLossWeights: [1, NaN] }, /stageLossWeights/],
     [{ stageProbsFinal: [0.5, 0.5] }, /stageProbsSteps: expected the number of steps/],
     [{ stageProbsSteps: 10 }, /stageProbsSteps: given without stageProbsFinal/],
+    [{ stageChoice: 'pixel' }, /stageChoice: expected 'batch' \(one active stage per batch\) or 'sample'/],
     [{ stageTimeShifts: [1] }, /stageTimeShifts: expected 2 shifts/],
     [{ stageTimeShifts: [0, Infinity] }, /stageTimeShifts\[1\]: expected a number in \[-10, 10\]/],
     [{ stageProbsFinal: [1], stageProbsSteps: 10 }, /stageProbsFinal: expected 2 probabilities/],

@@ -83,6 +83,11 @@ TrainerOptions read_trainer_options(const Napi::Value& v, const DiTConfig& c) {
     r.batch.stage_loss_weights = read_numbers(o.Get("stageLossWeights"), ctx + ".stageLossWeights");
   if (has_option(o, "stageTimeShifts"))
     r.batch.stage_time_shifts = read_numbers(o.Get("stageTimeShifts"), ctx + ".stageTimeShifts");
+  const std::string choice = opt_string(o, "stageChoice", "batch", ctx);
+  if (choice != "batch" && choice != "sample")
+    fail(Code::ArgValue, ctx + ".stageChoice: expected 'batch' (one active stage per batch) or 'sample' (one per sample), got '" +
+                             choice + "'");
+  r.batch.stage_per_sample = choice == "sample";
   r.seed = uint64_t(opt_int(o, "seed", 0, 0, (int64_t(1) << 53) - 1, ctx));
   return r;
 }
@@ -116,6 +121,7 @@ Napi::Object trainer_options_to_js(Napi::Env env, const TrainerOptions& o) {
   std::vector<double> shifts = o.batch.stage_time_shifts;
   if (shifts.empty()) shifts.assign(o.batch.stage_probs.size(), 0.0);
   r.Set("stageTimeShifts", numbers_to_js(env, shifts));
+  r.Set("stageChoice", o.batch.stage_per_sample ? "sample" : "batch");
   r.Set("seed", double(o.seed));
   return r;
 }

@@ -70,30 +70,43 @@ std::vector<double> stage_probs_at(const DfmBatchConfig& c, uint64_t step) {
   return p;
 }
 
+namespace {
+// The stage a uniform u in [0, 1) picks under probabilities p (the last stage with mass when
+// rounding leaves u above the running sum).
+int stage_for(double u, const std::vector<double>& probs) {
+  const int S = int(probs.size());
+  double acc = 0;
+  for (int s = 0; s < S; s++) {
+    acc += probs[size_t(s)];
+    if (u <= acc && probs[size_t(s)] > 0) return s;
+  }
+  for (int s = S - 1; s >= 0; s--)
+    if (probs[size_t(s)] > 0) return s;
+  return S - 1;
+}
+}  // namespace
+
 int draw_active_stage(const DfmBatchConfig& c, uint64_t seed, uint64_t step) {
   float u;
   RandomStream{seed, stream_id(Purpose::StageChoice, step)}.fill_uniform(&u, 1);
-  const std::vector<double> probs = stage_probs_at(c, step);
-  double acc = 0;
-  int S = int(probs.size());
-  for (int s = 0; s < S; s++) {
-    acc += probs[size_t(s)];
-    if (double(u) <= acc && probs[size_t(s)] > 0) return s;
-  }
-  for (int s = S - 1; s >= 0; s--)  // rounding at the top end: the last stage with mass
-    if (probs[size_t(s)] > 0) return s;
-  return S - 1;
+  return stage_for(double(u), stage_probs_at(c, step));
 }
 
 static float sigmoid(double x) { return float(1.0 / (1.0 + std::exp(-x))); }
 
 int draw_dfm_batch(const DfmBatchConfig& c, int S, int64_t B, uint64_t seed, uint64_t step, float* t, float* mask,
                    int32_t* labels) {
-  const int Q = draw_active_stage(c, seed, step);
-  const double loc = c.time_loc + (c.stage_time_shifts.empty() ? 0.0 : c.stage_time_shifts[size_t(Q)]);
+  // Q per sample: one uniform each from the stage-choice stream (per batch: its first, for all).
+  std::vector<float> u(size_t(c.stage_per_sample ? B : 1));
+  RandomStream{seed, stream_id(Purpose::StageChoice, step)}.fill_uniform(u.data(), int64_t(u.size()));
+  const std::vector<double> probs = stage_probs_at(c, step);
   std::vector<float> z(size_t(B * S));
   RandomStream{seed, stream_id(Purpose::Times, step)}.fill_normal(z.data(), B * S);
-  for (int64_t b = 0; b < B; b++)
+  int finest = 0;
+  for (int64_t b = 0; b < B; b++) {
+    const int Q = stage_for(double(u[c.stage_per_sample ? size_t(b) : 0]), probs);
+    finest = std::max(finest, Q);
+    const double loc = c.time_loc + (c.stage_time_shifts.empty() ? 0.0 : c.stage_time_shifts[size_t(Q)]);
     for (int s = 0; s < S; s++) {
       size_t j = size_t(b * S + s);
       if (s == Q) t[j] = sigmoid(loc + c.time_scale * z[j]);
@@ -101,17 +114,18 @@ int draw_dfm_batch(const DfmBatchConfig& c, int S, int64_t B, uint64_t seed, uin
       else t[j] = 0.f;
       mask[j] = s <= Q ? 1.f : 0.f;
     }
+  }
   if (labels && c.null_label >= 0 && c.label_dropout > 0) {
     std::vector<float> u(static_cast<size_t>(B));
     RandomStream{seed, stream_id(Purpose::LabelDropout, step)}.fill_uniform(u.data(), B);
     for (int64_t b = 0; b < B; b++)
       if (u[size_t(b)] <= c.label_dropout) labels[b] = c.null_label;
   }
-  return Q;
+  return finest;
 }
 
 void noise_dfm_batch(Ops& ops, const StageLayout& l, int Q, uint64_t seed, uint64_t step, const float* clean,
-                     const float* t, float* noisy, float* target) {
+                     const float* t, const float* mask, float* noisy, float* target) {
   for (int s = 0; s < l.groups(); s++) {
     const int64_t off = l.offset(s);
     if (s > Q) {
@@ -122,12 +136,20 @@ void noise_dfm_batch(Ops& ops, const StageLayout& l, int Q, uint64_t seed, uint6
     }
   }
   ops.flow_noising(l.prefix(Q + 1), clean, t, noisy, target);
+  const int S = l.groups();
+  for (int s = 1; s <= Q; s++)  // stage 0 is active in every sample
+    for (int64_t b = 0; b < l.batch; b++)
+      if (mask[b * S + s] == 0.f) {
+        const int64_t row = l.offset(s) + b * l.per_sample[size_t(s)];
+        ops.zero(noisy + row, size_t(l.per_sample[size_t(s)]) * sizeof(float));
+        ops.zero(target + row, size_t(l.per_sample[size_t(s)]) * sizeof(float));
+      }
 }
 
 int prepare_dfm_batch(const StageLayout& l, const DfmBatchConfig& c, uint64_t seed, uint64_t step, const float* clean,
                       float* noisy, float* target, float* t, float* mask, int32_t* labels) {
   const int Q = draw_dfm_batch(c, l.groups(), l.batch, seed, step, t, mask, labels);
-  noise_dfm_batch(cpu_ops(), l, Q, seed, step, clean, t, noisy, target);
+  noise_dfm_batch(cpu_ops(), l, Q, seed, step, clean, t, mask, noisy, target);
   return Q;
 }
 

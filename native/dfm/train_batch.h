@@ -20,6 +20,10 @@ struct DfmBatchConfig {
   // probabilities move linearly to stage_probs_final over stage_probs_steps steps and stay there.
   std::vector<double> stage_probs_final;
   int64_t stage_probs_steps = 0;
+  // false: one Q for the whole batch (the paper's Algorithm 1); true: each sample draws its own Q
+  // from the same p_q. The expected loss is the same; a mixed batch gives every step gradients of
+  // every stage, so no step is spent on one stage alone (a lower-variance estimate of that loss).
+  bool stage_per_sample = false;
   double time_loc = 0.0, time_scale = 1.0;    // t_Q ~ LogitNormal(loc, scale)
   double prior_loc = 1.5, prior_scale = 1.0;  // t_s for s < Q ~ LogitNormal(prior_loc, prior_scale)
   // Per stage, added to time_loc when that stage is the active one: t_Q ~ LogitNormal(time_loc +
@@ -40,19 +44,21 @@ void validate_batch_config(const DfmBatchConfig& c, int stages);
 // p_q at optimiser step `step` (the schedule above; stage_probs when there is none).
 std::vector<double> stage_probs_at(const DfmBatchConfig& c, uint64_t step);
 
-// Draws Q (0-based) for a step.
+// Draws Q (0-based) for a step (with stage_per_sample, the first sample's).
 int draw_active_stage(const DfmBatchConfig& c, uint64_t seed, uint64_t step);
 
 // The host draws of a step for `batch` samples of `stages` stages: t and mask ([B, S]), label
-// dropout applied in place (labels may be null). Stages after Q get t = 0 and mask 0. Returns Q.
+// dropout applied in place (labels may be null). A sample's stages after its Q get t = 0 and mask
+// 0. Returns the finest active stage of the batch (Q itself when Q is drawn per batch).
 int draw_dfm_batch(const DfmBatchConfig& c, int stages, int64_t batch, uint64_t seed, uint64_t step, float* t,
                    float* mask, int32_t* labels);
 
 // On the device of `ops`: the noise of the stages s <= Q (Philox, the same bits on every backend)
 // and the forward process into noisy and target; stages after Q get zero input and zero target.
-// t is the [B, S] matrix of times on that device.
+// t is the [B, S] matrix of times on that device; mask is the host [B, S] mask of draw_dfm_batch,
+// which zeroes the (sample, stage) rows a per-sample Q leaves inactive below the batch's Q.
 void noise_dfm_batch(Ops& ops, const StageLayout& l, int active_stage, uint64_t seed, uint64_t step, const float* clean,
-                     const float* t, float* noisy, float* target);
+                     const float* t, const float* mask, float* noisy, float* target);
 
 // Both, on host buffers with the CPU backend (for tests and references).
 int prepare_dfm_batch(const StageLayout& l, const DfmBatchConfig& c, uint64_t seed, uint64_t step, const float* clean,

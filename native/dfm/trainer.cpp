@@ -61,7 +61,7 @@ int Trainer::prepare(uint64_t step, const float* images, const int32_t* labels, 
   const int Q = draw_dfm_batch(options_.batch, S, batch, options_.seed, step, t_.data(), mask_.data(),
                                labels ? labels_.data() : nullptr);
   ops.upload(t_dev_.raw(), t_.data(), size_t(batch * S) * sizeof(float));
-  noise_dfm_batch(ops, l, Q, options_.seed, step, clean_.data<float>(), t_dev_.data<float>(), noisy_.data<float>(),
+  noise_dfm_batch(ops, l, Q, options_.seed, step, clean_.data<float>(), t_dev_.data<float>(), mask_.data(), noisy_.data<float>(),
                   target_.data<float>());
   return Q;
 }
@@ -106,7 +106,9 @@ TrainingDraws Trainer::draws(uint64_t step, const float* images, const int32_t* 
     const float* cs = clean.data() + l.offset(s);
     const float* vs = target.data() + l.offset(s);
     std::copy(cs, cs + l.group_size(s), level.data<float>());
-    for (int64_t i = 0; i < l.group_size(s); i++) noise.data<float>()[i] = s <= d.active_stage ? cs[i] - vs[i] : 0.f;  // N = X - v
+    const int64_t n = l.per_sample[size_t(s)];
+    for (int64_t i = 0; i < l.group_size(s); i++)  // N = X - v where the stage is active
+      noise.data<float>()[i] = mask_[size_t((i / n) * S + s)] != 0.f ? cs[i] - vs[i] : 0.f;
     d.levels.push_back(level);
     d.noise.push_back(noise);
   }

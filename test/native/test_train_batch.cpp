@@ -139,6 +139,65 @@ static void test_stage_time_shifts() {
   CHECK(worst < 2e-3, "active stage's logit(t) moved by 1.5 +- %g", worst);  // t is stored as float
 }
 
+// stage_per_sample: each sample draws its own Q from p_q. Its stages after Q are masked, zero-timed
+// and zero in input and target; its stages up to Q follow the formulas and the noise bits of a
+// batch-wide draw (the noise streams do not depend on Q); the returned stage is the batch's finest.
+static void test_stage_per_sample() {
+  StageLayout l;
+  l.batch = 600;
+  l.per_sample = {4, 16, 64};
+  std::vector<float> clean(size_t(l.total()));
+  for (size_t i = 0; i < clean.size(); i++) clean[i] = float(std::sin(0.23 * double(i)) + 0.1);
+  DfmBatchConfig c;
+  c.stage_probs = {0.5, 0.3, 0.2};
+  c.stage_time_shifts = {0.0, 1.0, 2.0};
+  c.stage_per_sample = true;
+  const size_t n = clean.size(), nt = size_t(l.batch * 3);
+  std::vector<float> noisy(n, NAN), target(n, NAN), t(nt, NAN), mask(nt, NAN);
+  const int finest = prepare_dfm_batch(l, c, 3, 21, clean.data(), noisy.data(), target.data(), t.data(), mask.data(), nullptr);
+  // Every stage as the active one for the whole batch: the reference rows of each Q.
+  std::vector<std::vector<float>> ref_x(3, std::vector<float>(n)), ref_v(3, std::vector<float>(n)), ref_t(3, std::vector<float>(nt));
+  std::vector<float> ref_mask(nt);
+  for (int q = 0; q < 3; q++) {
+    DfmBatchConfig r = c;
+    r.stage_per_sample = false;
+    r.stage_probs = {q == 0 ? 1.0 : 0.0, q == 1 ? 1.0 : 0.0, q == 2 ? 1.0 : 0.0};
+    prepare_dfm_batch(l, r, 3, 21, clean.data(), ref_x[size_t(q)].data(), ref_v[size_t(q)].data(), ref_t[size_t(q)].data(), ref_mask.data(), nullptr);
+  }
+  int counts[3] = {0, 0, 0}, most = 0;
+  for (int64_t b = 0; b < l.batch; b++) {
+    int Q = -1;
+    for (int s = 0; s < 3; s++) {
+      const float m = mask[size_t(b * 3 + s)];
+      CHECK(m == 0.f || m == 1.f, "mask value %g", double(m));
+      if (m == 1.f) {
+        CHECK(Q == s - 1, "sample %d: masks not a prefix of stages", int(b));
+        Q = s;
+      }
+    }
+    CHECK(Q >= 0, "sample %d: no active stage", int(b));
+    counts[Q]++;
+    most = std::max(most, Q);
+    for (int s = 0; s < 3; s++) {
+      const size_t k = size_t(b * 3 + s);
+      CHECK(t[k] == ref_t[size_t(Q)][k], "sample %d stage %d: time %g, the batch-wide draw of Q %d gives %g", int(b), s,
+            double(t[k]), Q, double(ref_t[size_t(Q)][k]));
+      for (int64_t i = 0; i < l.per_sample[size_t(s)]; i++) {
+        const size_t j = size_t(l.offset(s) + b * l.per_sample[size_t(s)] + i);
+        const float x = s <= Q ? ref_x[size_t(Q)][j] : 0.f, v = s <= Q ? ref_v[size_t(Q)][j] : 0.f;
+        CHECK(noisy[j] == x && target[j] == v, "sample %d stage %d element %d: (%g, %g), expected (%g, %g)", int(b), s,
+              int(i), double(noisy[j]), double(target[j]), double(x), double(v));
+      }
+    }
+  }
+  CHECK(finest == most, "returned stage %d, the batch's finest is %d", finest, most);
+  for (int s = 0; s < 3; s++) {
+    const double p = c.stage_probs[size_t(s)], f = double(counts[s]) / double(l.batch);
+    CHECK(std::fabs(f - p) < 5 * std::sqrt(p * (1 - p) / double(l.batch)), "per-sample stage %d frequency %g vs %g", s, f, p);
+  }
+  CHECK(counts[0] > 0 && counts[1] > 0 && counts[2] > 0, "a batch of 600 did not mix the stages");
+}
+
 static void test_bad_configs() {
   int rejected = 0;
   auto expect = [&](DfmBatchConfig c, int S) {
@@ -181,6 +240,7 @@ int main() {
   test_batch_formulas();
   test_reproducible_any_threads();
   test_stage_time_shifts();
+  test_stage_per_sample();
   test_bad_configs();
   return test_summary("test_train_batch");
 }
