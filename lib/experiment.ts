@@ -44,7 +44,7 @@ export interface Arm {
   decomposition?: 'haar' | 'consistent';
   /** What each stage's network output predicts ('x' in the spec: the last stage its clean level). */
   stagePredictions?: ('v' | 'x')[];
-  /** The trainer's stageChoice ('p' in the spec: one active stage per sample instead of per batch). */
+  /** The trainer's stageChoice ('p' in the spec: one active stage per sample; without it, per batch as in the paper). */
   stageChoice?: 'sample';
   stepsPerStage: number[];
   thresholds?: number[];
@@ -229,7 +229,9 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
     stageLossWeights: arm.stageLossWeights,
     stageTimeShifts: arm.trainTimeShifts,
     priorLocation: arm.priorLocation,
-    stageChoice: arm.stageChoice,
+    // An arm without 'p' keeps the paper's batch-wide draw, so every arm name means what it meant
+    // in the earlier studies (bench/results) whatever the trainer's default.
+    stageChoice: arm.stageChoice ?? 'batch',
     seed: o.seed,
   });
   const loader = new BatchLoader(data, o.batch, o.seed);

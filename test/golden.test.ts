@@ -101,7 +101,8 @@ async function record(run: (typeof runs)[number]): Promise<RunRecord> {
     // The EMA rule of the recording (fixed decay; warm-up came later and is tested in ema.test.ts).
     optimizer: { lr: 3e-3, warmupSteps: 5, emaDecay: 0.9, emaWarmup: false },
   });
-  const trainer = new Trainer(model, run.trainer);
+  // The recording drew one active stage per batch (the default then).
+  const trainer = new Trainer(model, { stageChoice: 'batch', ...run.trainer });
   const k = run.config.numClasses ?? 0;
   const r: RunRecord = { losses: [], gradNorms: [], activeStages: [], stageLosses: [], params: '', ema: '', samples: {} };
   for (let step = 0; step < STEPS; step++) {

@@ -40,7 +40,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'stage-time-shifts': { kind: 'list', help: "per stage, added to the active stage's logit-normal time location (default: 0 each; > 0 trains a stage nearer the data end)" },
   'stage-predictions': { kind: 'string', help: "per stage, what the network predicts: v (velocity, default) or x (the clean level), e.g. v,x" },
   'prior-location': { kind: 'number', help: `logit-normal location of earlier stages (default ${DEFAULTS.priorLocation})` },
-  'stage-choice': { kind: 'string', help: "'batch' (one active stage per batch, default) or 'sample' (one per sample)" },
+  'stage-choice': { kind: 'string', help: `'sample' (one active stage per sample) or 'batch' (one per batch, the paper's) (default ${DEFAULTS.stageChoice})` },
   'label-dropout': { kind: 'number', help: `probability of dropping a label, for guidance (default ${DEFAULTS.labelDropout})` },
   decomposition: { kind: 'string', help: `'laplacian', 'haar' or 'consistent' (default ${DEFAULTS.decomposition})` },
   seed: { kind: 'int', help: 'seed of the initialisation, the data order and the noise', default: 0 },
@@ -89,6 +89,8 @@ export async function train(argv: string[]): Promise<number> {
     if (!fs.existsSync(runFile)) throw decoflowError('ERR_DECOFLOW_IO', `--resume: no run.json in ${out}`);
     removeStaleTemps(out);
     run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as RunFile;
+    // Runs recorded before stageChoice existed drew one active stage per batch; resume them so.
+    run.trainer.stageChoice ??= 'batch';
     run.steps = a.steps as number;
     if (fs.existsSync(ckpt)) model = Model.load(ckpt, { maxBatch: run.batch, expectConfig: run.config, ...deviceOptions(a) });
     else if (run.optimizer)
@@ -117,7 +119,7 @@ export async function train(argv: string[]): Promise<number> {
         stageLossWeights: a['stage-loss-weights'] as number[] | undefined,
         stageTimeShifts: a['stage-time-shifts'] as number[] | undefined,
         priorLocation: a['prior-location'] as number | undefined,
-        stageChoice: a['stage-choice'] as 'batch' | 'sample' | undefined,
+        stageChoice: (a['stage-choice'] as 'batch' | 'sample' | undefined) ?? DEFAULTS.stageChoice, // recorded: a resume keeps it
         labelDropout: a['label-dropout'] as number | undefined,
         seed: a.seed as number,
       },

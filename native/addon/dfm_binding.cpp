@@ -83,7 +83,7 @@ TrainerOptions read_trainer_options(const Napi::Value& v, const DiTConfig& c) {
     r.batch.stage_loss_weights = read_numbers(o.Get("stageLossWeights"), ctx + ".stageLossWeights");
   if (has_option(o, "stageTimeShifts"))
     r.batch.stage_time_shifts = read_numbers(o.Get("stageTimeShifts"), ctx + ".stageTimeShifts");
-  const std::string choice = opt_string(o, "stageChoice", "batch", ctx);
+  const std::string choice = opt_string(o, "stageChoice", r.batch.stage_per_sample ? "sample" : "batch", ctx);
   if (choice != "batch" && choice != "sample")
     fail(Code::ArgValue, ctx + ".stageChoice: expected 'batch' (one active stage per batch) or 'sample' (one per sample), got '" +
                              choice + "'");
