@@ -44,6 +44,8 @@ export interface Arm {
   decomposition?: 'haar' | 'consistent';
   /** What each stage's network output predicts ('x' in the spec: the last stage its clean level). */
   stagePredictions?: ('v' | 'x')[];
+  /** ModelConfig.cleanMinGap ('xG' in the spec). */
+  cleanMinGap?: number;
   /** The trainer's stageChoice ('p' in the spec: one active stage per sample; without it, per batch as in the paper). */
   stageChoice?: 'sample';
   stepsPerStage: number[];
@@ -53,23 +55,23 @@ export interface Arm {
 }
 
 /**
- * Parses 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x][p][@N1,N2][~TAU][sM]' for a total budget of `nfe` function
+ * Parses 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x[G]][p][@N1,N2][~TAU][sM]' for a total budget of `nfe` function
  * evaluations (DFM default: 3/4 then 1/4; P2: the coarse-stage probability reached at the end of
  * training; W: the fine stage's loss weight, default 1; tM: the fine stage's training-time shift;
  * eL: the logit-normal location of the earlier (coarse) stage while the fine one trains, the
  * trainer's priorLocation; h: the Haar pyramid instead of the Laplacian, c: the consistent one; x: the finest stage predicts
- * its clean level (ModelConfig.stagePredictions); p: each sample draws its own active stage (the
+ * its clean level (ModelConfig.stagePredictions), xG with G as its clamp of 1 - t (cleanMinGap); p: each sample draws its own active stage (the
  * trainer's stageChoice 'sample'); sM: the fine stage's
  * sampling-step shift; shifts in logit units, default 0).
  */
 export function parseArm(spec: string, nfe: number): Arm {
   if (spec === 'fm') return { name: 'fm', stages: 1, stepsPerStage: [nfe] };
   if (spec === 'fm-x') return { name: 'fm-x', stages: 1, stepsPerStage: [nfe], stagePredictions: ['x'] };
-  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:t(-?[0-9.]+))?(?:e(-?[0-9.]+))?([hc])?(x)?(p)?(?:@(\d+),(\d+))?(?:~([0-9.]+))?(?:s(-?[0-9.]+))?$/.exec(spec);
+  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:t(-?[0-9.]+))?(?:e(-?[0-9.]+))?([hc])?(?:(x)([0-9.]+)?)?(p)?(?:@(\d+),(\d+))?(?:~([0-9.]+))?(?:s(-?[0-9.]+))?$/.exec(spec);
   if (!m)
     throw decoflowError(
       'ERR_DECOFLOW_ARG_VALUE',
-      `arm '${spec}': expected 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x][p][@N1,N2][~TAU][sM]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight, tM/sM: the fine stage's training-time/sampling-step shift, L: the coarse stage's time location while the fine one trains, h: the Haar pyramid, c: the consistent pyramid, x: the finest stage predicts its clean level, p: one active stage per sample)`,
+      `arm '${spec}': expected 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x[G]][p][@N1,N2][~TAU][sM]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight, tM/sM: the fine stage's training-time/sampling-step shift, L: the coarse stage's time location while the fine one trains, h: the Haar pyramid, c: the consistent pyramid, x: the finest stage predicts its clean level, xG: the same with G its clamp of 1 - t, p: one active stage per sample)`,
     );
   const probs = (q: number) => [q, Math.round((1 - q) * 1e6) / 1e6];
   const p = Number(m[1]);
@@ -88,10 +90,12 @@ export function parseArm(spec: string, nfe: number): Arm {
   const trainShift = shift(m[4], 'training-time');
   const prior = m[5] === undefined ? undefined : Number(m[5]);
   if (prior !== undefined && !Number.isFinite(prior)) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the coarse stage's time location must be a number`);
+  const gap = m[8] === undefined ? undefined : Number(m[8]);
+  if (gap !== undefined && !(gap >= 0.01 && gap <= 1)) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the clean stage's gap (x) must be a number in [0.01, 1]`);
   const first = Math.round((nfe * 3) / 4);
-  const steps = m[9] ? [Number(m[9]), Number(m[10])] : [first, nfe - first];
-  const tau = m[11] ? Number(m[11]) : undefined;
-  const sampleShift = shift(m[12], 'sampling-step');
+  const steps = m[10] ? [Number(m[10]), Number(m[11])] : [first, nfe - first];
+  const tau = m[12] ? Number(m[12]) : undefined;
+  const sampleShift = shift(m[13], 'sampling-step');
   return {
     name: spec,
     stages: 2,
@@ -102,7 +106,8 @@ export function parseArm(spec: string, nfe: number): Arm {
     priorLocation: prior,
     ...(m[6] ? { decomposition: m[6] === 'h' ? ('haar' as const) : ('consistent' as const) } : {}),
     ...(m[7] ? { stagePredictions: ['v', 'x'] as ('v' | 'x')[] } : {}),
-    ...(m[8] ? { stageChoice: 'sample' as const } : {}),
+    ...(gap !== undefined ? { cleanMinGap: gap } : {}),
+    ...(m[9] ? { stageChoice: 'sample' as const } : {}),
     stepsPerStage: steps,
     thresholds: tau === undefined ? undefined : [tau],
     sampleTimeShifts: sampleShift,
@@ -221,7 +226,7 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
   const log = o.log ?? (() => {});
   const arm = parseArm(armSpec, o.nfe);
   const data = await loadDataset(dataset, { imageSize: 32, seed: o.seed });
-  const config = modelConfig({ size: o.model, stages: arm.stages, channels: data.channels, imageSize: 32, numClasses: data.numClasses, grid: 8, stagePredictions: arm.stagePredictions, decomposition: arm.decomposition });
+  const config = modelConfig({ size: o.model, stages: arm.stages, channels: data.channels, imageSize: 32, numClasses: data.numClasses, grid: 8, stagePredictions: arm.stagePredictions, cleanMinGap: arm.cleanMinGap, decomposition: arm.decomposition });
   const model = Model.create(config, { maxBatch: Math.max(o.batch, o.samples), seed: o.seed, optimizer: { lr: o.lr, warmupSteps: Math.min(100, Math.floor(o.steps / 10)), emaDecay: o.emaDecay, emaWarmup: o.emaWarmup, emaPower: o.emaPower } });
   const trainer = new Trainer(model, {
     stageProbs: arm.stageProbs,

@@ -29,10 +29,16 @@ export interface ModelConfig {
   timeScale?: number;
   /**
    * What each stage's final layer predicts (default: every stage 'v'). 'v': its velocity; 'x': its
-   * clean level X^, which the model turns into the velocity (X^ - x_t) / max(1 - t, 0.05), so the
-   * outputs, the loss, the trainer and the sampler are velocities either way (docs/METHOD.md).
+   * clean level X^, which the model turns into the velocity (X^ - x_t) / max(1 - t, cleanMinGap), so
+   * the outputs, the loss, the trainer and the sampler are velocities either way (docs/METHOD.md).
    */
   stagePredictions?: ('v' | 'x')[];
+  /**
+   * The 'x' stages' clamp of 1 - t, in [0.01, 1] (default 0.05). Once 1 - t is below it, an 'x'
+   * stage's output is x_t + gap * v rather than its clean level: a larger gap moves it towards a
+   * velocity prediction near the data, where the clean level's errors would be scaled up most.
+   */
+  cleanMinGap?: number;
   /**
    * The pyramid the stages come from (default 'laplacian'; pyramid.ts): recorded in checkpoints, and
    * what the Trainer and the Sampler use (an option naming another one is an error).

@@ -38,6 +38,8 @@ export function modelConfig(options: {
   stageEmbedding?: boolean;
   /** Per stage, 'v' (velocity, the default) or 'x' (clean level): ModelConfig.stagePredictions. */
   stagePredictions?: ('v' | 'x')[];
+  /** The 'x' stages' clamp of 1 - t: ModelConfig.cleanMinGap. */
+  cleanMinGap?: number;
   /** The pyramid (default Laplacian): ModelConfig.decomposition. */
   decomposition?: 'laplacian' | 'haar' | 'consistent';
 }): ModelConfig {
@@ -55,6 +57,7 @@ export function modelConfig(options: {
     numClasses: options.numClasses,
     stageEmbedding: options.stageEmbedding ?? options.stages > 1,
     ...(options.stagePredictions ? { stagePredictions: options.stagePredictions } : {}),
+    ...(options.cleanMinGap !== undefined ? { cleanMinGap: options.cleanMinGap } : {}),
     ...(options.decomposition && options.decomposition !== 'laplacian' ? { decomposition: options.decomposition } : {}),
   };
 }

@@ -1,7 +1,7 @@
 // The DFM transformer against the PyTorch reference (test/reference/dit_reference.py, run here so
 // the fixtures are always regenerated): outputs, loss, every parameter gradient, and 10 AdamW
-// steps, for four configs (1, 2 and 3 stages; with and without classes; masked and unmasked
-// stages; a fine stage that predicts its clean level). Then: checkpoints read by the reference, determinism, and errors for bad input.
+// steps, for five configs (1, 2 and 3 stages; with and without classes; masked and unmasked
+// stages; a fine stage that predicts its clean level, with the default and a large clamp of 1 - t). Then: checkpoints read by the reference, determinism, and errors for bad input.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,7 +11,7 @@ import { caught } from './helpers';
 
 const PYTHON = '/usr/bin/python3';
 const REFERENCE = path.join(__dirname, 'reference', 'dit_reference.py');
-const CONFIGS = ['s1_uncond', 's2_classes_masked', 's3_nonsquare', 's2_clean_fine'];
+const CONFIGS = ['s1_uncond', 's2_classes_masked', 's3_nonsquare', 's2_clean_fine', 's2_clean_fine_gap'];
 
 // Tolerances (relative, in the L2 norm of the whole tensor).
 const OUT_TOL = 1e-4;

@@ -261,17 +261,21 @@ test('decoflow train records the resolved stageChoice; a run.json from before st
 test('decoflow train --stage-predictions v,x makes a clean-level fine stage: recorded in run.json and the checkpoint, and it samples', () => {
   const out = path.join(tmp, 'cli-predictions');
   cli(['train', '--data', 'shapes', '--image-size', '16', '--grid', '4', '--batch', '4', '--steps', '3', '--warmup', '1', '--threads', '1',
-    '--stage-predictions', 'v,x', '--checkpoint-every', '0', '--out', out]);
+    '--stage-predictions', 'v,x', '--clean-min-gap', '0.25', '--checkpoint-every', '0', '--out', out]);
   const run = JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8'));
   expect(run.config.stagePredictions).toEqual(['v', 'x']);
+  expect(run.config.cleanMinGap).toBe(0.25);
   const model = Model.load(path.join(out, 'checkpoint.safetensors'));
   expect(model.config.stagePredictions).toEqual(['v', 'x']);
+  expect(model.config.cleanMinGap).toBeCloseTo(0.25, 12);
   model.dispose();
   cli(['sample', '--checkpoint', path.join(out, 'checkpoint.safetensors'), '--count', '2', '--out', path.join(out, 'gen'), '--threads', '1', '--steps-per-stage', '3,3']);
   expect(fs.readdirSync(path.join(out, 'gen')).filter((f) => f.endsWith('.png'))).toHaveLength(2);
   for (const bad of ['x', 'v,y', 'v,x,x'])
     expect(() => cli(['train', '--data', 'shapes', '--stages', '2', '--steps', '1', '--stage-predictions', bad, '--out', path.join(out, 'bad')]))
       .toThrow(/--stage-predictions: expected 2 of 'v' or 'x'/);
+  expect(() => cli(['train', '--data', 'shapes', '--stages', '2', '--steps', '1', '--stage-predictions', 'v,x', '--clean-min-gap', '2', '--out', path.join(out, 'bad')]))
+    .toThrow(/cleanMinGap/);
 });
 
 test('decoflow train --decomposition consistent: the checkpoint records the pyramid, and its grids and decoflow sample recompose with it', async () => {

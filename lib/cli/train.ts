@@ -39,6 +39,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'stage-loss-weights': { kind: 'list', help: 'weight of each stage in the loss (default: 1 each)' },
   'stage-time-shifts': { kind: 'list', help: "per stage, added to the active stage's logit-normal time location (default: 0 each; > 0 trains a stage nearer the data end)" },
   'stage-predictions': { kind: 'string', help: "per stage, what the network predicts: v (velocity, default) or x (the clean level), e.g. v,x" },
+  'clean-min-gap': { kind: 'number', help: "the x stages' clamp of 1 - t, in [0.01, 1] (default 0.05; larger: nearer a velocity prediction close to the data)" },
   'prior-location': { kind: 'number', help: `logit-normal location of earlier stages (default ${DEFAULTS.priorLocation})` },
   'stage-choice': { kind: 'string', help: `'sample' (one active stage per sample) or 'batch' (one per batch, the paper's) (default ${DEFAULTS.stageChoice})` },
   'label-dropout': { kind: 'number', help: `probability of dropping a label, for guidance (default ${DEFAULTS.labelDropout})` },
@@ -106,6 +107,7 @@ export async function train(argv: string[]): Promise<number> {
       numClasses: dataset.numClasses,
       grid: a.grid as number,
       stagePredictions: parsePredictions(a['stage-predictions'] as string | undefined, a.stages as number),
+      cleanMinGap: a['clean-min-gap'] as number | undefined,
       decomposition: a.decomposition as 'laplacian' | 'haar' | 'consistent' | undefined,
     });
     dataset.dispose();

@@ -287,7 +287,7 @@ void DiT::forward(const DiTBatch& in) {
   ops.upload(mask_dev_.raw(), mask_.data(), size_t(B * S) * sizeof(float));
   ops.upload(time_dev_.raw(), time_.data(), size_t(B * S) * sizeof(float));
   if (cfg_.any_clean()) {
-    for (int64_t i = 0; i < B * S; i++) clean_scale_[size_t(i)] = 1.f / std::max(1.f - time_[size_t(i)], kCleanMinGap);
+    for (int64_t i = 0; i < B * S; i++) clean_scale_[size_t(i)] = 1.f / std::max(1.f - time_[size_t(i)], float(cfg_.clean_min_gap));
     ops.upload(clean_scale_dev_.raw(), clean_scale_.data(), size_t(B * S) * sizeof(float));
   }
   ops.upload(labels_dev_.raw(), labels_.data(), size_t(B) * sizeof(int32_t));

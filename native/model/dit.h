@@ -24,12 +24,15 @@
 namespace df {
 
 // What a stage's final layer predicts. The model always returns velocities: a Clean stage's output
-// X^ (the stage's clean level) is turned into v = (X^ - x_t) / max(1 - t, kCleanMinGap) inside the
+// X^ (the stage's clean level) is turned into v = (X^ - x_t) / max(1 - t, clean_min_gap) inside the
 // model, so the loss, the trainer and the sampler are the same for both (the "x-prediction with a
 // velocity loss" of Li & He, 2025). A clean level that is mostly zero (fine detail in flat regions)
 // is easy to predict exactly, whereas its velocity is dominated by noise.
 enum class Prediction { Velocity, Clean };
-constexpr float kCleanMinGap = 0.05f;  // 1 - t is clamped here: the velocity's scale stays <= 20x
+// The default clamp of 1 - t: the velocity's scale stays <= 20x. A larger gap g makes a Clean stage
+// predict X^ = x_t + g v once 1 - t < g, i.e. its velocity (scaled) near the data, its clean level
+// further out; 1 turns it into a velocity prediction with a skip of x_t.
+constexpr float kCleanMinGap = 0.05f;
 
 struct DiTConfig {
   int64_t stages = 1;     // S
@@ -44,6 +47,7 @@ struct DiTConfig {
   int64_t freq_dim = 256;        // sinusoidal features of each time
   double time_scale = 1000.0;    // times in [0, 1] are multiplied by this before the features
   std::vector<Prediction> predictions;  // per stage; empty: every stage predicts its velocity
+  double clean_min_gap = kCleanMinGap;   // the Clean stages' clamp of 1 - t, in [0.01, 1]
   // The pyramid the stages come from: recorded with the model, so that the trainer and the sampler
   // decompose and recompose with the one it was trained on.
   PyramidKind decomposition = PyramidKind::Laplacian;
@@ -196,7 +200,7 @@ class DiT {
   std::vector<float> mask_, time_;
   std::vector<int32_t> labels_;
   Tensor time_dev_, mask_dev_, labels_dev_, active_dev_;
-  // 1 / max(1 - t, kCleanMinGap) per (sample, stage), for the stages that predict their clean level.
+  // 1 / max(1 - t, clean_min_gap) per (sample, stage), for the stages that predict their clean level.
   std::vector<float> clean_scale_;
   Tensor clean_scale_dev_;
   std::vector<double> stage_loss_;

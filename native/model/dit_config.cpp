@@ -62,6 +62,8 @@ void DiTConfig::validate() const {
   need(std::isfinite(time_scale) && time_scale > 0, "timeScale", "a finite number > 0", num(time_scale));
   need(predictions.empty() || int64_t(predictions.size()) == stages, "stagePredictions",
        "one of 'v' or 'x' per stage (" + std::to_string(stages) + ")", std::to_string(predictions.size()) + " entries");
+  need(std::isfinite(clean_min_gap) && clean_min_gap >= 0.01 && clean_min_gap <= 1, "cleanMinGap",
+       "a number in [0.01, 1]", num(clean_min_gap));
 }
 
 std::string DiTConfig::to_json() const {
@@ -81,12 +83,15 @@ std::string DiTConfig::to_json() const {
          "}";
 }
 
-// Written only when some stage predicts its clean level, so velocity models keep their old JSON.
+// Written only when some stage predicts its clean level (the gap only when not the default), so
+// velocity models and earlier clean-level models keep their old JSON.
 std::string DiTConfig::predictions_json() const {
   if (!any_clean()) return "";
   std::string out = ",\"stagePredictions\":[";
   for (size_t i = 0; i < predictions.size(); i++) out += std::string(i ? "," : "") + (predictions[i] == Prediction::Clean ? "\"x\"" : "\"v\"");
-  return out + "]";
+  out += "]";
+  if (float(clean_min_gap) != kCleanMinGap) out += ",\"cleanMinGap\":" + num(clean_min_gap);
+  return out;
 }
 
 DiTConfig DiTConfig::from_json(const std::string& text) {
@@ -118,7 +123,7 @@ DiTConfig DiTConfig::from_json(const std::string& text) {
   for (const auto& kv : v.object) {
     static const char* known[] = {"stages", "channels", "height", "width", "patchSizes", "hidden", "depth",
                                   "heads", "mlpRatio", "numClasses", "stageEmbedding", "posEmbedding",
-                                  "freqDim", "timeScale", "stagePredictions", "decomposition"};
+                                  "freqDim", "timeScale", "stagePredictions", "cleanMinGap", "decomposition"};
     bool ok = false;
     for (const char* k : known) ok = ok || kv.first == k;
     if (!ok) fail(Code::Config, "model config: unknown field '" + kv.first + "'");
@@ -136,6 +141,7 @@ DiTConfig DiTConfig::from_json(const std::string& text) {
   boolean("posEmbedding", c.pos_embedding);
   integer("freqDim", c.freq_dim, false);
   number("timeScale", c.time_scale);
+  number("cleanMinGap", c.clean_min_gap);
   const json::Value* p = v.find("patchSizes");
   if (!p || !p->is_array()) fail(Code::Config, "model config: patchSizes: expected an array with one size per stage");
   c.patch_sizes.clear();

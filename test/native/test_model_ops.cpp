@@ -347,9 +347,10 @@ DiTBatch two_sample_batch(const Vec& x0, const Vec& x1, const Vec& t, const Vec&
   return b;
 }
 
-void test_model_gradient(std::vector<Prediction> predictions = {}) {
+void test_model_gradient(std::vector<Prediction> predictions = {}, double clean_min_gap = kCleanMinGap) {
   DiTConfig c = tiny_two_stage_config();
   c.predictions = predictions;
+  c.clean_min_gap = clean_min_gap;
   c.stage_embedding = true;
   c.time_scale = 1.0;
   DiT m(c, 2);
@@ -386,21 +387,20 @@ void test_model_gradient(std::vector<Prediction> predictions = {}) {
     den = std::max(den, std::fabs(fd));
   }
   double err = num / den;
-  const std::string what = std::string("whole DiT") + (predictions.empty() ? "" : predictions[0] == Prediction::Clean ? ", every stage clean-level" : ", fine stage clean-level") + ", 200 parameters";
+  const std::string what = std::string("whole DiT") + (predictions.empty() ? "" : predictions[0] == Prediction::Clean ? ", every stage clean-level" : ", fine stage clean-level") +
+                           (float(clean_min_gap) == kCleanMinGap ? "" : ", gap " + std::to_string(clean_min_gap).substr(0, 4)) + ", 200 parameters";
   std::printf("  %-40s rel err %.2e\n", what.c_str(), err);
   expect(err < 1e-2, what + ": finite differences: " + std::to_string(err));
 }
 
-// A stage that predicts its clean level returns (X^ - x_t) / max(1 - t, 0.05), X^ being what the
+// A stage that predicts its clean level returns (X^ - x_t) / max(1 - t, gap), X^ being what the
 // same weights output as a velocity model; the other stages are unchanged. Against a float64 hand
-// computation, with the fine stage's 1 - t = 0.3 and 0 (clamped to 0.05).
-void test_clean_prediction() {
+// computation, with the fine stage's 1 - t = 0.3 and 0 (both clamped when the gap is 0.5).
+void test_clean_prediction(double gap) {
   const DiTConfig c = tiny_two_stage_config();
   DiTConfig cx = c;
   cx.predictions = {Prediction::Velocity, Prediction::Clean};
-  expect(cx.to_json().find("\"stagePredictions\":[\"v\",\"x\"]") != std::string::npos, "to_json writes stagePredictions");
-  expect(c.to_json().find("stagePredictions") == std::string::npos, "a velocity model's JSON has no stagePredictions");
-  expect(DiTConfig::from_json(cx.to_json()) == cx, "stagePredictions round-trips through JSON");
+  cx.clean_min_gap = gap;
   DiT mv(c, 2), mx(cx, 2);
   Vec p = randn(size_t(mv.num_params()), 0.3f);
   std::copy(p.begin(), p.end(), mv.param_data());
@@ -416,23 +416,47 @@ void test_clean_prediction() {
   for (int64_t i = 0; i < 2 * c.stage_numel(0); i++) err0 = std::max(err0, std::fabs(double(mx.output(0)[i]) - mv.output(0)[i]));
   for (int64_t i = 0; i < 2 * n1; i++) {
     const int64_t s = i / n1;
-    const double gap = std::max(1.0 - double(t[size_t(s * 2 + 1)]), 0.05);
-    const double want = (double(mv.output(1)[i]) - x1[size_t(i)]) / gap;
+    const double g = std::max(1.0 - double(t[size_t(s * 2 + 1)]), gap);
+    const double want = (double(mv.output(1)[i]) - x1[size_t(i)]) / g;
     const double got = mx.output(1)[i];
     err1 = std::max(err1, std::isfinite(got) ? std::fabs(got - want) / (1 + std::fabs(want)) : INFINITY);
   }
+  const std::string gs = std::to_string(gap).substr(0, 4);
   expect(err0 == 0, "a velocity stage of a clean-level model is unchanged: " + std::to_string(err0));
-  expect(err1 < 1e-5, "clean-level stage = (X^ - x_t) / max(1 - t, 0.05): " + std::to_string(err1));
+  expect(err1 < 1e-5, "clean-level stage = (X^ - x_t) / max(1 - t, " + gs + "): " + std::to_string(err1));
+}
+
+// stagePredictions and cleanMinGap in the config's JSON, and the errors for bad values.
+void test_clean_config() {
+  const DiTConfig c = tiny_two_stage_config();
+  DiTConfig cx = c;
+  cx.predictions = {Prediction::Velocity, Prediction::Clean};
+  expect(cx.to_json().find("\"stagePredictions\":[\"v\",\"x\"]") != std::string::npos, "to_json writes stagePredictions");
+  expect(cx.to_json().find("cleanMinGap") == std::string::npos, "the default gap is not written (older JSON unchanged)");
+  expect(c.to_json().find("stagePredictions") == std::string::npos, "a velocity model's JSON has no stagePredictions");
+  expect(DiTConfig::from_json(cx.to_json()) == cx, "stagePredictions round-trips through JSON");
+  DiTConfig cg = cx;
+  cg.clean_min_gap = 0.3;
+  expect(cg.to_json().find("\"cleanMinGap\":0.2999") != std::string::npos, "to_json writes a gap other than the default");
+  const DiTConfig back = DiTConfig::from_json(cg.to_json());
+  expect(back == cg && back.clean_min_gap == 0.3, "cleanMinGap round-trips through JSON");
+  auto config_error = [](const DiTConfig& bad, const char* field) {
+    try {
+      bad.validate();
+    } catch (const Error& e) {
+      return e.code() == Code::Config && std::string(e.what()).find(field) != std::string::npos;
+    }
+    return false;
+  };
   DiTConfig bad = cx;
   bad.predictions = {Prediction::Clean};
-  bool threw = false;
-  try {
-    bad.validate();
-  } catch (const Error& e) {
-    threw = e.code() == Code::Config && std::string(e.what()).find("stagePredictions") != std::string::npos;
+  expect(config_error(bad, "stagePredictions"), "one prediction for two stages is a config error naming stagePredictions");
+  for (double g : {0.0, 0.005, 1.5, double(NAN), -0.1}) {
+    bad = cx;
+    bad.clean_min_gap = g;
+    expect(config_error(bad, "cleanMinGap"), "cleanMinGap " + std::to_string(g) + " is a config error naming cleanMinGap");
   }
-  expect(threw, "one prediction for two stages is a config error naming stagePredictions");
-  threw = false;
+  bool threw = false;
   try {
     DiTConfig::from_json("{\"stages\":1,\"channels\":1,\"height\":8,\"width\":8,\"patchSizes\":[2],\"hidden\":8,"
                          "\"depth\":1,\"heads\":1,\"stagePredictions\":[\"eps\"]}");
@@ -440,6 +464,14 @@ void test_clean_prediction() {
     threw = e.code() == Code::Config && std::string(e.what()).find("stagePredictions") != std::string::npos;
   }
   expect(threw, "an unknown prediction ('eps') is a config error");
+  threw = false;
+  try {
+    DiTConfig::from_json("{\"stages\":1,\"channels\":1,\"height\":8,\"width\":8,\"patchSizes\":[2],\"hidden\":8,"
+                         "\"depth\":1,\"heads\":1,\"stagePredictions\":[\"x\"],\"cleanMinGap\":\"big\"}");
+  } catch (const Error& e) {
+    threw = e.code() == Code::Config && std::string(e.what()).find("cleanMinGap") != std::string::npos;
+  }
+  expect(threw, "a cleanMinGap that is not a number is a config error");
 }
 
 // A model built for inference (shared activation regions, no backward buffers) computes exactly
@@ -514,7 +546,10 @@ int main() {
   test_model_gradient();
   test_model_gradient({Prediction::Clean, Prediction::Clean});
   test_model_gradient({Prediction::Velocity, Prediction::Clean});
-  test_clean_prediction();
+  test_model_gradient({Prediction::Velocity, Prediction::Clean}, 0.5);  // the first sample's fine time is clamped
+  test_clean_prediction(kCleanMinGap);
+  test_clean_prediction(0.5);
+  test_clean_config();
   test_inference_model();
   if (g_failures) {
     std::printf("%d failure(s)\n", g_failures);

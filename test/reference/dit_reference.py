@@ -194,6 +194,7 @@ class DFMDiT(nn.Module):
         self.blocks = nn.ModuleList([Block(D, cfg["heads"], mlp_hidden) for _ in range(cfg["depth"])])
         self.final_layers = nn.ModuleList([FinalLayer(D, p, C) for p in self.patch])
         self.predictions = cfg.get("stagePredictions", ["v"] * S)
+        self.clean_min_gap = cfg.get("cleanMinGap", 0.05)
 
     def forward(self, xs, t, mask, y=None):
         x = self.pos_embed.expand(xs[0].shape[0], -1, -1)
@@ -213,7 +214,7 @@ class DFMDiT(nn.Module):
             o = self.final_layers[s](x, c).reshape(-1, self.gh, self.gw, p, p, self.C)
             o = torch.einsum("bhwpqc->bchpwq", o).reshape(-1, self.C, H, W)
             if self.predictions[s] == "x":  # the clean level X^, returned as the velocity (X^ - x_t) / (1 - t)
-                o = (o - xs[s]) / torch.clamp(1 - t[:, s], min=0.05)[:, None, None, None]
+                o = (o - xs[s]) / torch.clamp(1 - t[:, s], min=self.clean_min_gap)[:, None, None, None]
             outs.append(o)
         return outs
 
@@ -254,6 +255,12 @@ CONFIGS = {
                                       heads=2, mlpRatio=4.0, numClasses=4, stageEmbedding=True, posEmbedding=True,
                                       freqDim=16, timeScale=1000.0, stagePredictions=["v", "x"]),
                           batch=3, masks=[[1, 1], [1, 0], [1, 1]], labels=[1, 4, 2]),
+    # The same with a large clamp of 1 - t (about half the random times are clamped).
+    "s2_clean_fine_gap": dict(config=dict(stages=2, channels=1, height=16, width=16, patchSizes=[2, 4], hidden=32,
+                                          depth=2, heads=2, mlpRatio=4.0, numClasses=0, stageEmbedding=True,
+                                          posEmbedding=True, freqDim=16, timeScale=1000.0, stagePredictions=["v", "x"],
+                                          cleanMinGap=0.5),
+                              batch=4, masks=[[1, 1], [1, 1], [1, 0], [1, 1]]),
 }
 
 OPTIM = dict(lr=2e-3, beta1=0.9, beta2=0.99, eps=1e-8, weightDecay=0.01, warmupSteps=3, gradClip=0.5, emaDecay=0.3, emaWarmup=True)
