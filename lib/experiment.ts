@@ -55,14 +55,14 @@ export interface Arm {
 }
 
 /**
- * Parses 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x[G]][p][@N1,N2][~TAU][sM]' for a total budget of `nfe` function
- * evaluations (DFM default: 3/4 then 1/4; P2: the coarse-stage probability reached at the end of
- * training; W: the fine stage's loss weight, default 1; tM: the fine stage's training-time shift;
- * eL: the logit-normal location of the earlier (coarse) stage while the fine one trains, the
- * trainer's priorLocation; h: the Haar pyramid instead of the Laplacian, c: the consistent one; x: the finest stage predicts
- * its clean level (ModelConfig.stagePredictions), xG with G as its clamp of 1 - t (cleanMinGap); p: each sample draws its own active stage (the
- * trainer's stageChoice 'sample'); sM: the fine stage's
- * sampling-step shift; shifts in logit units, default 0).
+ * Parses 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x[G]][p][@N1,N2][~TAU][sM]' for a total budget of
+ * `nfe` function evaluations (DFM default: 3/4 then 1/4; P2: the coarse-stage probability reached at
+ * the end of training; W: the fine stage's loss weight, default 1; tM: the fine stage's training-time
+ * shift; eL: the logit-normal location of the earlier (coarse) stage while the fine one trains, the
+ * trainer's priorLocation; h: the Haar pyramid instead of the Laplacian, c: the consistent one; x: the
+ * finest stage predicts its clean level (ModelConfig.stagePredictions), xG with G as its clamp of
+ * 1 - t (cleanMinGap); p: each sample draws its own active stage (the trainer's stageChoice
+ * 'sample'); sM: the fine stage's sampling-step shift; shifts in logit units, default 0).
  */
 export function parseArm(spec: string, nfe: number): Arm {
   if (spec === 'fm') return { name: 'fm', stages: 1, stepsPerStage: [nfe] };
