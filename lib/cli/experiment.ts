@@ -6,7 +6,7 @@ import { parseArgs, usage, UsageError, type FlagSpec } from './args';
 
 export const EXPERIMENT_FLAGS: Record<string, FlagSpec> = {
   datasets: { kind: 'string', help: 'comma-separated datasets', default: 'fashion-mnist,shapes' },
-  arms: { kind: 'string', help: "arms separated by ';': 'fm' or 'dfm-P[>P2][wW][tM][eL][h|c][x][@N1,N2][~TAU][sM]': p_q = [P, 1-P], moving to [P2, 1-P2] over the run; W: the fine stage's loss weight; tM: the fine stage's training times shifted by M (logit units); eL: the coarse stage's logit-normal location while the fine one trains; h: the Haar pyramid, c: the consistent one; x: the fine stage predicts its clean level; N1,N2: sampling steps per stage; TAU: the sampling threshold; sM: the fine stage's steps packed towards the data end by M", default: 'fm;dfm-0.9;dfm-0.5' },
+  arms: { kind: 'string', help: "arms separated by ';': 'fm' or 'dfm-P[>P2][wW][tM][eL][h|c][x[G]][p][@N1,N2][~TAU][sM]': p_q = [P, 1-P], moving to [P2, 1-P2] over the run; W: the fine stage's loss weight; tM: the fine stage's training times shifted by M (logit units); eL: the coarse stage's logit-normal location while the fine one trains; h: the Haar pyramid, c: the consistent one; x: the fine stage predicts its clean level (xG: with its clamp of 1 - t at G, default 0.05); p: one active stage per sample; N1,N2: sampling steps per stage; TAU: the sampling threshold; sM: the fine stage's steps packed towards the data end by M", default: 'fm;dfm-0.9;dfm-0.5' },
   out: { kind: 'string', help: 'output folder (results.json, curves.png, grids-*.png)', default: 'experiment' },
   model: { kind: 'string', help: 'model size (same for every arm)', default: 'tiny' },
   batch: { kind: 'int', help: 'batch size', default: 32 },
