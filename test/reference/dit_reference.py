@@ -255,11 +255,11 @@ CONFIGS = {
                                       heads=2, mlpRatio=4.0, numClasses=4, stageEmbedding=True, posEmbedding=True,
                                       freqDim=16, timeScale=1000.0, stagePredictions=["v", "x"]),
                           batch=3, masks=[[1, 1], [1, 0], [1, 1]], labels=[1, 4, 2]),
-    # The same with a large clamp of 1 - t (about half the random times are clamped).
+    # The same with a large clamp of 1 - t (two of the three active fine times are clamped, one is not).
     "s2_clean_fine_gap": dict(config=dict(stages=2, channels=1, height=16, width=16, patchSizes=[2, 4], hidden=32,
                                           depth=2, heads=2, mlpRatio=4.0, numClasses=0, stageEmbedding=True,
                                           posEmbedding=True, freqDim=16, timeScale=1000.0, stagePredictions=["v", "x"],
-                                          cleanMinGap=0.5),
+                                          cleanMinGap=0.6),
                               batch=4, masks=[[1, 1], [1, 1], [1, 0], [1, 1]]),
 }
 
