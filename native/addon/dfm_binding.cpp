@@ -251,6 +251,7 @@ SampleRequest read_sample_request(const Napi::Value& v, const DiTConfig& c) {
   if (has_option(o, "thresholds")) r.options.thresholds = read_numbers(o.Get("thresholds"), "sample: thresholds");
   if (has_option(o, "stageTimeShifts"))
     r.options.time_shifts = read_numbers(o.Get("stageTimeShifts"), "sample: stageTimeShifts");
+  if (has_option(o, "stageEta")) r.options.eta = read_numbers(o.Get("stageEta"), "sample: stageEta");
   std::string solver = opt_string(o, "solver", "euler", ctx);
   if (solver == "euler") r.options.solver = Solver::Euler;
   else if (solver == "heun") r.options.solver = Solver::Heun;

@@ -1,5 +1,6 @@
 #include "sampler.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -16,6 +17,19 @@ void validate_sampler_options(const SamplerOptions& opt, int stages) {
     fail(Code::Config, "sample: cfg: expected a number from 0 to 100, got " + std::to_string(opt.cfg));
   if (!(opt.guidance_lo >= 0 && opt.guidance_lo <= opt.guidance_hi && opt.guidance_hi <= 1))
     fail(Code::Config, "sample: guidanceInterval: expected [lo, hi] with 0 <= lo <= hi <= 1");
+  if (opt.eta.empty()) return;
+  if (int(opt.eta.size()) != stages)
+    fail(Code::Config, "sample: stageEta: expected " + std::to_string(stages) + " numbers (one per stage), got " +
+                           std::to_string(opt.eta.size()));
+  bool stochastic = false;
+  for (size_t s = 0; s < opt.eta.size(); s++) {
+    if (!(std::isfinite(opt.eta[s]) && opt.eta[s] >= 0 && opt.eta[s] <= 1))
+      fail(Code::Config, "sample: stageEta[" + std::to_string(s) + "]: expected a number from 0 to 1, got " +
+                             std::to_string(opt.eta[s]));
+    stochastic = stochastic || opt.eta[s] > 0;
+  }
+  if (stochastic && opt.solver != Solver::Euler)
+    fail(Code::Config, "sample: stageEta: stochastic steps need solver 'euler' (set stageEta to zeros for heun or midpoint)");
 }
 
 int sampler_evaluations(const SamplerOptions& opt, bool guided) {
@@ -32,6 +46,22 @@ void sampler_initial_noise(const StageLayout& layout, uint64_t seed, float* x, O
 }
 
 namespace {
+
+// One stochastic Euler step of a stage from t to t1 > t, as x1 = c x + cv v + cz z with z ~ N(0, 1).
+// With the clean estimate X = x + (1 - t) v and the noise estimate N = x - t v, the step lands on
+// t1 X + (1 - t1) (a N + e z): the Gaussian posterior of x_t1 given x_t and a clean level X widened
+// by eta (e = eta * its standard deviation / (1 - t1), a^2 + e^2 = 1), so every t1 keeps the noise
+// level 1 - t1. eta = 0 gives c = 1, cv = t1 - t: the plain Euler step; eta = 1 is ancestral sampling.
+struct StochasticStep {
+  double c, cv, cz;
+};
+StochasticStep stochastic_step(double t, double t1, double eta) {
+  const double r = t / t1, beta2 = std::max(0.0, (1 - t) * (1 - t) - r * r * (1 - t1) * (1 - t1));
+  const double post = std::sqrt(beta2) / (1 - t);  // the posterior's std / (1 - t1), in [0, 1]
+  const double a = std::sqrt(std::max(0.0, 1 - eta * eta * post * post));
+  const double c = t1 + (1 - t1) * a;
+  return {c, t1 - c * t, eta * (1 - t1) * post};
+}
 
 // Evaluates the (possibly guided) velocity into v, using a device buffer for the second branch.
 class GuidedVelocity {
@@ -100,6 +130,23 @@ void run_sampler(VelocityModel& model, const StageLayout& layout, const SamplerO
   Tensor dt_dev({steps * BS}, DType::F32, d), half_dt_dev({steps * BS}, DType::F32, d);
   ops.upload(dt_dev.raw(), dt.data(), dt.size() * sizeof(float));
   ops.upload(half_dt_dev.raw(), half_dt.data(), half_dt.size() * sizeof(float));
+  // Stochastic Euler steps (stageEta): per-row coefficients of x, v and fresh noise z, uploaded once.
+  const bool stochastic = std::any_of(opt.eta.begin(), opt.eta.end(), [](double e) { return e > 0; });
+  Tensor coef_dev, z;
+  if (stochastic) {
+    std::vector<float> coef(size_t(3 * steps * BS));  // [c | cv | cz], each steps * BS
+    for (size_t j = 0; j < dt.size(); j++) {
+      const double eta = opt.eta[j % size_t(S)];
+      StochasticStep st = eta > 0 && dt[j] > 0 ? stochastic_step(t0[j], t1[j], eta) : StochasticStep{1, dt[j], 0};
+      coef[j] = float(st.c);
+      coef[dt.size() + j] = float(st.cv);
+      coef[2 * dt.size() + j] = float(st.cz);
+    }
+    coef_dev = Tensor({3 * steps * BS}, DType::F32, d);
+    ops.upload(coef_dev.raw(), coef.data(), coef.size() * sizeof(float));
+    z = Tensor({total}, DType::F32, d);
+    ops.zero(z.raw(), z.nbytes());
+  }
   GuidedVelocity velocity(model, layout, opt, labels);
 
   for (int i = 0; i < steps; i++) {
@@ -111,7 +158,20 @@ void run_sampler(VelocityModel& model, const StageLayout& layout, const SamplerO
     switch (opt.solver) {
       case Solver::Euler:
         velocity(x, &t0[size_t(row)], &mask[size_t(row)], tk0, v1.data<float>());
-        ops.flow_euler_update(layout, x, v1.data<float>(), h, x);
+        if (!stochastic) {
+          ops.flow_euler_update(layout, x, v1.data<float>(), h, x);
+          break;
+        }
+        {
+          const float* c = coef_dev.data<float>() + row;
+          ops.scaled_difference(layout, x, nullptr, c, x);                        // c x
+          ops.flow_euler_update(layout, x, v1.data<float>(), c + steps * BS, x);  // + cv v
+          for (int s = 0; s < S; s++)  // fresh noise for the stages that move with eta > 0
+            if (opt.eta[size_t(s)] > 0 && dt[size_t(row + s)] > 0)
+              ops.fill_normal(z.data<float>() + layout.offset(s), layout.group_size(s), opt.seed,
+                              stream_id(Purpose::SampleNoise, uint64_t(i) + 1, uint32_t(s)), 0);
+          ops.flow_euler_update(layout, x, z.data<float>(), c + 2 * steps * BS, x);  // + cz z
+        }
         break;
       case Solver::Midpoint:
         velocity(x, &t0[size_t(row)], &mask[size_t(row)], tk0, v1.data<float>());

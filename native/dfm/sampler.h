@@ -31,6 +31,10 @@ struct SamplerOptions {
   std::vector<int> steps;          // per stage
   std::vector<double> thresholds;  // tau per stage but the last
   std::vector<double> time_shifts; // per stage, the spacing of its steps (schedule.h); empty: even in t
+  // Per stage, how much of the noise each Euler step re-draws (DDIM's eta): 0 keeps the ODE (the
+  // default; empty = all 0), 1 is ancestral sampling (each step draws from the exact Gaussian
+  // posterior around its clean-level estimate). Euler only; each in [0, 1].
+  std::vector<double> eta;
   Solver solver = Solver::Euler;
   float cfg = 1.0f;                // guidance scale; 1 = none
   double guidance_lo = 0.0;        // guidance applies while the newest stage's t is in [lo, hi]

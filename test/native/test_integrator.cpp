@@ -4,13 +4,18 @@
 //   the sampler reproduces the data's mean and variance, and its error against the exact flow map
 //   shrinks linearly with steps for Euler and quadratically for Heun (at least quadratically for
 //   midpoint: on this linear field its second-order error term nearly cancels, ratio ~8);
-// - classifier-free guidance combines the two branches exactly.
+// - classifier-free guidance combines the two branches exactly;
+// - stochastic Euler steps (eta): one run against a hand computation of the Gaussian posterior,
+//   eta 0 bit-identical to the ODE, the data's moments kept at eta 0.5 and 1, noise independent of
+//   the batch size, bad settings refused.
 #include "kernel_level.h"  // first: the kernels are called directly
 #include <cmath>
 #include <cstdio>
 #include <vector>
 
 #include "core/error.h"
+#include "core/philox.h"
+#include "core/random_streams.h"
 #include "dfm/sampler.h"
 #include "dfm/schedule.h"
 #include "ops/integrator.h"
@@ -198,6 +203,26 @@ static void test_convergence_orders() {
   }
 }
 
+// Each element's sample mean and variance over the batch against the field's: 5 standard errors (a
+// false failure has probability ~1e-6 per element), the variance's ratio also within var_bias.
+static void check_moments(const GaussianField& f, const StageLayout& l, const std::vector<float>& x, double var_bias,
+                          const char* what) {
+  for (int s = 0; s < l.groups(); s++)
+    for (int64_t j = 0; j < l.per_sample[size_t(s)]; j++) {
+      double sum = 0, sq = 0;
+      for (int64_t b = 0; b < l.batch; b++) {
+        double v = x[size_t(l.offset(s) + b * l.per_sample[size_t(s)] + j)];
+        sum += v;
+        sq += v * v;
+      }
+      double mean = sum / l.batch, var = sq / l.batch - mean * mean;
+      double m = f.mu[size_t(s)][size_t(j)], sg = f.sigma[size_t(s)][size_t(j)];
+      CHECK(std::fabs(mean - m) < 5 * sg / std::sqrt(double(l.batch)), "%s: stage %d elem %lld mean %g vs %g", what, s, (long long)j, mean, m);
+      CHECK(std::fabs(var / (sg * sg) - 1) < var_bias + 5 * std::sqrt(2.0 / l.batch), "%s: stage %d elem %lld var %g vs %g", what, s,
+            (long long)j, var, sg * sg);
+    }
+}
+
 static void test_moments() {
   // Many samples through the 2-stage schedule reproduce each element's mean and variance.
   StageLayout l;
@@ -212,20 +237,7 @@ static void test_moments() {
   std::vector<float> x(size_t(l.total()));
   run_sampler(f, l, opt, nullptr, x.data());
   CHECK(f.evaluations == sampler_evaluations(opt, false), "evaluations %d", f.evaluations);
-  for (int s = 0; s < 2; s++)
-    for (int64_t j = 0; j < l.per_sample[size_t(s)]; j++) {
-      double sum = 0, sq = 0;
-      for (int64_t b = 0; b < l.batch; b++) {
-        double v = x[size_t(l.offset(s) + b * l.per_sample[size_t(s)] + j)];
-        sum += v;
-        sq += v * v;
-      }
-      double mean = sum / l.batch, var = sq / l.batch - mean * mean;
-      double m = f.mu[size_t(s)][size_t(j)], sg = f.sigma[size_t(s)][size_t(j)];
-      // 5 standard errors: a false failure has probability ~1e-6 per element
-      CHECK(std::fabs(mean - m) < 5 * sg / std::sqrt(double(l.batch)), "stage %d elem %lld mean %g vs %g", s, (long long)j, mean, m);
-      CHECK(std::fabs(var / (sg * sg) - 1) < 5 * std::sqrt(2.0 / l.batch), "stage %d elem %lld var %g vs %g", s, (long long)j, var, sg * sg);
-    }
+  check_moments(f, l, x, 0, "heun");
 }
 
 // v = a constant per label: 1 for the class, -1 for the null class.
@@ -268,11 +280,133 @@ static void test_guidance() {
   CHECK(worst < 1e-5, "guided sampler moved by the wrong amount: error %g", worst);
 }
 
+// v = a fixed value per element of a sample (no dependence on x or t), so a run is easy to follow by hand.
+struct ConstantField : VelocityModel {
+  void velocity(const StageLayout& l, const float*, const float*, const float*, const int32_t*, float* v) override {
+    for (int s = 0; s < l.groups(); s++)
+      for (int64_t i = 0; i < l.group_size(s); i++) v[l.offset(s) + i] = value(s, i % l.per_sample[size_t(s)]);
+  }
+  static float value(int s, int64_t j) { return float(0.3 * std::sin(0.7 * double(j) + s)); }
+};
+
+static std::vector<float> run(VelocityModel& f, const StageLayout& l, const SamplerOptions& opt) {
+  std::vector<float> x(size_t(l.total()), NAN);
+  run_sampler(f, l, opt, nullptr, x.data());
+  return x;
+}
+
+static void test_stochastic_by_hand() {
+  // One stage, 3 Euler steps t = 0, 1/3, 2/3, 1 with eta 0.6. The step t -> t1 lands on
+  // t1 X + sqrt((1 - t1)^2 - s^2) N + s z with X = x + (1 - t) v, N = x - t v, and s = eta times the
+  // std of x_t1 given x_t and X: x_t1 | X ~ N(t1 X, (1 - t1)^2) and x_t | x_t1 ~ N(r x_t1, q) with
+  // r = t / t1, q = (1 - t)^2 - r^2 (1 - t1)^2, so the posterior's precision is 1/(1 - t1)^2 + r^2/q.
+  StageLayout l;
+  l.batch = 3;
+  l.per_sample = {6};
+  ConstantField f;
+  SamplerOptions opt;
+  opt.steps = {3};
+  opt.eta = {0.6};
+  opt.seed = 21;
+  std::vector<float> x = run(f, l, opt);
+  std::vector<double> want(size_t(l.total()));
+  std::vector<float> x0(want.size()), z(want.size());
+  sampler_initial_noise(l, opt.seed, x0.data());
+  for (size_t i = 0; i < want.size(); i++) want[i] = x0[i];
+  const double ts[] = {0, 1.0 / 3, 2.0 / 3, 1};
+  for (int k = 0; k < 3; k++) {
+    double t = ts[k], t1 = ts[k + 1];
+    double sd = 0;
+    if (t1 < 1) {
+      double r = t / t1, q = (1 - t) * (1 - t) - r * r * (1 - t1) * (1 - t1);
+      sd = 0.6 * std::sqrt(1 / (1 / ((1 - t1) * (1 - t1)) + (q > 0 ? r * r / q : 0)));
+    }
+    RandomStream{opt.seed, stream_id(Purpose::SampleNoise, uint64_t(k) + 1, 0)}.fill_normal(z.data(), int64_t(z.size()));
+    for (size_t i = 0; i < want.size(); i++) {
+      double v = ConstantField::value(0, int64_t(i) % 6), clean = want[i] + (1 - t) * v, noise = want[i] - t * v;
+      want[i] = t1 * clean + std::sqrt((1 - t1) * (1 - t1) - sd * sd) * noise + (t1 < 1 ? sd * z[i] : 0);
+    }
+  }
+  double worst = 0;
+  for (size_t i = 0; i < want.size(); i++) worst = std::isnan(x[i]) ? INFINITY : std::fmax(worst, std::fabs(x[i] - want[i]));
+  CHECK(worst < 2e-6, "stochastic Euler against the hand computation: error %g", worst);
+  // eta 0 everywhere is the ODE, bit for bit; eta > 0 moves the samples.
+  SamplerOptions plain = opt;
+  plain.eta.clear();
+  std::vector<float> ode = run(f, l, plain);
+  SamplerOptions zero = opt;
+  zero.eta = {0};
+  CHECK(run(f, l, zero) == ode, "eta 0 differs from the ODE");
+  double moved = 0;
+  for (size_t i = 0; i < x.size(); i++) moved = std::fmax(moved, std::fabs(x[i] - ode[i]));
+  CHECK(moved > 0.1, "eta 0.6 barely moved the samples (%g)", moved);
+}
+
+static void test_stochastic_moments() {
+  // Ancestral (eta 1) and half-stochastic steps through the 2-stage schedule keep each element's mean
+  // and variance. With a point estimate of the clean level each stochastic step loses a little
+  // variance, an O(1/steps) bias like Euler's own (measured at 25 / 100 / 400 steps per stage, eta 1:
+  // variance ratios down to 0.68 / 0.89 / 0.965; eta 0: 0.81 / 0.94 / 0.978), so 400 steps and an
+  // allowance of 0.045 besides 5 standard errors. A wrong noise scale or a lost term is off by far more.
+  StageLayout l;
+  l.batch = 20000;
+  l.per_sample = {3, 5};
+  GaussianField f = make_field(l);
+  for (std::vector<double> eta : {std::vector<double>{1, 1}, std::vector<double>{0, 0.5}}) {
+    SamplerOptions opt;
+    opt.steps = {400, 400};
+    opt.thresholds = {0.7};
+    opt.eta = eta;
+    opt.seed = 5;
+    std::vector<float> x = run(f, l, opt);
+    char what[32];
+    std::snprintf(what, sizeof what, "eta %g, %g", eta[0], eta[1]);
+    check_moments(f, l, x, 0.045, what);
+  }
+}
+
+static void test_stochastic_batch_and_errors() {
+  // Sample b's noise does not depend on the batch size.
+  ConstantField f;
+  SamplerOptions opt;
+  opt.steps = {4, 3};
+  opt.thresholds = {0.6};
+  opt.eta = {0.3, 1};
+  opt.seed = 8;
+  StageLayout small, big;
+  small.batch = 2;
+  big.batch = 5;
+  small.per_sample = big.per_sample = {4, 16};
+  std::vector<float> a = run(f, small, opt), b = run(f, big, opt);
+  double worst = 0;
+  for (int s = 0; s < 2; s++)
+    for (int64_t i = 0; i < small.group_size(s); i++)
+      worst = std::fmax(worst, std::fabs(a[size_t(small.offset(s) + i)] - b[size_t(big.offset(s) + i)]));
+  CHECK(worst == 0, "batch 2 vs 5: stochastic samples differ by %g", worst);
+  struct Bad { std::vector<double> eta; Solver solver; const char* says; };
+  for (const Bad& bad : {Bad{{0.5}, Solver::Euler, "expected 2 numbers"}, Bad{{0, 1.5}, Solver::Euler, "stageEta[1]"},
+                         Bad{{-0.1, 0}, Solver::Euler, "stageEta[0]"}, Bad{{0, NAN}, Solver::Euler, "stageEta[1]"},
+                         Bad{{0, 0.5}, Solver::Heun, "solver 'euler'"}}) {
+    SamplerOptions o = opt;
+    o.eta = bad.eta;
+    o.solver = bad.solver;
+    CaughtError e = caught_error([&] { run(f, small, o); });
+    CHECK(e.thrown && e.code == Code::Config && e.message.find(bad.says) != std::string::npos, "bad eta: got '%s'", e.message.c_str());
+  }
+  SamplerOptions heun = opt;  // eta all 0 is fine with any solver
+  heun.eta = {0, 0};
+  heun.solver = Solver::Heun;
+  CHECK(!caught_error([&] { run(f, small, heun); }).thrown, "eta 0 refused with heun");
+}
+
 int main() {
   test_schedule_formulas();
   test_schedule_time_shifts();
   test_convergence_orders();
   test_moments();
   test_guidance();
+  test_stochastic_by_hand();
+  test_stochastic_moments();
+  test_stochastic_batch_and_errors();
   return test_summary("test_integrator");
 }
