@@ -52,26 +52,29 @@ export interface Arm {
   thresholds?: number[];
   /** The sampler's stageTimeShifts (how each stage's steps are spaced). */
   sampleTimeShifts?: number[];
+  /** The sampler's stageEta ('nE' in the spec: [0, E], the fine stage's stochastic steps). */
+  sampleEta?: number[];
 }
 
 /**
- * Parses 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x[G]][p][@N1,N2][~TAU][sM]' for a total budget of
+ * Parses 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x[G]][p][@N1,N2][~TAU][sM][nE]' for a total budget of
  * `nfe` function evaluations (DFM default: 3/4 then 1/4; P2: the coarse-stage probability reached at
  * the end of training; W: the fine stage's loss weight, default 1; tM: the fine stage's training-time
  * shift; eL: the logit-normal location of the earlier (coarse) stage while the fine one trains, the
  * trainer's priorLocation; h: the Haar pyramid instead of the Laplacian, c: the consistent one; x: the
  * finest stage predicts its clean level (ModelConfig.stagePredictions), xG with G as its clamp of
  * 1 - t (cleanMinGap); p: each sample draws its own active stage (the trainer's stageChoice
- * 'sample'); sM: the fine stage's sampling-step shift; shifts in logit units, default 0).
+ * 'sample'); sM: the fine stage's sampling-step shift; shifts in logit units, default 0; nE: the
+ * fine stage's sampling eta (Sampler stageEta [0, E], stochastic Euler steps), default 0).
  */
 export function parseArm(spec: string, nfe: number): Arm {
   if (spec === 'fm') return { name: 'fm', stages: 1, stepsPerStage: [nfe] };
   if (spec === 'fm-x') return { name: 'fm-x', stages: 1, stepsPerStage: [nfe], stagePredictions: ['x'] };
-  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:t(-?[0-9.]+))?(?:e(-?[0-9.]+))?([hc])?(?:(x)([0-9.]+)?)?(p)?(?:@(\d+),(\d+))?(?:~([0-9.]+))?(?:s(-?[0-9.]+))?$/.exec(spec);
+  const m = /^dfm-([0-9.]+)(?:>([0-9.]+))?(?:w([0-9.]+))?(?:t(-?[0-9.]+))?(?:e(-?[0-9.]+))?([hc])?(?:(x)([0-9.]+)?)?(p)?(?:@(\d+),(\d+))?(?:~([0-9.]+))?(?:s(-?[0-9.]+))?(?:n([0-9.]+))?$/.exec(spec);
   if (!m)
     throw decoflowError(
       'ERR_DECOFLOW_ARG_VALUE',
-      `arm '${spec}': expected 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x[G]][p][@N1,N2][~TAU][sM]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight, tM/sM: the fine stage's training-time/sampling-step shift, L: the coarse stage's time location while the fine one trains, h: the Haar pyramid, c: the consistent pyramid, x: the finest stage predicts its clean level, xG: the same with G its clamp of 1 - t, p: one active stage per sample)`,
+      `arm '${spec}': expected 'fm[-x]' or 'dfm-P[>P2][wW][tM][eL][h|c][x[G]][p][@N1,N2][~TAU][sM][nE]' (P: probability of the coarse stage, P2: the same at the end of training, W: the fine stage's loss weight, tM/sM: the fine stage's training-time/sampling-step shift, L: the coarse stage's time location while the fine one trains, h: the Haar pyramid, c: the consistent pyramid, x: the finest stage predicts its clean level, xG: the same with G its clamp of 1 - t, p: one active stage per sample, E: the fine stage's sampling eta in [0, 1])`,
     );
   const probs = (q: number) => [q, Math.round((1 - q) * 1e6) / 1e6];
   const p = Number(m[1]);
@@ -96,6 +99,8 @@ export function parseArm(spec: string, nfe: number): Arm {
   const steps = m[10] ? [Number(m[10]), Number(m[11])] : [first, nfe - first];
   const tau = m[12] ? Number(m[12]) : undefined;
   const sampleShift = shift(m[13], 'sampling-step');
+  const eta = m[14] === undefined ? undefined : Number(m[14]);
+  if (eta !== undefined && !(eta >= 0 && eta <= 1)) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `arm '${spec}': the fine stage's sampling eta (n) must be a number in [0, 1]`);
   return {
     name: spec,
     stages: 2,
@@ -111,6 +116,7 @@ export function parseArm(spec: string, nfe: number): Arm {
     stepsPerStage: steps,
     thresholds: tau === undefined ? undefined : [tau],
     sampleTimeShifts: sampleShift,
+    ...(eta !== undefined ? { sampleEta: [0, eta] } : {}),
   };
 }
 
@@ -196,7 +202,7 @@ export interface ArmResult {
 async function sampleSet(model: Model, arm: Arm, n: number, seed: number, ema: boolean): Promise<Tensor> {
   const sampler = new Sampler(model);
   const labels = gridLabels(n, model.config.numClasses, 8);
-  const r = await sampler.sample({ n, labels, seed, ema, stepsPerStage: arm.stepsPerStage, thresholds: arm.thresholds, stageTimeShifts: arm.sampleTimeShifts });
+  const r = await sampler.sample({ n, labels, seed, ema, stepsPerStage: arm.stepsPerStage, thresholds: arm.thresholds, stageTimeShifts: arm.sampleTimeShifts, stageEta: arm.sampleEta });
   for (const t of r.levels) t.dispose();
   return r.images;
 }

@@ -32,6 +32,14 @@ export interface SampleOptions {
    * a fine stage trained with 1.5 sampled best with 0.75).
    */
   stageTimeShifts?: number[];
+  /**
+   * Per stage, how much noise each of its Euler steps re-draws, each in [0, 1] (default all 0: the
+   * deterministic ODE). A step from t to t1 estimates the clean level X = x + (1 - t) v and the noise
+   * N = x - t v and lands on t1 X + (1 - t1) (a N + e z) with fresh noise z: e is eta times the
+   * standard deviation of x_t1 given x_t and X (relative to 1 - t1) and a^2 + e^2 = 1. 1 is ancestral
+   * sampling (DDPM's), as DDIM's eta. Costs no model evaluations; solver 'euler' only.
+   */
+  stageEta?: number[];
   solver?: Solver;
   /** Guidance scale w: v = v_uncond + w (v_cond - v_uncond); 1 = none (default). */
   cfg?: number;

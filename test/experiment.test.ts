@@ -31,7 +31,10 @@ describe('the FM vs DFM experiment', () => {
     expect(parseArm('dfm-0.7xp', 40).cleanMinGap).toBeUndefined();
     expect(parseArm('dfm-0.6w3t1.5cx0.25p@30,10~0.999s1.5', 40)).toMatchObject({ stagePredictions: ['v', 'x'], cleanMinGap: 0.25, stageChoice: 'sample', stepsPerStage: [30, 10], thresholds: [0.999], sampleTimeShifts: [0, 1.5] });
     expect(parseArm('dfm-0.7', 40).stageChoice).toBeUndefined();
-    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20', 'dfm-0.9w0', 'dfm-0.9w', 'dfm-0.9>1', 'dfm-0.9>', 'dfm-0.9t', 'dfm-0.9t11', 'dfm-0.9s1t1', 'dfm-0.9s-', 'dfm-0.9e', 'dfm-0.9e1t1', 'fm-v', 'dfm-0.9xh', 'dfm-0.9xx', 'dfm-0.9hc', 'dfm-0.9cx@', 'dfm-0.9pc', 'dfm-0.9pp', 'dfm-0.9x0', 'dfm-0.9x1.5', 'dfm-0.9x.', 'dfm-0.9x0.3x'])
+    expect(parseArm('dfm-0.6w3t1.5cp@30,10~0.999s0.75n0.5', 40)).toMatchObject({ sampleTimeShifts: [0, 0.75], sampleEta: [0, 0.5] });
+    expect(parseArm('dfm-0.7n1', 40)).toMatchObject({ sampleEta: [0, 1] });
+    expect(parseArm('dfm-0.7s1', 40).sampleEta).toBeUndefined();
+    for (const bad of ['dfm', 'dfm-1.5', 'gan', 'dfm-0.5@20', 'dfm-0.9w0', 'dfm-0.9w', 'dfm-0.9>1', 'dfm-0.9>', 'dfm-0.9t', 'dfm-0.9t11', 'dfm-0.9s1t1', 'dfm-0.9s-', 'dfm-0.9e', 'dfm-0.9e1t1', 'fm-v', 'dfm-0.9xh', 'dfm-0.9xx', 'dfm-0.9hc', 'dfm-0.9cx@', 'dfm-0.9pc', 'dfm-0.9pp', 'dfm-0.9x0', 'dfm-0.9x1.5', 'dfm-0.9x.', 'dfm-0.9x0.3x', 'dfm-0.9n1.5', 'dfm-0.9n', 'dfm-0.9n0.5s1', 'dfm-0.9n.'])
       expect(() => parseArm(bad, 40)).toThrow(expect.objectContaining({ code: 'ERR_DECOFLOW_ARG_VALUE' }));
   });
 

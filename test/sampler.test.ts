@@ -101,6 +101,21 @@ describe('Sampler', () => {
     expect(sampler.schedule({ stepsPerStage: [3, 3], stageTimeShifts: [0, 2] })).toEqual(flowSchedule(2, [3, 3], undefined, [0, 2]));
   });
 
+  test('stageEta reaches the integrator: zeros change nothing, eta > 0 changes the samples, reproducibly', async () => {
+    const base = { n: 2, labels: [1, 2], seed: 4, stepsPerStage: [3, 3], ema: false };
+    const plain = Array.from((await sampler.sample(base)).images.dataSync());
+    const zero = Array.from((await sampler.sample({ ...base, stageEta: [0, 0] })).images.dataSync());
+    const noisy = Array.from((await sampler.sample({ ...base, stageEta: [0, 0.7] })).images.dataSync());
+    const again = Array.from((await sampler.sample({ ...base, stageEta: [0, 0.7] })).images.dataSync());
+    expect(zero).toEqual(plain);
+    expect(noisy).not.toEqual(plain);
+    expect(again).toEqual(noisy);
+    for (const v of noisy) expect(Number.isFinite(v)).toBe(true);
+    // the coarse stage's own eta moves the coarse level, which the fine one is conditioned on
+    const coarse = await sampler.sample({ ...base, stageEta: [1, 0] });
+    expect(Array.from(coarse.levels[0].dataSync())).not.toEqual(Array.from((await sampler.sample(base)).levels[0].dataSync()));
+  });
+
   test('Heun, midpoint and guidance run; guidance changes the result', async () => {
     const base = { n: 2, labels: [1, 2], seed: 1, stepsPerStage: [3, 2], ema: false };
     const plain = (await sampler.sample(base)).images.dataSync();
@@ -152,6 +167,11 @@ describe('Sampler', () => {
     expect(await bad({ n: 1, labels: [0], stageTimeShifts: [0] })).toBe('ERR_DECOFLOW_CONFIG');
     expect(await bad({ n: 1, labels: [0], stageTimeShifts: [0, NaN] })).toBe('ERR_DECOFLOW_CONFIG');
     expect(await bad({ n: 1, labels: [0], stageTimeShifts: 'x' })).toMatch(/ERR_DECOFLOW/);
+    expect(await bad({ n: 1, labels: [0], stageEta: [0.5] })).toBe('ERR_DECOFLOW_CONFIG');
+    expect(await bad({ n: 1, labels: [0], stageEta: [0, 1.5] })).toBe('ERR_DECOFLOW_CONFIG');
+    expect(await bad({ n: 1, labels: [0], stageEta: [0, NaN] })).toBe('ERR_DECOFLOW_CONFIG');
+    expect(await bad({ n: 1, labels: [0], stageEta: [0, 0.5], solver: 'heun' })).toBe('ERR_DECOFLOW_CONFIG');
+    expect(await bad({ n: 1, labels: [0], stageEta: 'x' })).toMatch(/ERR_DECOFLOW/);
     expect(await bad({ n: 1, labels: [0], cfg: NaN })).toBe('ERR_DECOFLOW_CONFIG');
     expect(await bad({ n: 0 })).toBe('ERR_DECOFLOW_ARG_VALUE');
   });
