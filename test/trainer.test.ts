@@ -226,7 +226,7 @@ test('the defaults live in the native trainer: TypeScript and the CLI read them'
 // Runs the CLI; throws (with its stderr in the message) when it exits non-zero.
 const cli = (args: string[]) => execFileSync(process.execPath, [path.join(__dirname, '..', 'bin', 'decoflow.js'), ...args], { encoding: 'utf8', stdio: 'pipe' });
 
-test('decoflow train --stage-time-shifts and --stage-choice are recorded in run.json; decoflow sample --stage-time-shifts changes the samples', () => {
+test('decoflow train --stage-time-shifts and --stage-choice are recorded in run.json; decoflow sample --stage-time-shifts and --stage-eta change the samples', () => {
   const out = path.join(tmp, 'cli-shifts');
   cli(['train', '--data', 'shapes', '--image-size', '16', '--grid', '4', '--batch', '4', '--steps', '3', '--warmup', '1', '--threads', '1',
     '--stage-time-shifts', '0,1.5', '--stage-choice', 'sample', '--checkpoint-every', '0', '--out', out]);
@@ -241,6 +241,8 @@ test('decoflow train --stage-time-shifts and --stage-choice are recorded in run.
   const plain = sample('plain.png', []);
   expect(sample('zero.png', ['--stage-time-shifts', '0,0']).equals(plain)).toBe(true);
   expect(sample('shifted.png', ['--stage-time-shifts', '0,2']).equals(plain)).toBe(false);
+  expect(sample('eta-zero.png', ['--stage-eta', '0,0']).equals(plain)).toBe(true);
+  expect(sample('eta.png', ['--stage-eta', '0,0.5']).equals(plain)).toBe(false);
 });
 
 test('decoflow train records the resolved stageChoice; a run.json from before stageChoice resumes with one active stage per batch', () => {
