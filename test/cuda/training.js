@@ -121,7 +121,13 @@ async function checkpointsAndSampling(df, log = () => {}) {
       const e = relErr(await g.images.data(), await a.images.data());
       const tol = precision === 'f32' ? 1e-3 : 5e-2;
       assert.ok(e <= tol, `${precision}: sampled images differ by ${e} (tolerance ${tol})`);
-      log(`${precision}: checkpoints move between devices bit for bit; sampled images within ${e.toExponential(1)}`);
+      // stochastic steps: the same Philox noise on both devices, so the same images too
+      const noisyOpts = { n: 4, labels: [0, 1, 2, 4], seed: 9, stepsPerStage: [6, 4], stageEta: [0.3, 0.7] };
+      const an = await new df.Sampler(onCpu).sample(noisyOpts);
+      const gn = await new df.Sampler(back).sample(noisyOpts);
+      const en = relErr(await gn.images.data(), await an.images.data());
+      assert.ok(en <= tol, `${precision}: images sampled with stageEta differ by ${en} (tolerance ${tol})`);
+      log(`${precision}: checkpoints move between devices bit for bit; sampled images within ${e.toExponential(1)}, with stageEta ${en.toExponential(1)}`);
       for (const m of [p.tc, p.tg, p.cpu, p.gpu, onCpu, back]) m.dispose();
     }
   } finally {
