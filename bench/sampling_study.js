@@ -34,19 +34,18 @@ function flag(name, fallback) {
     const model = Model.load(path.join(dir, 'checkpoint.safetensors'));
     const k = model.config.numClasses;
     const labels = k > 0 ? Array.from({ length: samples }, (_, i) => Math.floor(i / 8) % k) : undefined;
-    // A one-stage (FM) checkpoint takes the variants with one step count (N[sM]: M shifts its steps).
+    // A one-stage (FM) checkpoint takes the variants with one step count (N[sM][nE]).
     const own = variants.filter((v) => /^\d+(s|n|$)/.test(v) === (model.config.stages === 1));
     for (const v of model.config.stages === 1 && own.length === 0 ? ['40'] : own) {
       const m = /^(\d+(?:,\d+)*)(?:~([0-9.]+))?(?:s(-?[0-9.]+)(?:\/(-?[0-9.]+))?)?(?:n([0-9.]+)(?:\/([0-9.]+))?)?$/.exec(v);
       if (!m) throw new Error(`variant '${v}': expected N1,N2[~TAU][sM[/M2]][nE[/E2]]`);
       const stepsPerStage = m[1].split(',').map(Number);
       const tau = m[2];
-      // sM shifts the last stage's steps; sM/M2 shifts the first stage's by M and the second's by M2.
-      const stageTimeShifts =
-        m[3] === undefined ? undefined : stepsPerStage.length === 1 ? [Number(m[3])] : m[4] === undefined ? [0, Number(m[3])] : [Number(m[3]), Number(m[4])];
-      // nE gives the last stage eta E; nE/E2 gives the first E and the second E2.
-      const stageEta =
-        m[5] === undefined ? undefined : stepsPerStage.length === 1 ? [Number(m[5])] : m[6] === undefined ? [0, Number(m[5])] : [Number(m[5]), Number(m[6])];
+      // A per-stage setting: X alone is the last stage's (the coarse one keeps 0), X/X2 gives both.
+      const perStage = (a, b) =>
+        a === undefined ? undefined : stepsPerStage.length === 1 ? [Number(a)] : b === undefined ? [0, Number(a)] : [Number(a), Number(b)];
+      const stageTimeShifts = perStage(m[3], m[4]);  // sM[/M2]
+      const stageEta = perStage(m[5], m[6]);  // nE[/E2]
       const t0 = Date.now();
       const r = await new Sampler(model).sample({ n: samples, labels, seed: 1, stepsPerStage, thresholds: tau ? [Number(tau)] : undefined, stageTimeShifts, stageEta });
       const result = await evaluate(r.images, real, { seed: 0 });
