@@ -1,6 +1,7 @@
 // The `decoflow` command line. Exit codes: 0 ok, 1 failure at run time, 2 bad usage.
 import { UsageError } from './cli/args';
 import { benchCommand } from './cli/bench';
+import { emaCommand } from './cli/ema';
 import { evalCommand } from './cli/eval';
 import { experimentCommand } from './cli/experiment';
 import { sample } from './cli/sample';
@@ -13,6 +14,7 @@ commands:
   train       train a DFM model (or plain flow matching with --stages 1)
   sample      generate images from a checkpoint
   eval        compare generated images with real ones (SWD, Frechet distances, precision/recall)
+  ema         post-hoc EMA: checkpoints of other EMA lengths from a run's EMA snapshots
   experiment  train FM and DFM at equal compute and plot quality against training FLOPs
   bench       time the kernels and the model against the machine's ceilings (and PyTorch)
   info        version, addon, CPU kernels, backends, BLAS and threads
@@ -48,6 +50,8 @@ export async function main(argv: string[]): Promise<number> {
         return await sample(rest);
       case 'eval':
         return await evalCommand(rest);
+      case 'ema':
+        return await emaCommand(rest);
       case 'experiment':
         return await experimentCommand(rest);
       case 'bench':

@@ -28,7 +28,9 @@ export type {
   SaveOptions,
   LoadOptions,
 } from './model';
-export { readSafetensors, writeSafetensors } from './safetensors';
+export { readSafetensors, readSafetensorsMetadata, writeSafetensors } from './safetensors';
+export { gammaOfSigmaRel, sigmaRelOfGamma, MAX_SIGMA_REL, profileInnerProduct, posthocEmaCoefficients, posthocEma, saveEmaSnapshot, readSnapshotProfile } from './posthoc-ema';
+export type { EmaProfile, PosthocFit, PosthocEmaOptions, PosthocEmaResult } from './posthoc-ema';
 export type { SafetensorsContents } from './safetensors';
 export { pyramid } from './pyramid';
 export type { PyramidKind, PyramidOptions, DecomposeOptions, RecomposeOptions } from './pyramid';

@@ -11,6 +11,7 @@ import { removeStaleTemps, writeFileAtomic } from '../files';
 import { Model, type ModelConfig, type OptimizerOptions } from '../model';
 import { modelConfig, MODEL_SIZES } from '../presets';
 import { setThreads } from '../runtime';
+import { saveEmaSnapshot } from '../posthoc-ema';
 import { writeSampleGrid } from '../samples';
 import { Trainer, trainerDefaults, type TrainerOptions } from '../trainer';
 import { DEVICE_FLAGS, deviceOptions, parseArgs, usage, UsageError, type FlagSpec } from './args';
@@ -33,6 +34,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'ema-decay': { kind: 'number', help: 'EMA decay of the weights', default: 0.999 },
   'ema-warmup': { kind: 'bool', help: 'warm the EMA up: step n decays by min(ema-decay, (1+n)/(10+n)) (on; --no-ema-warmup: off)', default: true },
   'ema-power': { kind: 'number', help: 'power-function EMA (EDM2) with this exponent instead of ema-decay; 0: off', default: 0 },
+  'ema-snapshot-every': { kind: 'int', help: 'with --ema-power: save the EMA every this many steps to OUT/ema-snapshots, for decoflow ema (0: never)', default: 0 },
   'stage-probs': { kind: 'list', help: `probability of each stage being the active one (default: ${DEFAULTS.stageProbs.join(', ')} for 2 stages)` },
   'stage-probs-final': { kind: 'list', help: 'stage probabilities that --stage-probs moves to linearly (coarse first, then finer)' },
   'stage-probs-steps': { kind: 'int', help: 'steps over which the stage probabilities move to --stage-probs-final' },
@@ -79,6 +81,8 @@ export async function train(argv: string[]): Promise<number> {
     if (!(v >= 1)) throw new UsageError(`--${name}: expected a positive integer, got ${v}`);
   };
   ['steps', 'batch', 'stages', 'grid', 'image-size'].forEach(positive);
+  const snapshotEvery = a['ema-snapshot-every'] as number;
+  if (!(snapshotEvery >= 0)) throw new UsageError(`--ema-snapshot-every: expected an integer >= 0, got ${snapshotEvery}`);
   if (a.threads !== undefined) setThreads(a.threads as number);
   const out = a.out as string;
   const ckpt = path.join(out, 'checkpoint.safetensors');
@@ -178,6 +182,13 @@ export async function train(argv: string[]): Promise<number> {
   const bar = new ProgressBar(run.steps, model.step, process.stderr, limit);
   const t0 = Date.now();
   const every = { ckpt: a['checkpoint-every'] as number, sample: a['sample-every'] as number };
+  const snapshotDir = path.join(out, 'ema-snapshots');
+  if (snapshotEvery > 0) {
+    if (!(model.optimizerOptions.emaPower > 0))
+      throw new UsageError('--ema-snapshot-every: needs a power-function EMA (--ema-power, e.g. 6.94); post-hoc EMA combines power EMAs');
+    await fs.promises.mkdir(snapshotDir, { recursive: true });
+  }
+  const snapshot = () => saveEmaSnapshot(model, path.join(snapshotDir, `ema-${String(model.step).padStart(7, '0')}.safetensors`));
   let smooth = NaN;
   const start = model.step;
   while (model.step < run.steps) {
@@ -187,6 +198,8 @@ export async function train(argv: string[]): Promise<number> {
     batch.labels.dispose();
     smooth = Number.isNaN(smooth) ? s.loss : 0.98 * smooth + 0.02 * s.loss;
     bar.update(s.step, { loss: smooth.toFixed(4), stage: String(s.activeStage + 1) });
+    // Before the checkpoint: a resume from it never misses a snapshot (rewriting one is harmless).
+    if (snapshotEvery > 0 && s.step % snapshotEvery === 0) snapshot();
     if (every.ckpt > 0 && s.step % every.ckpt === 0) await save();
     if (every.sample > 0 && s.step % every.sample === 0) await samples(`samples-${String(s.step).padStart(6, '0')}`);
     if ((Date.now() - t0) / 1000 > limit) {
@@ -195,6 +208,7 @@ export async function train(argv: string[]): Promise<number> {
     }
   }
   const seconds = (Date.now() - t0) / 1000;
+  if (snapshotEvery > 0 && model.step % snapshotEvery !== 0) snapshot();  // the last step's EMA too
   await save();
   await samples('samples');
   process.stderr.write(
