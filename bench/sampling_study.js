@@ -11,7 +11,8 @@
 // N[sM][nE][:SOLVER] is one for a flow-matching (one-stage) checkpoint (default for those: 40).
 // --split test scores against the experiment's test images (the next 1000) instead, for a variant
 // already chosen on validation. Folders are separated by ';': the experiment names an arm's folder
-// after the arm, and DFM arms hold commas ('dfm-0.6w3@35,5~0.95').
+// after the arm, and DFM arms hold commas ('dfm-0.6w3@35,5~0.95'); a .safetensors path is taken as
+// the checkpoint itself (for the post-hoc EMA checkpoints of decoflow ema).
 const fs = require('node:fs');
 const path = require('node:path');
 const { Model, Sampler, evaluate, loadImageSet, formatEvalTable, setThreads } = require('../dist/index.cjs');
@@ -33,7 +34,8 @@ function flag(name, fallback) {
   const real = await loadImageSet(dataset, { offset: split === 'test' ? 1000 : 0, limit: 1000, imageSize: 32 });
   const rows = [];
   for (const dir of checkpoints) {
-    const model = Model.load(path.join(dir, 'checkpoint.safetensors'));
+    // a folder holding checkpoint.safetensors, or a checkpoint file itself (e.g. from decoflow ema)
+    const model = Model.load(dir.endsWith('.safetensors') ? dir : path.join(dir, 'checkpoint.safetensors'));
     const k = model.config.numClasses;
     const labels = k > 0 ? Array.from({ length: samples }, (_, i) => Math.floor(i / 8) % k) : undefined;
     // A one-stage (FM) checkpoint takes the variants with one step count (N[sM][nE]).

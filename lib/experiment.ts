@@ -16,6 +16,7 @@ import { decoflowError } from './errors';
 import { evaluate, loadImageSet, type EvalResult } from './eval';
 import { encodePng, grid, writeFileAtomic } from './image';
 import { Model, type ModelConfig } from './model';
+import { emaSnapshotPath, saveEmaSnapshot } from './posthoc-ema';
 import { modelConfig } from './presets';
 import { Sampler } from './sampler';
 import { gridLabels } from './samples';
@@ -164,6 +165,8 @@ export interface ExperimentOptions {
   emaWarmup?: boolean;
   /** > 0: the power-function EMA with this exponent instead of emaDecay. */
   emaPower?: number;
+  /** With emaPower > 0: save the EMA every this many steps (and at the end) to the arm's ema-snapshots folder, for posthocEma. */
+  emaSnapshotEvery?: number;
   seed: number;
   /** The results file, relative to `out` or absolute (default results.json). */
   resultsFile?: string;
@@ -251,6 +254,10 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
   const dir = path.join(o.out, dataset.replace(/[^a-z0-9-]/gi, '_'), arm.name);
   await fs.promises.mkdir(dir, { recursive: true });
   let trainMs = 0;
+  const snapshotDir = path.join(dir, 'ema-snapshots');
+  const snapshotEvery = o.emaSnapshotEvery ?? 0;
+  if (snapshotEvery > 0) await fs.promises.mkdir(snapshotDir, { recursive: true });
+  const snapshot = () => saveEmaSnapshot(model, emaSnapshotPath(snapshotDir, model.step));
   try {
     while (model.step < o.steps) {
       const t0 = Date.now();
@@ -259,6 +266,7 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
       b.images.dispose();
       b.labels.dispose();
       trainMs += Date.now() - t0;
+      if (snapshotEvery > 0 && (model.step % snapshotEvery === 0 || model.step === o.steps)) snapshot();
       if (model.step % o.evalEvery === 0 || model.step === o.steps) {
         const t1 = Date.now();
         const r = await evaluateWeights(model, arm, o, heldOut.validation, true, path.join(dir, `samples-${String(model.step).padStart(6, '0')}.png`));

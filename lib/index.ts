@@ -29,7 +29,7 @@ export type {
   LoadOptions,
 } from './model';
 export { readSafetensors, readSafetensorsMetadata, writeSafetensors } from './safetensors';
-export { gammaOfSigmaRel, sigmaRelOfGamma, MAX_SIGMA_REL, profileInnerProduct, posthocEmaCoefficients, posthocEma, saveEmaSnapshot, readSnapshotProfile } from './posthoc-ema';
+export { gammaOfSigmaRel, sigmaRelOfGamma, MAX_SIGMA_REL, profileInnerProduct, posthocEmaCoefficients, posthocEma, saveEmaSnapshot, readSnapshotProfile, emaSnapshotPath } from './posthoc-ema';
 export type { EmaProfile, PosthocFit, PosthocEmaOptions, PosthocEmaResult } from './posthoc-ema';
 export type { SafetensorsContents } from './safetensors';
 export { pyramid } from './pyramid';

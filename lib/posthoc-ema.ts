@@ -156,6 +156,11 @@ export function saveEmaSnapshot(model: Model, file: string): void {
   }
 }
 
+/** Where runs put the snapshot of step `step` in their snapshot folder (sorted by name = by step). */
+export function emaSnapshotPath(dir: string, step: number): string {
+  return path.join(dir, `ema-${String(step).padStart(7, '0')}.safetensors`);
+}
+
 /** A snapshot's profile, from its metadata (the header only). */
 export function readSnapshotProfile(file: string): EmaProfile {
   const meta = readSafetensorsMetadata(file)[SNAPSHOT_KEY];

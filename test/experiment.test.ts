@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chartSvg, drawGrids, evaluate, forwardFlops, loadHeldOut, parseArm, runExperiment, trainingFlopsPerStep } from '../lib';
+import { chartSvg, drawGrids, emaSnapshotPath, evaluate, forwardFlops, loadHeldOut, Model, parseArm, readSnapshotProfile, runExperiment, trainingFlopsPerStep } from '../lib';
 import type { ArmResult, ModelConfig } from '../lib';
 
 const base = { channels: 1, height: 32, width: 32, hidden: 64, depth: 2, heads: 2, numClasses: 10 };
@@ -92,6 +92,30 @@ describe('the FM vs DFM experiment', () => {
       expect(svg.startsWith('<svg')).toBe(true);
       expect(svg).toMatch(/dfm-0\.5/);
       expect(svg).not.toMatch(/NaN/);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  }, 120000);
+
+  test('with emaPower and emaSnapshotEvery every arm saves EMA snapshots; the last is the checkpoint\'s EMA', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'decoflow-exp-'));
+    try {
+      await runExperiment({
+        datasets: ['shapes'], arms: ['fm'], out, model: 'tiny', batch: 2, steps: 3, evalEvery: 3, samples: 4,
+        realCount: 8, nfe: 2, lr: 1e-3, emaDecay: 0.9, emaPower: 6.94, emaSnapshotEvery: 2, seed: 0,
+      });
+      const dir = path.join(out, 'shapes', 'fm', 'ema-snapshots');
+      expect(fs.readdirSync(dir).sort()).toEqual([path.basename(emaSnapshotPath(dir, 2)), path.basename(emaSnapshotPath(dir, 3))]);
+      expect(readSnapshotProfile(emaSnapshotPath(dir, 3))).toEqual({ step: 3, gamma: 6.94 });
+      const ckpt = Model.load(path.join(out, 'shapes', 'fm', 'checkpoint.safetensors'));
+      const snap = Model.load(emaSnapshotPath(dir, 3));
+      try {
+        for (const p of ckpt.parameters())
+          expect(Array.from(snap.getParameter(p.name).dataSync())).toEqual(Array.from(ckpt.getParameter(p.name, 'ema').dataSync()));
+      } finally {
+        ckpt.dispose();
+        snap.dispose();
+      }
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }

@@ -320,6 +320,9 @@ test('decoflow train --ema-power --ema-snapshot-every, then decoflow ema --sigma
   let e = caught(() => cli([...args, '--steps', '2', '--ema-snapshot-every', '1']));
   expect((e as { status?: number }).status).toBe(2);
   expect(String((e as { stderr?: string }).stderr)).toContain('--ema-power');
+  e = caught(() => cli(['experiment', '--ema-snapshot-every', '2', '--out', path.join(tmp, 'never')]));
+  expect((e as { status?: number }).status).toBe(2);
+  expect(fs.existsSync(path.join(tmp, 'never'))).toBe(false);
   e = caught(() => cli(['ema', '--snapshots', snaps, '--sigma-rel', '0.5']));
   expect((e as { status?: number }).status).toBe(2);
   expect(String((e as { stderr?: string }).stderr)).toContain('--sigma-rel');

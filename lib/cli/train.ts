@@ -11,7 +11,7 @@ import { removeStaleTemps, writeFileAtomic } from '../files';
 import { Model, type ModelConfig, type OptimizerOptions } from '../model';
 import { modelConfig, MODEL_SIZES } from '../presets';
 import { setThreads } from '../runtime';
-import { saveEmaSnapshot } from '../posthoc-ema';
+import { emaSnapshotPath, saveEmaSnapshot } from '../posthoc-ema';
 import { writeSampleGrid } from '../samples';
 import { Trainer, trainerDefaults, type TrainerOptions } from '../trainer';
 import { DEVICE_FLAGS, deviceOptions, parseArgs, usage, UsageError, type FlagSpec } from './args';
@@ -188,7 +188,7 @@ export async function train(argv: string[]): Promise<number> {
       throw new UsageError('--ema-snapshot-every: needs a power-function EMA (--ema-power, e.g. 6.94); post-hoc EMA combines power EMAs');
     await fs.promises.mkdir(snapshotDir, { recursive: true });
   }
-  const snapshot = () => saveEmaSnapshot(model, path.join(snapshotDir, `ema-${String(model.step).padStart(7, '0')}.safetensors`));
+  const snapshot = () => saveEmaSnapshot(model, emaSnapshotPath(snapshotDir, model.step));
   let smooth = NaN;
   const start = model.step;
   while (model.step < run.steps) {
