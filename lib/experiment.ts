@@ -234,6 +234,12 @@ export async function loadHeldOut(dataset: string, realCount: number): Promise<H
 export async function runArm(dataset: string, armSpec: string, o: ExperimentOptions, heldOut: HeldOut): Promise<ArmResult> {
   const log = o.log ?? (() => {});
   const arm = parseArm(armSpec, o.nfe);
+  const snapshotEvery = o.emaSnapshotEvery ?? 0;
+  if (!(Number.isInteger(snapshotEvery) && snapshotEvery >= 0))
+    throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `emaSnapshotEvery: expected an integer >= 0, got ${snapshotEvery}`);
+  // Checked before training: the first snapshot would only fail after snapshotEvery steps.
+  if (snapshotEvery > 0 && !((o.emaPower ?? 0) > 0))
+    throw decoflowError('ERR_DECOFLOW_ARG_VALUE', 'emaSnapshotEvery: needs a power-function EMA (emaPower > 0); post-hoc EMA combines power EMAs');
   const data = await loadDataset(dataset, { imageSize: 32, seed: o.seed });
   const config = modelConfig({ size: o.model, stages: arm.stages, channels: data.channels, imageSize: 32, numClasses: data.numClasses, grid: 8, stagePredictions: arm.stagePredictions, cleanMinGap: arm.cleanMinGap, decomposition: arm.decomposition });
   const model = Model.create(config, { maxBatch: Math.max(o.batch, o.samples), seed: o.seed, optimizer: { lr: o.lr, warmupSteps: Math.min(100, Math.floor(o.steps / 10)), emaDecay: o.emaDecay, emaWarmup: o.emaWarmup, emaPower: o.emaPower } });
@@ -255,7 +261,6 @@ export async function runArm(dataset: string, armSpec: string, o: ExperimentOpti
   await fs.promises.mkdir(dir, { recursive: true });
   let trainMs = 0;
   const snapshotDir = path.join(dir, 'ema-snapshots');
-  const snapshotEvery = o.emaSnapshotEvery ?? 0;
   if (snapshotEvery > 0) await fs.promises.mkdir(snapshotDir, { recursive: true });
   const snapshot = () => saveEmaSnapshot(model, emaSnapshotPath(snapshotDir, model.step));
   try {

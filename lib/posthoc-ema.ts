@@ -203,6 +203,7 @@ export function posthocEma(files: string[], out: string, options: PosthocEmaOpti
     throw decoflowError('ERR_DECOFLOW_ARG_VALUE', 'posthocEma: give exactly one of sigmaRel and gamma');
   if (options.gamma !== undefined && !(Number.isFinite(options.gamma) && options.gamma >= 0))
     throw decoflowError('ERR_DECOFLOW_ARG_VALUE', `posthocEma: gamma: expected a finite number >= 0, got ${options.gamma}`);
+  if (!Array.isArray(files) || files.length === 0) throw decoflowError('ERR_DECOFLOW_ARG_VALUE', 'posthocEma: files: expected at least one snapshot file');
   const gamma = options.gamma ?? gammaOfSigmaRel(options.sigmaRel!);
   const snaps = files.map((file) => ({ file, ...readSnapshotProfile(file) }));
   const step = options.step ?? Math.max(...snaps.map((s) => s.step));
@@ -216,6 +217,7 @@ export function posthocEma(files: string[], out: string, options: PosthocEmaOpti
     try {
       if (first === undefined) first = { tensors: {}, metadata: c.metadata };
       else if (c.metadata.config !== first.metadata.config) throw decoflowError('ERR_DECOFLOW_FORMAT', `posthocEma: ${s.file}: another model config than ${used[0].file}`);
+      else if (Object.keys(c.tensors).length !== sums.size) throw decoflowError('ERR_DECOFLOW_FORMAT', `posthocEma: ${s.file}: ${Object.keys(c.tensors).length} tensors, ${used[0].file} has ${sums.size}`);
       for (const [name, t] of Object.entries(c.tensors)) {
         const values = t.dataSync() as Float32Array;
         let sum = sums.get(name);

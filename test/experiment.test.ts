@@ -105,6 +105,11 @@ describe('the FM vs DFM experiment', () => {
         realCount: 8, nfe: 2, lr: 1e-3, emaDecay: 0.9, emaPower: 6.94, emaSnapshotEvery: 2, seed: 0,
       });
       const dir = path.join(out, 'shapes', 'fm', 'ema-snapshots');
+      // snapshots without a power EMA, or a fractional interval, are refused before any training
+      const base = { datasets: ['shapes'], arms: ['fm'], model: 'tiny', batch: 2, steps: 3, evalEvery: 3, samples: 4, realCount: 8, nfe: 2, lr: 1e-3, emaDecay: 0.9, seed: 0 };
+      for (const [extra, message] of [[{ emaSnapshotEvery: 2 }, 'needs a power-function EMA'], [{ emaPower: 6.94, emaSnapshotEvery: 1.5 }, 'expected an integer >= 0']] as const)
+        await expect(runExperiment({ ...base, ...extra, out: path.join(out, 'refused') })).rejects.toMatchObject({ code: 'ERR_DECOFLOW_ARG_VALUE', message: expect.stringContaining(message) });
+      expect(fs.existsSync(path.join(out, 'refused', 'shapes'))).toBe(false);
       expect(fs.readdirSync(dir).sort()).toEqual([path.basename(emaSnapshotPath(dir, 2)), path.basename(emaSnapshotPath(dir, 3))]);
       expect(readSnapshotProfile(emaSnapshotPath(dir, 3))).toEqual({ step: 3, gamma: 6.94 });
       const ckpt = Model.load(path.join(out, 'shapes', 'fm', 'checkpoint.safetensors'));

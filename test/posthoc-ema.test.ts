@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   gammaOfSigmaRel, MAX_SIGMA_REL, Model, posthocEma, posthocEmaCoefficients, profileInnerProduct, readSafetensors, readSafetensorsMetadata,
-  readSnapshotProfile, saveEmaSnapshot, sigmaRelOfGamma, Tensor,
+  readSnapshotProfile, saveEmaSnapshot, sigmaRelOfGamma, Tensor, writeSafetensors,
 } from '../lib';
 import type { EmaProfile, ModelBatch, ModelConfig } from '../lib';
 import { caught } from './helpers';
@@ -282,11 +282,28 @@ describe('post-hoc EMA: snapshots of a model', () => {
     let e = caught(() => posthocEma([ckpt], path.join(tmp, 'y.safetensors'), { sigmaRel: 0.1 }));
     expect(e.code).toBe('ERR_DECOFLOW_FORMAT');
     expect(e.message).toContain('not an EMA snapshot');
+    e = caught(() => posthocEma([], path.join(tmp, 'y.safetensors'), { sigmaRel: 0.1 }));
+    expect(e.code).toBe('ERR_DECOFLOW_ARG_VALUE');
+    expect(e.message).toContain('files');
     e = caught(() => posthocEma(files, path.join(tmp, 'y.safetensors'), { sigmaRel: 0.1, gamma: 3 }));
     expect(e.message).toContain('exactly one of sigmaRel and gamma');
     e = caught(() => posthocEma(files, path.join(tmp, 'y.safetensors'), { gamma: 3, step: 3 }));
     expect(e.code).toBe('ERR_DECOFLOW_ARG_VALUE');
     expect(e.message).toContain('no snapshot at or before step 3');
+    expect(fs.existsSync(path.join(tmp, 'y.safetensors'))).toBe(false);
+    // a later snapshot that lacks a tensor the first one has
+    const partial = path.join(tmp, 'partial.safetensors');
+    const c = readSafetensors(files[1]);
+    try {
+      const [dropped, ...kept] = Object.keys(c.tensors);
+      writeSafetensors(partial, Object.fromEntries(kept.map((k) => [k, c.tensors[k]])), c.metadata);
+      expect(dropped).toBeDefined();
+    } finally {
+      Object.values(c.tensors).forEach((t) => t.dispose());
+    }
+    e = caught(() => posthocEma([files[0], partial], path.join(tmp, 'y.safetensors'), { gamma: 3 }));
+    expect(e.code).toBe('ERR_DECOFLOW_FORMAT');
+    expect(e.message).toContain('tensors');
     expect(fs.existsSync(path.join(tmp, 'y.safetensors'))).toBe(false);
     const corrupt = path.join(tmp, 'corrupt.safetensors');
     const bytes = fs.readFileSync(files[0]);
