@@ -36,6 +36,7 @@ inline Vec vadd(Vec a, Vec b) { return _mm512_add_ps(a, b); }
 inline Vec vsub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
 inline Vec vmul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
 inline Vec vmax(Vec a, Vec b) { return _mm512_max_ps(a, b); }
+inline Vec vmin(Vec a, Vec b) { return _mm512_min_ps(a, b); }
 // max(a, b) in the lanes of m, a elsewhere.
 inline Vec vmax_masked(Vec a, Mask m, Vec b) { return _mm512_mask_max_ps(a, m, a, b); }
 // v in the lanes of m, 0 elsewhere.
@@ -71,6 +72,7 @@ inline Vec vadd(Vec a, Vec b) { Vec r; DF_LANES r.x[i] = a.x[i] + b.x[i]; return
 inline Vec vsub(Vec a, Vec b) { Vec r; DF_LANES r.x[i] = a.x[i] - b.x[i]; return r; }
 inline Vec vmul(Vec a, Vec b) { Vec r; DF_LANES r.x[i] = a.x[i] * b.x[i]; return r; }
 inline Vec vmax(Vec a, Vec b) { Vec r; DF_LANES r.x[i] = a.x[i] > b.x[i] ? a.x[i] : b.x[i]; return r; }
+inline Vec vmin(Vec a, Vec b) { Vec r; DF_LANES r.x[i] = a.x[i] < b.x[i] ? a.x[i] : b.x[i]; return r; }
 inline Vec vmax_masked(Vec a, Mask m, Vec b) { Vec r; DF_LANES r.x[i] = (m >> i) & 1 && b.x[i] > a.x[i] ? b.x[i] : a.x[i]; return r; }
 inline Vec vkeep(Mask m, Vec v) { Vec r; DF_LANES r.x[i] = (m >> i) & 1 ? v.x[i] : 0.f; return r; }
 inline Vec vfinite_or(Vec x, float fallback) { Vec r; DF_LANES r.x[i] = x.x[i] == -std::numeric_limits<float>::infinity() ? fallback : x.x[i]; return r; }
@@ -84,9 +86,10 @@ inline void vpin(Vec&) {}
 // 2^x for x <= 0 (and a little above): x = n + f with |f| <= 1/2, 2^f by a degree-6 polynomial
 // (least-squares fit of the relative error on [-1/2, 1/2]: 4.4e-9, below f32 rounding), then
 // scaled by 2^n exactly. Below -150 the result is 0 (also for x = -inf, which the clamp keeps from
-// turning into NaN).
+// turning into NaN). Above 128 it is inf: the clamp there keeps n a valid int for the portable
+// ldexp (a lane that a mask discards afterwards may hold anything, +inf included).
 inline Vec vexp2(Vec x) {
-  x = vmax(x, vset(-150.f));
+  x = vmin(vmax(x, vset(-150.f)), vset(128.f));
   Vec n = vround(x);
   Vec f = vsub(x, n);
   Vec p = vset(1.5332507681144132e-04f);
