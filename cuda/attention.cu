@@ -45,7 +45,7 @@ int on_stream(int device, F&& f) {
     f(l);
     return DF_CUDA_OK;
   } catch (const df::Error& e) {
-    return set_error(e.code() == df::Code::OutOfMemory ? DF_CUDA_OUT_OF_MEMORY : DF_CUDA_ERROR, e.what());
+    return set_error(status_of(e), e.what());
   }
 }
 

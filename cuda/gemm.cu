@@ -2,8 +2,10 @@
 // f32 sgemm (matmul on tensors) and bf16 GEMM (the tensor-core ceiling `decoflow bench` times), and the
 // op backend's GEMMs (StreamLaunch::gemm: the linear layers, f32 with TF32 off or bf16 inputs with f32
 // accumulation, an optional bias epilogue).
+#include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <tuple>
 
 #include "common.cuh"
@@ -75,15 +77,30 @@ void lt_check(cublasStatus_t st, const char* what) {
            std::string(what) + " failed with cuBLAS status " + std::to_string(int(st)));
 }
 
-// One product's descriptors and the algorithm cuBLASLt's heuristic chose, cached by shape: the
-// heuristic query costs more than the product of a small layer.
+// The largest power of two, at most 256, that divides a pointer. cuBLASLt's heuristic assumes
+// 256-byte aligned operands unless told otherwise, and the algorithm it then picks refuses
+// (CUBLAS_STATUS_NOT_SUPPORTED) operands that are less aligned: the weights are slices of one
+// parameter buffer at any element offset, so every product states its operands' alignment.
+uint32_t alignment_of(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t align = 256;
+  while (align > 1 && a % align) align /= 2;
+  return align;
+}
+
+// The bias epilogue needs a 16-byte aligned vector whatever the preferences say.
+constexpr uint32_t kBiasAlignment = 16;
+
+// One product's descriptors and the algorithm cuBLASLt's heuristic chose, cached by shape and
+// operand alignment: the heuristic query costs more than the product of a small layer.
 struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
   bool has_algo = false;
 };
-using PlanKey = std::tuple<int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool>;
+using PlanKey = std::tuple<int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool,
+                           uint32_t, uint32_t, uint32_t>;
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 
 }  // namespace
@@ -95,8 +112,9 @@ void StreamLaunch::gemm(const GemmCall& g) {
   cublasLtHandle_t lt;
   status_check(handle_for(device_, &lt), "cuBLASLt handle");
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt's A is our B.
+  const uint32_t align_a = alignment_of(g.a), align_b = alignment_of(g.b), align_c = alignment_of(g.c);
   const PlanKey key{device_, int(g.trans_a), int(g.trans_b), g.m, g.n, g.k, g.lda, g.ldb, g.ldc, int(g.ab),
-                    int(g.c_type), g.bias != nullptr};
+                    int(g.c_type), g.bias != nullptr, align_a, align_b, align_c};
   std::lock_guard<std::mutex> lock(mutex);
   Plan& p = plans[key];
   if (!p.op) {
@@ -119,14 +137,29 @@ void StreamLaunch::gemm(const GemmCall& g) {
     lt_check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
     const size_t ws = kWorkspaceBytes;
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    // cuBLASLt's A is our B, its B our A; C and D are both our C (the product is in place).
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_b, sizeof align_b);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_a, sizeof align_a);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof align_c);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof align_c);
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     cublasLtMatmulAlgoGetHeuristic(lt, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (found > 0) p.algo = result.algo, p.has_algo = true;
   }
-  if (g.bias) cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof g.bias);
   Block workspace = scratch(kWorkspaceBytes);
+  // A bias at a less aligned offset of the parameter buffer goes through an aligned scratch copy (a
+  // stream-ordered copy of one row: far cheaper than the product it feeds).
+  const void* bias = g.bias;
+  std::optional<Block> bias_copy;
+  if (bias != nullptr && alignment_of(bias) < kBiasAlignment) {
+    const size_t bytes = size_t(g.n) * (g.ab == df::DType::BF16 ? 2 : 4);
+    bias_copy.emplace(device_, bytes);
+    copy(bias_copy->get(), bias, bytes);
+    bias = bias_copy->get();
+  }
+  if (bias) cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
   cuda_check(cudaSetDevice(device_), "cudaSetDevice");
   lt_check(cublasLtMatmul(lt, p.op, &g.alpha, g.b, p.a, g.a, p.b, &g.beta, g.c, p.c, g.c, p.c,
                           p.has_algo ? &p.algo : nullptr, workspace.get(), kWorkspaceBytes, stream_),
@@ -144,7 +177,7 @@ int gemm_bf16(int device, int64_t m, int64_t n, int64_t k, const void* a, const 
     l.gemm(g);
     return DF_CUDA_OK;
   } catch (const df::Error& e) {
-    return set_error(e.code() == df::Code::OutOfMemory ? DF_CUDA_OUT_OF_MEMORY : DF_CUDA_ERROR, e.what());
+    return set_error(status_of(e), e.what());
   }
 }
 

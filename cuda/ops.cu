@@ -18,7 +18,25 @@ void throw_cuda(cudaError_t e, const char* what) {
 void status_check(int status, const char* what) {
   if (status == DF_CUDA_OK) return;
   const std::string msg = std::string(what) + ": " + last_error_text();
-  df::fail(status == DF_CUDA_OUT_OF_MEMORY ? df::Code::OutOfMemory : df::Code::Backend, msg);
+  switch (status) {
+    case DF_CUDA_OUT_OF_MEMORY: df::fail(df::Code::OutOfMemory, msg);
+    case DF_CUDA_NO_DRIVER:
+    case DF_CUDA_NO_DEVICE: df::fail(df::Code::Device, msg);
+    case DF_CUDA_INVALID: df::fail(df::Code::ArgValue, msg);
+    default: df::fail(df::Code::Backend, msg);
+  }
+}
+
+int status_of(const df::Error& e) {
+  switch (e.code()) {
+    case df::Code::OutOfMemory: return DF_CUDA_OUT_OF_MEMORY;
+    case df::Code::ArgType:
+    case df::Code::ArgValue:
+    case df::Code::Shape:
+    case df::Code::DType:
+    case df::Code::Device: return DF_CUDA_INVALID;
+    default: return DF_CUDA_ERROR;
+  }
 }
 
 StreamLaunch::StreamLaunch(int device) : device_(device) { status_check(stream_for(device, &stream_), "CUDA stream"); }

@@ -1,7 +1,8 @@
 // The launcher of the CUDA op backend (the protocol of cuda/launch.cuh) on a device: kernels and
 // copies go to the device's one stream (stream_for), scratch comes from the caching allocator, and
 // matrix products go to cuBLASLt (cuda/gemm.cu). Failures are df::Error exceptions: Code::OutOfMemory
-// for an allocation, Code::Backend otherwise, naming the call.
+// for an allocation, Code::Device or Code::ArgValue for a bad device or argument, Code::Backend
+// otherwise, naming the call.
 #pragma once
 #include <string>
 
@@ -16,8 +17,11 @@ namespace dfcuda {
 inline void cuda_check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw_cuda(e, what);
 }
-// Throws for a failed backend status (the C ABI's), with the thread's last error message.
+// Throws for a failed backend status (the C ABI's), with the thread's last error message: a bad
+// argument (DF_CUDA_INVALID) stays an argument error, not a backend failure.
 void status_check(int status, const char* what);
+// The C ABI status of a df::Error caught at the ABI's edge (the inverse of status_check's mapping).
+int status_of(const df::Error& e);
 
 class StreamLaunch {
  public:

@@ -480,6 +480,25 @@ std::vector<Case> make_cases() {
                     [=](Ops& ops, const Ptrs& p, double*) { ops.linear_forward(p[0], p[1], bias ? p[3] : nullptr, p[2], s); },
                     [=](Vals& v, double*) { linear_ref(v[0], v[1], bias ? &v[3] : nullptr, v[2], s.rows, s.in, s.out); }, 1e-5});
     }
+  {  // every operand one element past an aligned address, as the parameter buffer's slices can be: a
+     // GEMM library must not assume more alignment than the pointers have (cuBLASLt refused these)
+    const LinearShape s{33, 40, 24};
+    cs.push_back({"linear_forward rows=33 in=40 out=24 bias, operands 1 element off",
+                  {in("x", C, s.rows * s.in + 1), in("w", C, s.out * s.in + 1), inout("y", C, s.rows * s.out + 1),
+                   in("bias", C, s.out + 1)}, 0,
+                  [=](Ops& ops, const Ptrs& p, double*) {
+                    const size_t e = df::dtype_size(ops.policy().compute);
+                    auto off = [e](void* q) { return static_cast<char*>(q) + e; };
+                    ops.linear_forward(off(p[0]), off(p[1]), off(p[3]), off(p[2]), s);
+                  },
+                  [=](Vals& v, double*) {
+                    auto tail = [](const std::vector<double>& a) { return std::vector<double>(a.begin() + 1, a.end()); };
+                    const std::vector<double> x = tail(v[0]), w = tail(v[1]), b = tail(v[3]);
+                    std::vector<double> y(size_t(s.rows * s.out));
+                    linear_ref(x, w, &b, y, s.rows, s.in, s.out);
+                    std::copy(y.begin(), y.end(), v[2].begin() + 1);
+                  }, 1e-5});
+  }
   {
     const int64_t n = 1001;
     cs.push_back({"silu_forward n=1001", {in("x", C, n, bops::normal(3)), out("y", C, n)}, 0,
