@@ -132,13 +132,13 @@ async function pyramid(df, log = () => {}) {
     for (const dtype of ['f32', 'bf16']) {
       for (const [shape, stages] of [[[2, 3, 40, 24], 3], [[1, 1, 64, 64], 4], [[3, 2, 18, 34], 2]]) {
         const x = rounded(df, shape, 7, dtype);
-        const cpuLevels = df.decomposeSync(x.f32, { kind, stages });
+        const cpuLevels = df.pyramid.decomposeSync(x.f32, { kind, stages });
         const gx = (dtype === 'f32' ? x.f32 : x.low).to('cuda');
-        const levels = await df.decompose(gx, { kind, stages });
+        const levels = await df.pyramid.decompose(gx, { kind, stages });
         assert.equal(levels.length, stages);
         const tol = dtype === 'f32' ? 1e-5 : 2 ** -8 + 1e-5;
         const errs = levels.map((l, i) => relErr(toCpuF32(l), cpuLevels[i].dataSync()));
-        const back = df.recomposeSync(levels, { kind });
+        const back = df.pyramid.recomposeSync(levels, { kind });
         assert.equal(back.device, 'cuda:0');
         const roundTrip = relErr(toCpuF32(back), x.f32.dataSync());
         const label = `${kind} ${dtype} [${shape}] ${stages} stages`;
@@ -154,7 +154,7 @@ async function pyramid(df, log = () => {}) {
   }
   const g = df.Tensor.randn([1, 1, 8, 8], { seed: 9 }).to('cuda');
   const c = df.Tensor.randn([1, 1, 4, 4], { seed: 9 });
-  assert.equal(codeOf(() => df.recomposeSync([c, g])), 'ERR_DECOFLOW_DEVICE');
+  assert.equal(codeOf(() => df.pyramid.recomposeSync([c, g])), 'ERR_DECOFLOW_DEVICE');
   g.dispose();
   c.dispose();
   log('pyramid errors: levels on two devices are a coded error');

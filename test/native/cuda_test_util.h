@@ -4,7 +4,8 @@
 //
 // Without a usable CUDA device a test prints "skipped: no CUDA device (<reason>)" and exits 0
 // (ctest reports it as skipped). With DECOFLOW_REQUIRE_CUDA=1 (the GPU machine's script) the same
-// situation is a failure, so a broken driver cannot pass as a skip.
+// situation is a failure, so a broken driver cannot pass as a skip. A library that was built but
+// does not load for an undefined symbol fails everywhere.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -34,7 +35,12 @@ inline const DfCudaApi* api_or_skip(const char* test, int* exit_code) {
     std::printf("%s: on %s\n", test, b.device_name(0).c_str());
     return &b.api();
   }
-  if (env_flag("DECOFLOW_REQUIRE_CUDA")) {
+  // A library that links against a symbol it does not carry is a broken build, not a missing
+  // device: that fails here too, on machines without a GPU, instead of hiding behind the skip.
+  if (b.reason().find("undefined symbol") != std::string::npos) {
+    std::printf("FAIL %s: the CUDA backend library was built but does not load (%s)\n", test, b.reason().c_str());
+    *exit_code = 1;
+  } else if (env_flag("DECOFLOW_REQUIRE_CUDA")) {
     std::printf("FAIL %s: DECOFLOW_REQUIRE_CUDA is set but no CUDA device is usable (%s)\n", test, b.reason().c_str());
     *exit_code = 1;
   } else {

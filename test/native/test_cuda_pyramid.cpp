@@ -239,7 +239,7 @@ void check_errors() {
   void* levels[2] = {p, p + 4096};
   void* misaligned[2] = {p, p + 4100};
   const void* clevels[2] = {p, p + 4096};
-  expect_invalid(g_api->pyramid_decompose(0, 2, DF_CUDA_F32, p + 8192, levels, &s), "kind", "kind 2");
+  expect_invalid(g_api->pyramid_decompose(0, 3, DF_CUDA_F32, p + 8192, levels, &s), "kind", "kind 3");
   expect_invalid(g_api->pyramid_decompose(0, DF_CUDA_HAAR, DF_CUDA_F16, p + 8192, levels, &s), "dtype", "f16");
   expect_invalid(g_api->pyramid_decompose(0, DF_CUDA_HAAR, DF_CUDA_F32, p + 8192, levels, &odd), "divisible", "6 x 8 in 3 stages");
   expect_invalid(g_api->pyramid_decompose(0, DF_CUDA_HAAR, DF_CUDA_F32, p + 8192, levels, nullptr), "shape", "null shape");
