@@ -11,7 +11,9 @@
 # summary.txt, the benchmark report and logs.tar.gz with every log and JSON (written on exit, also
 # when a step fails). DEADLINE_S (default 480) bounds the whole run: each step's own limit is cut
 # to what is left, so the script ends, and packs its logs, before the caller's timeout. SKIP_STEPS is
-# a regular expression of step names to leave out (e.g. 'dev_attention_.*|bench-torch.*').
+# a regular expression of step names to leave out (e.g. 'dev_attention_.*|bench-torch.*');
+# DECOFLOW_DEV_CUDA=OFF leaves the ladder out of the build. Steps run most important first: the CUDA
+# op backend and the model on it, the public API, the model benchmarks, then the older kernels' checks.
 # Usage: OUT=/some/dir bash scripts/device-check.sh        (target: under ~8 minutes on an H100)
 # Without a GPU it still configures and builds, then reports "no GPU" and exits 0.
 set -u
@@ -76,7 +78,7 @@ note "node: $(node --version 2>/dev/null || echo none); addon build: ${#ADDON_FL
 
 # Build: the backend, the tests, the benchmark and the ladder. cuBLASLt is optional (matmul only).
 step configure 300 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDECOFLOW_CUDA=ON \
-  "-DDECOFLOW_CUDA_ARCHS=$ARCHS" -DDECOFLOW_DEV_CUDA=ON "${ADDON_FLAGS[@]}" || { note "configure failed"; exit 1; }
+  "-DDECOFLOW_CUDA_ARCHS=$ARCHS" "-DDECOFLOW_DEV_CUDA=${DECOFLOW_DEV_CUDA:-ON}" "${ADDON_FLAGS[@]}" || { note "configure failed"; exit 1; }
 step build 420 cmake --build "$BUILD" -j "$(nproc)" || { note "build failed"; tail -40 "$OUT/build.log"; exit 1; }
 BIN="$BUILD/Release"
 ls -la "$BIN" > "$OUT/binaries.txt" 2>&1
@@ -90,12 +92,14 @@ fi
 export DECOFLOW_CUDA_LIBRARY="$PWD/$BIN/libdecoflow_cuda.so"
 export DECOFLOW_REQUIRE_CUDA=1  # a CUDA test that cannot find the device fails instead of skipping
 
-# 1. Correctness: every ctest (CPU tests included), then the CUDA tests' own output for the record.
-step ctest 300 ctest --test-dir "$BUILD" --output-on-failure -j 8 -E '^test_cuda_'
-step test_cuda_attention 180 "$BIN/test_cuda_attention"
-step test_cuda_integrator 120 "$BIN/test_cuda_integrator"
+# 1. Correctness: every op of the CUDA op backend against the CPU (f32 and bf16 policies), the DiT on
+# it, then the CUDA kernels' own tests; the CPU-only ctests come later (CI runs them as well).
+step test_backend_ops 180 "$BIN/test_backend_ops"
+step test_model_backends 180 "$BIN/test_model_backends"
 step test_cuda_runtime 120 "$BIN/test_cuda_runtime"
 step test_cuda_pyramid 120 "$BIN/test_cuda_pyramid"
+step test_cuda_integrator 120 "$BIN/test_cuda_integrator"
+step test_cuda_attention 180 "$BIN/test_cuda_attention"
 
 # 1b. The public API on the GPU (test/cuda/checks.js and test/cuda/training.js through
 # scripts/device-node-check.js): tensors, attention and pyramids on CUDA tensors, then the DiT,
@@ -108,9 +112,9 @@ if [ -f "$BIN/decoflow.node" ] && [ -f dist/index.cjs ]; then
   "$PY" -c "import torch; assert torch.cuda.is_available()" > /dev/null 2>&1 && BENCH_PEER=(--compare torch --python "$PY")
   # The training step of a 2-stage DFM DiT-S/2 and DiT-B/2 (256 tokens) at batch 32 and 128 and sampling
   # (40 steps, cfg 2), against PyTorch eager (bf16 autocast + SDPA) and torch.compile on the same card.
-  step node-bench-model 420 node bin/decoflow.js bench --device cuda --no-progress --budget 2000 "${BENCH_PEER[@]}" \
+  step node-bench-model 420 node bin/decoflow.js bench --device cuda --no-progress --budget 2 "${BENCH_PEER[@]}" \
     --json "$OUT/node_bench_model.json" train:S:2:b32 train:S:2:b128 train:B:2:b32 train:B:2:b128 \
-    train:S:2:b128:compile train:B:2:b128:compile sample:S:2:b32 sample:B:2:b32
+    sample:S:2:b32 sample:B:2:b32
   # A 64-px DFM run for a few minutes on the embedded shapes: its sample grid and previews.
   step run-64px 240 node bin/decoflow.js train --device cuda --data shapes --image-size 64 --stages 2 --model S \
     --grid 16 --batch 64 --lr 5e-4 --warmup 200 --ema-decay 0.999 --stage-probs 0.5,0.5 --steps 100000 \
@@ -121,6 +125,9 @@ if [ -f "$BIN/decoflow.node" ] && [ -f dist/index.cjs ]; then
   # decoflow bench's other GPU rows (ceilings, GEMM, attention, pyramid).
   step node-bench 240 node bin/decoflow.js bench --device cuda --quick --no-progress "${BENCH_PEER[@]}" \
     --json "$OUT/node_bench.json" ceiling gemm attention pyramid
+  # torch.compile as the second peer (its compilation takes a minute or more per row).
+  step node-bench-compile 300 node bin/decoflow.js bench --device cuda --no-progress --budget 2 "${BENCH_PEER[@]}" \
+    --json "$OUT/node_bench_compile.json" train:S:2:b128:compile train:B:2:b128:compile
 else
   note "SKIP  node-check: no addon build or no dist/ (carry .device-carry, dist and the Node-API headers)"
 fi
@@ -129,6 +136,7 @@ fi
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
 if [ -n "$SAN" ]; then
   export DECOFLOW_TEST_SMALL=1 DECOFLOW_CUDA_EXACT_ALLOC=1  # exact-size blocks: no slack past a tensor's end
+  step memcheck-backend-ops 240 "$SAN" --tool memcheck --error-exitcode 9 "$BIN/test_backend_ops"
   step memcheck-attention 240 "$SAN" --tool memcheck --error-exitcode 9 "$BIN/test_cuda_attention"
   step memcheck-integrator 120 "$SAN" --tool memcheck --error-exitcode 9 "$BIN/test_cuda_integrator"
   step memcheck-pyramid 120 "$SAN" --tool memcheck --error-exitcode 9 "$BIN/test_cuda_pyramid"
@@ -138,13 +146,16 @@ else
   note "SKIP  compute-sanitizer: not found"
 fi
 
-# 3. The dev/cuda ladder (each checks itself and prints its timings).
+# 3. The CPU-only ctests, built here with -march=native (CI runs them on its own machine too).
+step ctest 300 ctest --test-dir "$BUILD" --output-on-failure -j 8 -E '^test_cuda_|^test_backend_ops$|^test_model_backends$'
+
+# 4. The dev/cuda ladder (each checks itself and prints its timings).
 for exe in "$BIN"/dev/dev_attention_*; do
   [ -x "$exe" ] || continue
   step "$(basename "$exe")" 120 "$exe"
 done
 
-# 4. Benchmark against PyTorch SDPA on this card, same run.
+# 5. Benchmark against PyTorch SDPA on this card, same run.
 step bench-decoflow 180 "$BIN/bench_cuda_attention" --json "$OUT/bench_decoflow.json"
 step bench-pyramid 120 "$BIN/bench_cuda_pyramid" --json "$OUT/bench_pyramid.json" --md "$OUT/bench_pyramid.md"
 if "$PY" -c "import torch; assert torch.cuda.is_available()" > /dev/null 2>&1; then
@@ -163,7 +174,7 @@ fi
 echo
 echo "==================== summary ===================="
 cat "$SUMMARY"
-for f in test_cuda_attention test_cuda_integrator test_cuda_runtime test_cuda_pyramid node-check; do
+for f in test_backend_ops test_model_backends test_cuda_attention test_cuda_integrator test_cuda_runtime test_cuda_pyramid node-check; do
   [ -f "$OUT/$f.log" ] && { echo "--- $f"; tail -4 "$OUT/$f.log"; }
 done
 [ -f "$OUT/bench-decoflow.log" ] && { echo "--- decoflow bench"; cat "$OUT/bench-decoflow.log"; }
@@ -171,5 +182,9 @@ done
 [ -f "$OUT/bench_report_flash.md" ] && { echo "--- vs PyTorch SDPA (flash)"; cat "$OUT/bench_report_flash.md"; }
 [ -f "$OUT/bench_pyramid.md" ] && { echo "--- pyramid bench (vs D2D copy)"; cat "$OUT/bench_pyramid.md"; }
 for exe in "$OUT"/dev_attention_*.log; do [ -f "$exe" ] && { echo "--- $(basename "$exe")"; tail -15 "$exe"; }; done
+# The end of each failing step's log, so the caller's output shows why without unpacking logs.tar.gz.
+for name in $(sed -n 's/^FAIL  \([^ ]*\) .*/\1/p' "$SUMMARY"); do
+  echo "--- FAIL $name (last 25 lines)"; tail -25 "$OUT/$name.log"
+done
 note "total $(( $(date +%s) - start ))s, $failures failing step(s)"
 [ $failures -eq 0 ]
