@@ -317,11 +317,15 @@ describe('post-hoc EMA: snapshots of a model', () => {
   });
 });
 
+const cli = (args: string[]) =>
+  execFileSync(process.execPath, [path.join(__dirname, '..', 'bin', 'decoflow.js'), ...args], { encoding: 'utf8', stdio: 'pipe' });
+/** A short train command line writing to `out`. */
+const trainArgs = (out: string) =>
+  ['train', '--data', 'shapes', '--image-size', '16', '--grid', '4', '--batch', '4', '--warmup', '1', '--threads', '1', '--checkpoint-every', '0', '--out', out];
+
 test('decoflow train --ema-power --ema-snapshot-every, then decoflow ema --sigma-rel', () => {
-  const bin = path.join(__dirname, '..', 'bin', 'decoflow.js');
-  const cli = (args: string[]) => execFileSync(process.execPath, [bin, ...args], { encoding: 'utf8', stdio: 'pipe' });
   const out = path.join(tmp, 'cli');
-  const args = ['train', '--data', 'shapes', '--image-size', '16', '--grid', '4', '--batch', '4', '--warmup', '1', '--threads', '1', '--checkpoint-every', '0', '--out', out];
+  const args = trainArgs(out);
   cli([...args, '--steps', '7', '--ema-power', '6.94', '--ema-snapshot-every', '3']);
   const snaps = path.join(out, 'ema-snapshots');
   // every third step and the last one
@@ -343,4 +347,35 @@ test('decoflow train --ema-power --ema-snapshot-every, then decoflow ema --sigma
   e = caught(() => cli(['ema', '--snapshots', snaps, '--sigma-rel', '0.5']));
   expect((e as { status?: number }).status).toBe(2);
   expect(String((e as { stderr?: string }).stderr)).toContain('--sigma-rel');
+});
+
+test('train and experiment take the power EMA as --ema-sigma-rel (its length) as well as --ema-power', () => {
+  const out = path.join(tmp, 'cli-sigma-rel');
+  const args = trainArgs(out);
+  cli([...args, '--steps', '4', '--ema-sigma-rel', '0.05', '--ema-snapshot-every', '2']);
+  // the run records the exponent; EDM2's table: sigma_rel 0.05 is gamma 16.97
+  const run = JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8'));
+  expect(run.optimizer.emaPower).toBeCloseTo(gammaOfSigmaRel(0.05), 9);
+  expect(run.optimizer.emaPower).toBeCloseTo(16.97, 1);
+  expect(fs.readdirSync(path.join(out, 'ema-snapshots')).length).toBe(2);
+  const model = Model.load(path.join(out, 'checkpoint.safetensors'));
+  try {
+    expect(model.optimizerOptions.emaPower).toBeCloseTo(gammaOfSigmaRel(0.05), 9);
+  } finally {
+    model.dispose();
+  }
+  // both flags, or a length out of range: a usage error (exit 2) naming the flag, nothing written
+  for (const [extra, expected] of [
+    [['--ema-sigma-rel', '0.1', '--ema-power', '6.94'], 'not both'],
+    [['--ema-sigma-rel', '0.5'], 'expected a number in (0, 0.289]'],
+    [['--ema-sigma-rel', '0'], 'expected a number in (0, 0.289]'],
+  ] as const) {
+    for (const command of [trainArgs(path.join(tmp, 'never')), ['experiment', '--out', path.join(tmp, 'never')]]) {
+      const e = caught(() => cli([...command, '--steps', '2', ...extra]));
+      expect((e as { status?: number }).status).toBe(2);
+      expect(String((e as { stderr?: string }).stderr)).toContain(`--ema-sigma-rel: `);
+      expect(String((e as { stderr?: string }).stderr)).toContain(expected);
+    }
+  }
+  expect(fs.existsSync(path.join(tmp, 'never'))).toBe(false);
 });

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decoflowError } from '../errors';
-import { MAX_SIGMA_REL, posthocEma } from '../posthoc-ema';
+import { gammaOfSigmaRel, MAX_SIGMA_REL, posthocEma } from '../posthoc-ema';
 import { parseArgs, usage, UsageError, type FlagSpec } from './args';
 
 export const EMA_FLAGS: Record<string, FlagSpec> = {
@@ -40,4 +40,23 @@ export async function emaCommand(argv: string[]): Promise<number> {
     );
   }
   return 0;
+}
+
+/** The flag train and experiment take beside --ema-power: the same power EMA named by its length. */
+export const EMA_SIGMA_REL_FLAG: FlagSpec = {
+  kind: 'number',
+  help: `power-function EMA given by its relative length (EDM2's sigma_rel, in (0, ${MAX_SIGMA_REL.toFixed(3)}]; 0.10 is --ema-power 6.94) instead of --ema-power`,
+};
+
+/**
+ * The power EMA's exponent from --ema-power or --ema-sigma-rel (0: the decay EMA). sigma_rel is the
+ * number decoflow ema and EDM2 speak in, so a user need not convert it to an exponent by hand.
+ */
+export function emaPowerFromFlags(a: Record<string, unknown>): number {
+  const power = a['ema-power'] as number;
+  const sigmaRel = a['ema-sigma-rel'] as number | undefined;
+  if (sigmaRel === undefined) return power;
+  if (power !== 0) throw new UsageError('--ema-sigma-rel: give it or --ema-power, not both (they name the same EMA)');
+  if (!(sigmaRel > 0 && sigmaRel <= MAX_SIGMA_REL)) throw new UsageError(`--ema-sigma-rel: expected a number in (0, ${MAX_SIGMA_REL.toFixed(3)}], got ${sigmaRel}`);
+  return gammaOfSigmaRel(sigmaRel);
 }

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { runExperiment } from '../experiment';
 import { setThreads } from '../runtime';
 import { parseArgs, usage, UsageError, type FlagSpec } from './args';
+import { EMA_SIGMA_REL_FLAG, emaPowerFromFlags } from './ema';
 
 export const EXPERIMENT_FLAGS: Record<string, FlagSpec> = {
   datasets: { kind: 'string', help: 'comma-separated datasets', default: 'fashion-mnist,shapes' },
@@ -19,7 +20,8 @@ export const EXPERIMENT_FLAGS: Record<string, FlagSpec> = {
   'ema-decay': { kind: 'number', help: 'EMA decay, warmed up (every evaluation samples the EMA and the raw weights)', default: 0.999 },
   'ema-warmup': { kind: 'bool', help: 'warm the EMA up (on; --no-ema-warmup: off)', default: true },
   'ema-power': { kind: 'number', help: 'power-function EMA (EDM2) with this exponent instead of ema-decay; 0: off', default: 0 },
-  'ema-snapshot-every': { kind: 'int', help: "with --ema-power: save each arm's EMA every this many steps to its ema-snapshots folder, for decoflow ema (0: never)", default: 0 },
+  'ema-sigma-rel': EMA_SIGMA_REL_FLAG,
+  'ema-snapshot-every': { kind: 'int', help: "with --ema-power or --ema-sigma-rel: save each arm's EMA every this many steps to its ema-snapshots folder, for decoflow ema (0: never)", default: 0 },
   scale: { kind: 'number', help: 'multiply steps, eval-every and samples by this (e.g. 10 for a longer run)', default: 1 },
   seed: { kind: 'int', help: 'seed', default: 0 },
   results: { kind: 'string', help: 'the results file, relative to --out (runs of different datasets can share --out) or absolute', default: 'results.json' },
@@ -42,7 +44,8 @@ export async function experimentCommand(argv: string[]): Promise<number> {
     if (!((a[k] as number) >= 1)) throw new UsageError(`--${k}: expected a positive integer, got ${a[k]}`);
   const snapshotEvery = a['ema-snapshot-every'] as number;
   if (!(snapshotEvery >= 0)) throw new UsageError(`--ema-snapshot-every: expected an integer >= 0, got ${snapshotEvery}`);
-  if (snapshotEvery > 0 && !((a['ema-power'] as number) > 0)) throw new UsageError('--ema-snapshot-every: needs a power-function EMA (--ema-power)');
+  const emaPower = emaPowerFromFlags(a);
+  if (snapshotEvery > 0 && !(emaPower > 0)) throw new UsageError('--ema-snapshot-every: needs a power-function EMA (--ema-power or --ema-sigma-rel)');
   const arms = (a.arms as string).split(/[;\s]+/).filter((s) => s.length > 0);
   const out = a.out as string;
   const t0 = Date.now();
@@ -60,7 +63,7 @@ export async function experimentCommand(argv: string[]): Promise<number> {
     lr: a.lr as number,
     emaDecay: a['ema-decay'] as number,
     emaWarmup: a['ema-warmup'] as boolean,
-    emaPower: a['ema-power'] as number,
+    emaPower,
     emaSnapshotEvery: snapshotEvery > 0 ? Math.round(snapshotEvery * scale) : undefined,
     seed: a.seed as number,
     resultsFile: a.results === 'results.json' ? undefined : (a.results as string),

@@ -15,6 +15,7 @@ import { emaSnapshotPath, saveEmaSnapshot } from '../posthoc-ema';
 import { writeSampleGrid } from '../samples';
 import { Trainer, trainerDefaults, type TrainerOptions } from '../trainer';
 import { DEVICE_FLAGS, deviceOptions, parseArgs, usage, UsageError, type FlagSpec } from './args';
+import { EMA_SIGMA_REL_FLAG, emaPowerFromFlags } from './ema';
 import { formatSeconds, ProgressBar } from './progress';
 
 // The method's defaults come from the native trainer (one place); the CLI only shows them.
@@ -34,7 +35,8 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'ema-decay': { kind: 'number', help: 'EMA decay of the weights', default: 0.999 },
   'ema-warmup': { kind: 'bool', help: 'warm the EMA up: step n decays by min(ema-decay, (1+n)/(10+n)) (on; --no-ema-warmup: off)', default: true },
   'ema-power': { kind: 'number', help: 'power-function EMA (EDM2) with this exponent instead of ema-decay; 0: off', default: 0 },
-  'ema-snapshot-every': { kind: 'int', help: 'with --ema-power: save the EMA every this many steps to OUT/ema-snapshots, for decoflow ema (0: never)', default: 0 },
+  'ema-sigma-rel': EMA_SIGMA_REL_FLAG,
+  'ema-snapshot-every': { kind: 'int', help: 'with --ema-power or --ema-sigma-rel: save the EMA every this many steps to OUT/ema-snapshots, for decoflow ema (0: never)', default: 0 },
   'stage-probs': { kind: 'list', help: `probability of each stage being the active one (default: ${DEFAULTS.stageProbs.join(', ')} for 2 stages)` },
   'stage-probs-final': { kind: 'list', help: 'stage probabilities that --stage-probs moves to linearly (coarse first, then finer)' },
   'stage-probs-steps': { kind: 'int', help: 'steps over which the stage probabilities move to --stage-probs-final' },
@@ -140,7 +142,7 @@ export async function train(argv: string[]): Promise<number> {
         weightDecay: a['weight-decay'] as number,
         emaDecay: a['ema-decay'] as number,
         emaWarmup: a['ema-warmup'] as boolean,
-        emaPower: a['ema-power'] as number,
+        emaPower: emaPowerFromFlags(a),
       },
     };
     model = Model.create(config, { maxBatch: run.batch, seed: run.seed, optimizer: run.optimizer, ...deviceOptions(a) });
@@ -185,7 +187,7 @@ export async function train(argv: string[]): Promise<number> {
   const snapshotDir = path.join(out, 'ema-snapshots');
   if (snapshotEvery > 0) {
     if (!(model.optimizerOptions.emaPower > 0))
-      throw new UsageError('--ema-snapshot-every: needs a power-function EMA (--ema-power, e.g. 6.94); post-hoc EMA combines power EMAs');
+      throw new UsageError('--ema-snapshot-every: needs a power-function EMA (--ema-power 6.94 or --ema-sigma-rel 0.1, for example); post-hoc EMA combines power EMAs');
     await fs.promises.mkdir(snapshotDir, { recursive: true });
   }
   const snapshot = () => saveEmaSnapshot(model, emaSnapshotPath(snapshotDir, model.step));
