@@ -29,8 +29,7 @@ export async function emaCommand(argv: string[]): Promise<number> {
     .map((f) => path.join(dir, f));
   if (files.length === 0) throw decoflowError('ERR_DECOFLOW_IO', `--snapshots: no .safetensors files in ${dir}`);
   const lengths = a['sigma-rel'] as number[];
-  for (const s of lengths)
-    if (!(s > 0 && s <= MAX_SIGMA_REL)) throw new UsageError(`--sigma-rel: expected values in (0, ${MAX_SIGMA_REL.toFixed(3)}], got ${s}`);
+  for (const s of lengths) checkSigmaRel('--sigma-rel', s);
   const out = a.out as string;
   for (const sigmaRel of lengths) {
     const file = path.join(out, `ema-${sigmaRel}.safetensors`);
@@ -57,6 +56,11 @@ export function emaPowerFromFlags(a: Record<string, unknown>): number {
   const sigmaRel = a['ema-sigma-rel'] as number | undefined;
   if (sigmaRel === undefined) return power;
   if (power !== 0) throw new UsageError('--ema-sigma-rel: give it or --ema-power, not both (they name the same EMA)');
-  if (!(sigmaRel > 0 && sigmaRel <= MAX_SIGMA_REL)) throw new UsageError(`--ema-sigma-rel: expected a number in (0, ${MAX_SIGMA_REL.toFixed(3)}], got ${sigmaRel}`);
+  checkSigmaRel('--ema-sigma-rel', sigmaRel);
   return gammaOfSigmaRel(sigmaRel);
+}
+
+/** A usage error (exit 2) naming the flag, before gammaOfSigmaRel's argument error could. */
+function checkSigmaRel(flag: string, sigmaRel: number): void {
+  if (!(sigmaRel > 0 && sigmaRel <= MAX_SIGMA_REL)) throw new UsageError(`${flag}: expected a number in (0, ${MAX_SIGMA_REL.toFixed(3)}], got ${sigmaRel}`);
 }
