@@ -21,6 +21,8 @@ const { Model, Sampler, evaluate, loadImageSet, formatEvalTable, setThreads, flo
 
 // Model evaluations per sample: a step is guided while its newest stage's t (at the step's start)
 // is in the guidance interval, as the sampler decides; heun and midpoint take two evaluations a step.
+// (Their second evaluation is counted with the first; the sampler decides it at its own t, so a
+// step that straddles an end of the interval may be counted one off.)
 function countEvaluations(stages, stepsPerStage, thresholds, stageTimeShifts, solver, interval) {
   const sch = flowSchedule(stages, stepsPerStage, thresholds, stageTimeShifts);
   const perStep = solver === 'euler' ? 1 : 2;
